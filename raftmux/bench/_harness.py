@@ -1,0 +1,100 @@
+"""
+Shared pieces of the benchmarks: the result record, the table and JSON
+printers, and a helper that runs one side of a benchmark in a child process.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Result:
+    """One measured figure and its baseline from the same run."""
+
+    name: str
+    unit: str
+    value: float
+    baseline: float | None = None
+    target: float | None = None
+    higherIsBetter: bool = True
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self):
+        if not self.baseline or self.value is None:
+            return None
+        if self.higherIsBetter:
+            return self.value / self.baseline
+        return self.baseline / self.value
+
+    def asJSON(self):
+        d = asdict(self)
+        d["ratio"] = self.ratio
+        return d
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def formatTable(part, results):
+    rows = [("benchmark", "value", "baseline", "ratio", "target", "notes")]
+    for r in results:
+        ratio = r.ratio
+        rows.append((
+            r.name,
+            "%s %s" % (_num(r.value), r.unit),
+            "-" if r.baseline is None else "%s %s" % (_num(r.baseline), r.unit),
+            "-" if ratio is None else "%.2fx" % (ratio,),
+            "-" if r.target is None else ">= %gx" % (r.target,),
+            r.notes,
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "raftmux.bench %s\n%s" % (part, "\n".join(lines))
+
+
+def formatJSON(part, results):
+    return json.dumps({"part": part, "results": [r.asJSON() for r in results]})
+
+
+def _num(v):
+    if v is None:
+        return "-"
+    if abs(v) >= 100:
+        return "{:,.0f}".format(v)
+    return "%.3g" % (v,)
+
+
+@contextmanager
+def serverProcess(module, *args, env=None):
+    """
+    Run ``python -m module args...`` as a child; yield (process, first line
+    of its stdout), which by convention is the port it listens on.  The child
+    is terminated when the block ends.
+    """
+    childEnv = dict(os.environ)
+    childEnv.update(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module] + [str(a) for a in args],
+        stdout=subprocess.PIPE, stdin=subprocess.PIPE, env=childEnv, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        if not line:
+            raise RuntimeError("benchmark child %s exited before it was ready" % (module,))
+        yield proc, line
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,42 @@
+"""
+raftmux: one Twisted port for raft (etcd rafthttp), gossip (ckit over HTTP/2),
+muxado streams and HTTP.
+
+The layout is flat (``raftmux/`` and ``twisted/plugins/`` at the top).  Mapping
+the root explicitly (``package_dir={"": "."}``) makes setuptools' editable
+install use a plain ``.pth`` entry instead of its import-hook finder, which is
+what lets Twisted's plugin scanner see ``twisted/plugins/`` in editable mode.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="raftmux",
+    version="0.1.0",
+    description="Twisted protocol suite for the peer side of clustered services",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    package_dir={"": "."},
+    packages=find_packages(include=["raftmux", "raftmux.*"]) + ["twisted.plugins"],
+    include_package_data=False,
+    install_requires=[
+        "twisted[tls,http2]>=26.4",
+        "txaio>=23.1",
+        "pyopenssl>=25.3.0",
+        "service-identity>=24.1",
+        "protobuf>=4.21",
+        "prometheus_client>=0.17",
+    ],
+    extras_require={
+        "test": ["hypothesis>=6.100", "treq>=24.9"],
+        "lint": ["ruff"],
+        "docs": ["pdoc>=14"],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Networking",
+    ],
+)
