@@ -1,0 +1,202 @@
+"""
+The two sides of the muxado benchmarks, each run as its own process:
+
+    python -m raftmux.bench._muxadopeer server raw|muxado
+    python -m raftmux.bench._muxadopeer client <test> raw|muxado <port> [args]
+
+A server prints its port on its first line; a client prints one JSON line
+with its figures.  ``raw`` is plain Twisted TCP, the baseline.
+"""
+
+import json
+import resource
+import sys
+import time
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from zope.interface import implementer
+
+from raftmux.muxado import MuxadoServerFactory, connectSession
+
+CHUNK = b"x" * 65536
+
+
+@implementer(IHalfCloseableProtocol)
+class Server(protocol.Protocol):
+    """A stream's server side: 4-byte messages are echoed, bulk is counted."""
+
+    def connectionMade(self):
+        self.count = 0
+        self.small = None
+
+    def dataReceived(self, data):
+        if self.small is None:
+            self.small = data.startswith(b"ping")
+        if self.small:
+            self.transport.write(data)
+        else:
+            self.count += len(data)
+
+    def readConnectionLost(self):
+        self.transport.write(b"%d\n" % (self.count,))
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self):
+        pass
+
+
+def serve(mode):
+    streamFactory = protocol.Factory.forProtocol(Server)
+    factory = streamFactory if mode == "raw" else MuxadoServerFactory(streamFactory)
+    d = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+
+    def ready(port):
+        print(port.getHost().port, flush=True)
+    d.addCallback(ready)
+    reactor.run()
+
+
+@implementer(IPushProducer, IHalfCloseableProtocol)
+class BulkWriter(protocol.Protocol):
+    """Write ``total`` bytes as fast as the transport takes them, then half-close."""
+
+    def __init__(self, total, done):
+        self.total = total
+        self.done = done
+        self.paused = False
+        self.reply = b""
+
+    def connectionMade(self):
+        self.sent = 0
+        self.transport.registerProducer(self, True)
+        self.resumeProducing()
+
+    def resumeProducing(self):
+        self.paused = False
+        while not self.paused and self.sent < self.total:
+            self.transport.write(CHUNK)
+            self.sent += len(CHUNK)
+        if self.sent >= self.total and self.transport is not None:
+            self.transport.unregisterProducer()
+            self.transport.loseWriteConnection()
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def stopProducing(self):
+        self.paused = True
+
+    def dataReceived(self, data):
+        self.reply += data
+
+    def readConnectionLost(self):
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self):
+        pass
+
+    def connectionLost(self, reason):
+        if not self.done.called:
+            self.done.callback(self.reply)
+
+
+class PingOnce(protocol.Protocol):
+    def __init__(self, done):
+        self.done = done
+        self.got = b""
+
+    def connectionMade(self):
+        self.transport.write(b"ping")
+
+    def dataReceived(self, data):
+        self.got += data
+        if len(self.got) >= 4:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        if not self.done.called:
+            self.done.callback(self.got)
+
+
+def _opener(mode, port):
+    """A function that returns a Deferred connecting a protocol: new TCP or new stream."""
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    if mode == "raw":
+        def connect(proto):
+            return endpoint.connect(protocol.Factory.forProtocol(lambda: proto))
+        return defer.succeed(connect)
+    return connectSession(endpoint).addCallback(lambda session: session.openStream)
+
+
+@defer.inlineCallbacks
+def bulk(mode, port, total):
+    connect = yield _opener(mode, port)
+    done = defer.Deferred()
+    start = time.perf_counter()
+    yield connect(BulkWriter(total, done))
+    reply = yield done
+    elapsed = time.perf_counter() - start
+    if int(reply.strip() or 0) != total:
+        raise RuntimeError("server counted %r of %d bytes" % (reply, total))
+    return {"bytesPerSecond": total / elapsed, "seconds": elapsed}
+
+
+@defer.inlineCallbacks
+def openEcho(mode, port, count):
+    connect = yield _opener(mode, port)
+    start = time.perf_counter()
+    for _ in range(count):
+        done = defer.Deferred()
+        yield connect(PingOnce(done))
+        got = yield done
+        if got != b"ping":
+            raise RuntimeError("bad echo %r" % (got,))
+    elapsed = time.perf_counter() - start
+    return {"perSecond": count / elapsed, "seconds": elapsed}
+
+
+@defer.inlineCallbacks
+def concurrent(mode, port, streams, each):
+    connect = yield _opener(mode, port)
+    start = time.perf_counter()
+    waits = []
+    for _ in range(streams):
+        done = defer.Deferred()
+        yield connect(BulkWriter(each, done))
+        waits.append(done)
+    replies = yield defer.gatherResults(waits)
+    elapsed = time.perf_counter() - start
+    bad = [r for r in replies if int(r.strip() or 0) != each]
+    if bad:
+        raise RuntimeError("%d streams incomplete" % (len(bad),))
+    return {"seconds": elapsed, "bytesPerSecond": streams * each / elapsed}
+
+
+def client(test, mode, port, *args):
+    tests = {"bulk": bulk, "open": openEcho, "concurrent": concurrent}
+    result = {}
+
+    def finish(value):
+        result.update(value)
+        result["clientMaxRSSKiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        reactor.stop()
+
+    def failed(f):
+        result["error"] = f.getErrorMessage()
+        reactor.stop()
+
+    reactor.callWhenRunning(
+        lambda: tests[test](mode, int(port), *map(int, args)).addCallbacks(finish, failed))
+    reactor.run()
+    print(json.dumps(result), flush=True)
+    return 1 if "error" in result else 0
+
+
+if __name__ == "__main__":
+    role = sys.argv[1]
+    if role == "server":
+        serve(sys.argv[2])
+    else:
+        sys.exit(client(*sys.argv[2:]))

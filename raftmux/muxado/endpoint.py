@@ -1,0 +1,30 @@
+"""Endpoints whose connections are streams of a muxado session."""
+
+from twisted.internet.defer import fail
+from twisted.internet.error import ConnectingCancelledError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from zope.interface import implementer
+
+
+@implementer(IStreamClientEndpoint)
+class SessionEndpoint:
+    """
+    ``connect(factory)`` opens a new stream on ``session`` and connects the
+    factory's protocol to it, so any client protocol can run over muxado.
+    It is also its own endpoint factory (``endpointForURI``), so
+    ``Agent.usingEndpointFactory(reactor, SessionEndpoint(session))`` sends
+    every HTTP request over streams of that one session.
+    """
+
+    def __init__(self, session):
+        self.session = session
+
+    def connect(self, protocolFactory):
+        address = self.session.transport.getPeer() if self.session.transport else None
+        protocol = protocolFactory.buildProtocol(address)
+        if protocol is None:
+            return fail(ConnectingCancelledError(address))
+        return self.session.openStream(protocol)
+
+    def endpointForURI(self, uri):
+        return self

@@ -1,0 +1,102 @@
+# -*- test-case-name: raftmux.test.test_muxado_http -*-
+"""
+HTTP over muxado streams on real loopback TCP: a twisted.web Site serves
+every stream a peer opens, and an Agent sends requests over streams through
+``SessionEndpoint``, in both directions.
+"""
+
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from raftmux.muxado import (
+    MuxadoClientFactory,
+    MuxadoServerFactory,
+    SessionEndpoint,
+    connectSession,
+)
+
+
+class Hello(Resource):
+    isLeaf = True
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+
+    def render_GET(self, request):
+        return b"%s: %s from %s" % (self.name, request.path,
+                                    request.getClientAddress().host.encode())
+
+    def render_POST(self, request):
+        return b"%s got %d bytes" % (self.name, len(request.content.read()))
+
+
+class HTTPOverStreamsTests(TestCase):
+
+    @inlineCallbacks
+    def setUp(self):
+        self.serverFactory = MuxadoServerFactory(Site(Hello(b"server")))
+        self.port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            self.serverFactory)
+        self.addCleanup(self.port.stopListening)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port)
+        self.session = yield connectSession(endpoint, Site(Hello(b"client")))
+        self.addCleanup(self.closeSession)
+        self.pool = HTTPConnectionPool(reactor)
+        self.addCleanup(self.pool.closeCachedConnections)
+
+    def closeSession(self):
+        d = self.session.whenClosed()
+        serverSides = [s.whenClosed() for s in self.serverFactory.sessions]
+        self.session.close()
+        for w in serverSides:
+            d.addCallback(lambda _, w=w: w)
+        return d
+
+    @inlineCallbacks
+    def test_agentOverStreams(self):
+        agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(self.session), self.pool)
+        response = yield agent.request(b"GET", b"http://peer/a/b")
+        body = yield readBody(response)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(body, b"server: /a/b from 127.0.0.1")
+        # A second request reuses the pooled HTTP connection, i.e. the same stream.
+        response = yield agent.request(b"GET", b"http://peer/c")
+        self.assertEqual((yield readBody(response)), b"server: /c from 127.0.0.1")
+        [sessionOnServer] = self.serverFactory.sessions
+        self.assertEqual(len(sessionOnServer.streams), 1)
+
+    @inlineCallbacks
+    def test_concurrentRequestsUseManyStreams(self):
+        from twisted.internet.defer import gatherResults
+        from twisted.web.client import FileBodyProducer
+        from io import BytesIO
+        agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(self.session))
+        responses = yield gatherResults([
+            agent.request(b"POST", b"http://peer/", bodyProducer=FileBodyProducer(
+                BytesIO(b"z" * (100000 * i))))
+            for i in range(1, 9)])
+        bodies = yield gatherResults([readBody(r) for r in responses])
+        self.assertEqual(bodies, [b"server got %d bytes" % (100000 * i,) for i in range(1, 9)])
+
+    @inlineCallbacks
+    def test_acceptingSideOpensStreams(self):
+        """The server's session sends requests to the client's Site."""
+        [sessionOnServer] = self.serverFactory.sessions
+        agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(sessionOnServer))
+        response = yield agent.request(b"GET", b"http://dialer/back")
+        self.assertEqual((yield readBody(response)), b"client: /back from 127.0.0.1")
+
+
+class FactoryTests(TestCase):
+
+    def test_clientFactoryIsClientRole(self):
+        session = MuxadoClientFactory().buildProtocol(None)
+        self.assertTrue(session.isClient)
+        session = MuxadoServerFactory(Site(Hello(b"x"))).buildProtocol(None)
+        self.assertFalse(session.isClient)

@@ -1,0 +1,484 @@
+# -*- test-case-name: raftmux.test.test_muxado_session -*-
+"""
+muxado sessions and streams as Twisted protocols and transports, driven in
+memory (iosim, StringTransport, Clock) so every interleaving is reproducible.
+"""
+
+from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from raftmux.muxado import (
+    ErrorCode,
+    MuxadoConfig,
+    MuxadoSession,
+    SessionClosed,
+    StreamRefused,
+    StreamReset,
+    StreamsExhausted,
+)
+from raftmux.muxado.frames import FrameDecoder, GoAway, encodeData, encodeGoAway
+
+
+class Echo(Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data)
+
+
+class Collect(Protocol):
+    """Keeps what arrives; optionally writes something on connect."""
+
+    def __init__(self, greeting=b""):
+        self.greeting = greeting
+        self.received = b""
+        self.reason = None
+        self.made = False
+
+    def connectionMade(self):
+        self.made = True
+        if self.greeting:
+            self.transport.write(self.greeting)
+
+    def dataReceived(self, data):
+        self.received += data
+
+    def connectionLost(self, reason):
+        self.reason = reason
+
+
+@implementer(IHalfCloseableProtocol)
+class HalfCloseCollect(Collect):
+    """On the peer's FIN, answers with how much it got, then closes."""
+
+    readLost = False
+    writeLost = False
+
+    def readConnectionLost(self):
+        self.readLost = True
+        self.transport.write(b"got %d" % (len(self.received),))
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self):
+        self.writeLost = True
+
+
+@implementer(IPushProducer)
+class Producer:
+    def __init__(self):
+        self.events = []
+
+    def pauseProducing(self):
+        self.events.append("pause")
+
+    def resumeProducing(self):
+        self.events.append("resume")
+
+    def stopProducing(self):
+        self.events.append("stop")
+
+
+def pair(serverFactory=None, clientFactory=None, serverConfig=None, clientConfig=None):
+    clock = Clock()
+    server = MuxadoSession(False, serverFactory, serverConfig, reactor=clock)
+    client = MuxadoSession(True, clientFactory, clientConfig, reactor=clock)
+    _, _, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, clock=clock)
+    return server, client, pump, clock
+
+
+def factoryOf(protocols, cls=Collect, *args):
+    """A factory that builds ``cls`` instances and records them in ``protocols``."""
+    def build():
+        p = cls(*args)
+        protocols.append(p)
+        return p
+    return Factory.forProtocol(build)
+
+
+class EchoTests(SynchronousTestCase):
+
+    def test_clientOpensServerEchoes(self):
+        server, client, pump, _ = pair(Factory.forProtocol(Echo))
+        c = Collect(b"hello")
+        self.assertIs(self.successResultOf(client.openStream(c)), c)
+        pump.flush()
+        self.assertEqual(c.received, b"hello")
+        self.assertEqual(c.transport.streamId, 3)
+
+    def test_serverOpensClientAnswers(self):
+        server, client, pump, _ = pair(None, Factory.forProtocol(Echo))
+        c = Collect(b"from server")
+        server.openStream(c)
+        pump.flush()
+        self.assertEqual(c.received, b"from server")
+        self.assertEqual(c.transport.streamId, 2)
+
+    def test_manyStreamsKeepTheirBytesApart(self):
+        server, client, pump, _ = pair(Factory.forProtocol(Echo))
+        streams = [Collect(b"%d" % i * 1000) for i in range(20)]
+        for s in streams:
+            client.openStream(s)
+        pump.flush()
+        for i, s in enumerate(streams):
+            self.assertEqual(s.received, b"%d" % i * 1000)
+
+    def test_bulkBeyondTheWindow(self):
+        server, client, pump, _ = pair(Factory.forProtocol(Echo))
+        c = Collect()
+        client.openStream(c)
+        payload = bytes(range(256)) * 8192   # 2 MiB, 8 windows
+        c.transport.write(payload)
+        pump.flush()
+        self.assertEqual(c.received, payload)
+
+    def test_addressesAreTheSessionTransports(self):
+        server, client, pump, _ = pair(Factory.forProtocol(Echo))
+        c = Collect()
+        client.openStream(c)
+        self.assertEqual(c.transport.getPeer(), client.transport.getPeer())
+        self.assertEqual(c.transport.getHost(), client.transport.getHost())
+
+
+class CloseTests(SynchronousTestCase):
+
+    def test_halfCloseBothWays(self):
+        served = []
+        server, client, pump, _ = pair(factoryOf(served, HalfCloseCollect))
+        c = HalfCloseCollect(b"abc")
+        client.openStream(c)
+        pump.flush()
+        c.transport.loseWriteConnection()
+        pump.flush()
+        self.assertTrue(c.writeLost)
+        [s] = served
+        self.assertTrue(s.readLost)
+        self.assertEqual(c.received, b"got 3")
+        c.reason.trap(ConnectionDone)
+        s.reason.trap(ConnectionDone)
+        self.assertEqual(server.streams, {})
+        self.assertEqual(client.streams, {})
+
+    def test_finClosesANonHalfCloseableProtocol(self):
+        served = []
+        server, client, pump, _ = pair(factoryOf(served))
+        c = HalfCloseCollect(b"x")
+        client.openStream(c)
+        pump.flush()
+        c.transport.loseWriteConnection()
+        pump.flush()
+        served[0].reason.trap(ConnectionDone)
+        c.reason.trap(ConnectionDone)
+
+    def test_loseConnectionSendsBufferedBytesFirst(self):
+        served = []
+        config = MuxadoConfig(maxWindowSize=1000)
+        server, client, pump, _ = pair(factoryOf(served, HalfCloseCollect), None, config, config)
+        c = Collect()
+        client.openStream(c)
+        c.transport.write(b"y" * 5500)
+        c.transport.loseConnection()
+        self.assertIsNone(c.reason)   # still waiting for window
+        pump.flush()
+        self.assertEqual(len(served[0].received), 5500)
+        self.assertTrue(served[0].readLost)
+        c.reason.trap(ConnectionDone)
+
+    def test_abortSendsRst(self):
+        served = []
+        server, client, pump, _ = pair(factoryOf(served))
+        c = Collect(b"x")
+        client.openStream(c)
+        pump.flush()
+        c.transport.abortConnection()
+        pump.flush()
+        c.reason.trap(ConnectionAborted)
+        error = served[0].reason.trap(StreamReset) and served[0].reason.value
+        self.assertEqual((error.code, error.remote), (ErrorCode.STREAM_CANCELLED, True))
+
+    def test_writesAfterCloseAreDropped(self):
+        server, client, pump, _ = pair(Factory.forProtocol(Echo))
+        c = Collect()
+        client.openStream(c)
+        c.transport.loseConnection()
+        c.transport.write(b"late")
+        pump.flush()
+        self.assertEqual(c.received, b"")
+
+
+class FlowControlTests(SynchronousTestCase):
+
+    def test_pausedStreamDoesNotStallOthers(self):
+        served = []
+        config = MuxadoConfig(maxWindowSize=4096)
+        server, client, pump, _ = pair(factoryOf(served), None, config, config)
+        slow, fast = Collect(b"s"), Collect(b"f")
+        client.openStream(slow)
+        client.openStream(fast)
+        pump.flush()
+        slowServed, fastServed = served
+        slowServed.transport.pauseProducing()
+        slow.transport.write(b"a" * 20000)
+        fast.transport.write(b"b" * 20000)
+        pump.flush()
+        self.assertEqual(len(fastServed.received), 20001)
+        self.assertEqual(len(slowServed.received), 1)
+        # Bytes held for the paused protocol never exceed the window.
+        held = sum(len(d) for d in slowServed.transport._inbox)
+        self.assertLessEqual(held, 4096)
+        self.assertGreater(held, 0)
+        slowServed.transport.resumeProducing()
+        pump.flush()
+        self.assertEqual(len(slowServed.received), 20001)
+
+    def test_streamProducerPausedWithoutWindow(self):
+        served = []
+        config = MuxadoConfig(maxWindowSize=100000)
+        server, client, pump, _ = pair(factoryOf(served), None, config, config)
+        c = Collect(b"x")
+        client.openStream(c)
+        producer = Producer()
+        c.transport.registerProducer(producer, True)
+        pump.flush()
+        served[0].transport.pauseProducing()
+        c.transport.write(b"z" * 99999)       # fills the window
+        c.transport.write(b"z" * 70000)       # waits: above the high-water mark
+        self.assertEqual(producer.events, ["pause"])
+        pump.flush()
+        served[0].transport.resumeProducing()
+        pump.flush()
+        self.assertEqual(producer.events, ["pause", "resume"])
+        self.assertEqual(len(served[0].received), 170000)
+        c.transport.unregisterProducer()
+
+    def test_transportBackPressurePausesStreamProducers(self):
+        transport = StringTransport()
+        session = MuxadoSession(True, reactor=Clock())
+        session.makeConnection(transport)
+        self.assertIs(transport.producer, session)
+        c = Collect()
+        session.openStream(c)
+        producer = Producer()
+        c.transport.registerProducer(producer, True)
+        session.pauseProducing()
+        session.resumeProducing()
+        self.assertEqual(producer.events, ["pause", "resume"])
+        session.pauseProducing()
+        c2 = Collect()
+        session.openStream(c2)
+        producer2 = Producer()
+        c2.transport.registerProducer(producer2, True)
+        self.assertEqual(producer2.events, ["pause"])
+
+    def test_pullProducerDriven(self):
+        """twisted.web's FileSender-style pull producers get resumeProducing calls."""
+        served = []
+        server, client, pump, _ = pair(factoryOf(served))
+        c = Collect(b"x")
+        client.openStream(c)
+
+        class Pull:
+            calls = 0
+
+            def resumeProducing(self):
+                self.calls += 1
+                if self.calls <= 5:
+                    c.transport.write(b"p" * 1000)
+                else:
+                    c.transport.unregisterProducer()
+
+            def stopProducing(self):
+                pass
+
+        pull = Pull()
+        c.transport.registerProducer(pull, False)
+        pump.flush()
+        self.assertEqual(len(served[0].received), 5001)
+        self.assertEqual(pull.calls, 6)
+
+
+class GoAwayTests(SynchronousTestCase):
+
+    def test_closeSendsGoAwayThenClosesTransport(self):
+        transport = StringTransport()
+        session = MuxadoSession(False, reactor=Clock())
+        session.makeConnection(transport)
+        session.close()
+        self.assertEqual(transport.value(), encodeGoAway(1, 0, b"no error"))
+        self.assertTrue(transport.disconnecting)
+
+    def test_retryableStreamsAfterGoAway(self):
+        served = []
+        server, client, pump, _ = pair(factoryOf(served))
+        processed, unseen = Collect(b"one"), Collect()
+        client.openStream(processed)
+        pump.flush()
+        client.openStream(unseen)
+        unseen.transport.write(b"two")
+        # The server goes away having seen only stream 3.
+        server.goAway(ErrorCode.NO_ERROR, b"bye")
+        pump.flush()
+        refused = unseen.reason.trap(StreamRefused) and unseen.reason.value
+        self.assertTrue(refused.retryable)
+        self.assertEqual(refused.code, ErrorCode.REMOTE_GONE_AWAY)
+        closed = processed.reason.value
+        self.assertIsInstance(closed, SessionClosed)
+        self.assertNotIsInstance(closed, StreamRefused)
+        self.assertEqual((closed.remoteCode, closed.remoteDebug), (0, b"bye"))
+        failure = self.failureResultOf(client.openStream(Collect()))
+        failure.trap(SessionClosed)
+        result = self.successResultOf(client.whenClosed())
+        self.assertEqual(result.localCode, ErrorCode.PEER_EOF)
+
+    def test_openAfterGoAwayReceivedIsRetryable(self):
+        transport = StringTransport()
+        session = MuxadoSession(True, reactor=Clock())
+        session.makeConnection(transport)
+        session.dataReceived(encodeGoAway(0, 0, b"draining"))
+        failure = self.failureResultOf(session.openStream(Collect()))
+        self.assertTrue(failure.trap(StreamRefused) and failure.value.retryable)
+
+    def test_streamsExhausted(self):
+        server, client, pump, _ = pair()
+        client._conn._nextId = 0x7FFFFFFF
+        self.failureResultOf(client.openStream(Collect()), StreamsExhausted)
+
+
+class AcceptTests(SynchronousTestCase):
+
+    def test_acceptStreamWithoutFactory(self):
+        server, client, pump, _ = pair()
+        opened = Collect(b"knock")
+        server.openStream(opened)
+        pump.flush()
+        c = Collect()
+        self.assertIs(self.successResultOf(client.acceptStream(c)), c)
+        self.assertEqual(c.received, b"knock")
+        waiting = client.acceptStream(Collect())
+        self.assertNoResult(waiting)
+        server.openStream(Collect(b"second"))
+        pump.flush()
+        self.assertEqual(self.successResultOf(waiting).received, b"second")
+
+    def test_backlogFullRefuses(self):
+        server, client, pump, _ = pair(clientConfig=MuxadoConfig(acceptBacklog=2))
+        opened = [Collect(b"s%d" % i) for i in range(3)]
+        for o in opened:
+            server.openStream(o)
+        pump.flush()
+        self.assertIsNone(opened[0].reason)
+        self.assertIsNone(opened[1].reason)
+        refused = opened[2].reason.trap(StreamRefused) and opened[2].reason.value
+        self.assertEqual(refused.code, ErrorCode.ACCEPT_QUEUE_FULL)
+        self.assertTrue(refused.retryable)
+
+    def test_factoryReturningNoneRefuses(self):
+        server, client, pump, _ = pair(Factory.forProtocol(lambda: None))
+        c = Collect(b"x")
+        server_factory = server.streamFactory
+        server_factory.buildProtocol = lambda addr: None
+        client.openStream(c)
+        pump.flush()
+        self.assertEqual(c.reason.value.code, ErrorCode.STREAM_REFUSED)
+
+
+class HeartbeatTests(SynchronousTestCase):
+
+    def test_pingsAreEchoed(self):
+        beats = []
+        config = MuxadoConfig(heartbeatInterval=10, heartbeatTolerance=15,
+                              onHeartbeat=lambda rtt, timedOut: beats.append((rtt, timedOut)))
+        server, client, pump, clock = pair(Factory.forProtocol(Echo), None, None, config)
+        pump.flush()
+        for _ in range(3):
+            clock.advance(10)
+            pump.flush()
+        self.assertEqual(beats, [(0, False)] * 3)
+        self.assertEqual(server.streams, {3: server.streams[3]})
+        self.assertEqual(client.lastHeartbeatRTT, 0)
+
+    def test_heartbeatStreamOpensWithTypeInSynFrame(self):
+        transport = StringTransport()
+        session = MuxadoSession(True, config=MuxadoConfig(heartbeatInterval=10),
+                                reactor=Clock())
+        session.makeConnection(transport)
+        self.assertEqual(transport.value(), encodeData(3, b"\xff\xff\xff\xff", syn=True))
+
+    def test_silentPeerClosesSession(self):
+        beats = []
+        config = MuxadoConfig(heartbeatInterval=10, heartbeatTolerance=15,
+                              onHeartbeat=lambda rtt, timedOut: beats.append((rtt, timedOut)))
+        server, client, pump, clock = pair(None, None, MuxadoConfig(answerHeartbeats=False),
+                                           config)
+        pump.flush()
+        clock.advance(10)
+        pump.flush()
+        clock.advance(15)
+        pump.flush()
+        self.assertEqual(beats, [(0, True)])
+        self.assertIsNotNone(client._closeReason)
+
+    def test_ordinaryStreamsAreNotMistakenForHeartbeats(self):
+        served = []
+        server, client, pump, _ = pair(factoryOf(served))
+        c = Collect(b"\xff\xff\xff\xfe and more")
+        client.openStream(c)
+        pump.flush()
+        self.assertEqual(served[0].received, b"\xff\xff\xff\xfe and more")
+
+
+class BadInputTests(SynchronousTestCase):
+    """Bad frames: the spec's GOAWAY code, then the transport is closed."""
+
+    def feed(self, data, client=False):
+        transport = StringTransport()
+        session = MuxadoSession(client, Factory.forProtocol(Echo), reactor=Clock())
+        session.makeConnection(transport)
+        session.dataReceived(data)
+        frames = FrameDecoder().receiveData(transport.value())
+        return session, transport, frames
+
+    def assertGoAway(self, data, code):
+        session, transport, frames = self.feed(data)
+        self.assertIsInstance(frames[-1], GoAway)
+        self.assertEqual(frames[-1].code, code)
+        self.assertTrue(transport.disconnecting)
+        return session
+
+    def test_streamZero(self):
+        self.assertGoAway(bytes.fromhex("0000011000000000") + b"x", ErrorCode.PROTOCOL_ERROR)
+
+    def test_wrongParitySyn(self):
+        self.assertGoAway(encodeData(2, b"x", syn=True), ErrorCode.PROTOCOL_ERROR)
+
+    def test_zeroWndInc(self):
+        self.assertGoAway(bytes.fromhex("000004200000000300000000"), ErrorCode.PROTOCOL_ERROR)
+
+    def test_badRstLength(self):
+        self.assertGoAway(bytes.fromhex("00000300000000030000"), ErrorCode.FRAME_SIZE_ERROR)
+
+    def test_goAwayOnStream(self):
+        self.assertGoAway(bytes.fromhex("0000083000000003") + bytes(8), ErrorCode.PROTOCOL_ERROR)
+
+    def test_streamsFailWithSessionClosed(self):
+        transport = StringTransport()
+        session = MuxadoSession(False, Factory.forProtocol(Collect), reactor=Clock())
+        session.makeConnection(transport)
+        session.dataReceived(encodeData(3, b"hi", syn=True))
+        [stream] = session.streams.values()
+        session.dataReceived(bytes.fromhex("0000011000000000") + b"x")
+        session.connectionLost(ConnectionDone())
+        reason = stream.protocol.reason
+        self.assertEqual(reason.value.localCode, ErrorCode.PROTOCOL_ERROR)
+
+    def test_truncatedFrameThenEof(self):
+        transport = StringTransport()
+        session = MuxadoSession(False, Factory.forProtocol(Collect), reactor=Clock())
+        session.makeConnection(transport)
+        session.dataReceived(encodeData(3, b"hello world", syn=True)[:-2])
+        [stream] = session.streams.values()
+        session.connectionLost(ConnectionDone())
+        self.assertEqual(stream.protocol.reason.value.localCode, ErrorCode.PEER_EOF)
