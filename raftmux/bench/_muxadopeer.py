@@ -9,6 +9,7 @@ with its figures.  ``raw`` is plain Twisted TCP, the baseline.
 """
 
 import json
+import os
 import resource
 import sys
 import time
@@ -18,7 +19,11 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from zope.interface import implementer
 
-from raftmux.muxado import MuxadoServerFactory, connectSession
+from raftmux.muxado import MuxadoConfig, MuxadoServerFactory, connectSession
+
+# Benchmarks run with Go's defaults; RAFTMUX_BENCH_WINDOW overrides the window
+# on both sides, to see how much of a figure is the window's doing.
+CONFIG = MuxadoConfig(maxWindowSize=int(os.environ.get("RAFTMUX_BENCH_WINDOW", 0x40000)))
 
 CHUNK = b"x" * 65536
 
@@ -49,7 +54,7 @@ class Server(protocol.Protocol):
 
 def serve(mode):
     streamFactory = protocol.Factory.forProtocol(Server)
-    factory = streamFactory if mode == "raw" else MuxadoServerFactory(streamFactory)
+    factory = streamFactory if mode == "raw" else MuxadoServerFactory(streamFactory, CONFIG)
     d = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
 
     def ready(port):
@@ -127,7 +132,7 @@ def _opener(mode, port):
         def connect(proto):
             return endpoint.connect(protocol.Factory.forProtocol(lambda: proto))
         return defer.succeed(connect)
-    return connectSession(endpoint).addCallback(lambda session: session.openStream)
+    return connectSession(endpoint, config=CONFIG).addCallback(lambda session: session.openStream)
 
 
 @defer.inlineCallbacks

@@ -8,14 +8,16 @@ from raftmux.muxado.session import MuxadoSession
 class _SessionFactoryMixin:
     isClient = False
 
-    def __init__(self, streamFactory=None, config=None, reactor=None):
+    def __init__(self, streamFactory=None, config=None, reactor=None, registry=None):
         self.streamFactory = streamFactory
+        self.registry = registry
         self.config = config
         self.reactor = reactor
         self.sessions = set()
 
     def buildProtocol(self, addr):
-        session = MuxadoSession(self.isClient, self.streamFactory, self.config, self.reactor)
+        session = MuxadoSession(self.isClient, self.streamFactory, self.config, self.reactor,
+                                self.registry)
         session.factory = self
         self.sessions.add(session)
         session.whenClosed().addCallback(lambda _: self.sessions.discard(session))
@@ -40,8 +42,8 @@ class MuxadoServerFactory(_SessionFactoryMixin, Factory):
     ``sessions`` holds the live sessions.
     """
 
-    def __init__(self, streamFactory, config=None, reactor=None):
-        _SessionFactoryMixin.__init__(self, streamFactory, config, reactor)
+    def __init__(self, streamFactory, config=None, reactor=None, registry=None):
+        _SessionFactoryMixin.__init__(self, streamFactory, config, reactor, registry)
 
 
 class MuxadoClientFactory(_SessionFactoryMixin, ClientFactory):
@@ -50,10 +52,10 @@ class MuxadoClientFactory(_SessionFactoryMixin, ClientFactory):
     isClient = True
 
 
-def connectSession(endpoint, streamFactory=None, config=None, reactor=None):
+def connectSession(endpoint, streamFactory=None, config=None, reactor=None, registry=None):
     """
     Connect ``endpoint`` and run a client session on it; returns a Deferred
     firing with the ``MuxadoSession``.  Streams the server opens go to
     ``streamFactory`` (or wait for ``session.acceptStream``).
     """
-    return endpoint.connect(MuxadoClientFactory(streamFactory, config, reactor))
+    return endpoint.connect(MuxadoClientFactory(streamFactory, config, reactor, registry))

@@ -25,6 +25,7 @@ from raftmux.muxado.errors import (
     codeName,
 )
 from raftmux.muxado.heartbeat import HEARTBEAT_TYPE, HeartbeatRequester, HeartbeatResponder
+from raftmux.muxado.metrics import SessionMetrics
 from raftmux.muxado.stream import MuxadoStream
 
 _hot = hotLogger("raftmux.muxado")
@@ -41,11 +42,13 @@ class MuxadoSession(Protocol):
     The session is a push producer toward its transport: when the transport's
     buffer fills it pauses every stream's registered producer, so a slow peer
     pushes back all the way to the writers.
+
+    Metrics go to ``registry`` (default ``raftmux.metrics.REGISTRY``).
     """
 
     log = Logger()
 
-    def __init__(self, isClient, streamFactory=None, config=None, reactor=None):
+    def __init__(self, isClient, streamFactory=None, config=None, reactor=None, registry=None):
         self.isClient = isClient
         self.streamFactory = streamFactory
         self.config = config = config if config is not None else MuxadoConfig()
@@ -64,6 +67,7 @@ class MuxadoSession(Protocol):
         self._closeReason = None      # SessionClosed, once the session is over
         self._localCode = None        # why this side ended the session, if it did
         self._heartbeat = None
+        self._metrics = SessionMetrics(registry, "client" if isClient else "server")
 
     def __repr__(self):
         return "<MuxadoSession %s %s>" % ("client" if self.isClient else "server",
@@ -96,6 +100,7 @@ class MuxadoSession(Protocol):
             return fail(StreamsExhausted("all stream IDs of this session are used"))
         stream = MuxadoStream(self, streamId)
         self._streams[streamId] = stream
+        self._metrics.localStreams.inc()
         _hot.debug("muxado: opened stream {streamId}", streamId=streamId)
         stream._attach(protocol)
         return succeed(protocol)
@@ -150,6 +155,7 @@ class MuxadoSession(Protocol):
     # -- Protocol ---------------------------------------------------------------------
 
     def connectionMade(self):
+        self._metrics.sessions.inc()
         self.transport.registerProducer(self, True)
         if self.config.heartbeatInterval is not None:
             self._heartbeat = HeartbeatRequester(
@@ -180,6 +186,7 @@ class MuxadoSession(Protocol):
                 if stream is not None:
                     stream._reset(event.code, event.remote)
             elif kind is events.StreamRefusedLocally:
+                self._metrics.refused(event.code)
                 self.log.info("muxado: refused stream {streamId} from {peer} ({code})",
                               streamId=event.streamId, peer=self._peer(),
                               code=codeName(event.code))
@@ -187,12 +194,14 @@ class MuxadoSession(Protocol):
                 self._goAwayReceived(event)
             elif kind is events.ConnectionTerminated:
                 self._localCode = event.code
+                self._metrics.protocolError(event.code)
                 self.log.warn("muxado: closing session with {peer}: {message} ({code})",
                               peer=self._peer(), message=event.message,
                               code=codeName(event.code))
         self._flush()
 
     def connectionLost(self, reason):
+        self._metrics.sessions.dec()
         goAway = self._conn.goAwayReceived
         localCode = self._localCode
         if localCode is None:
@@ -247,6 +256,7 @@ class MuxadoSession(Protocol):
     def _streamOpened(self, event):
         stream = MuxadoStream(self, event.streamId)
         self._streams[event.streamId] = stream
+        self._metrics.remoteStreams.inc()
         _hot.debug("muxado: peer opened stream {streamId}", streamId=event.streamId)
         if self.config.answerHeartbeats and event.length >= len(HEARTBEAT_TYPE):
             # Possibly Go's heartbeat stream: decide on the first 4 bytes, all
@@ -287,10 +297,12 @@ class MuxadoSession(Protocol):
             self._refuse(stream, ErrorCode.ACCEPT_QUEUE_FULL)
 
     def _refuse(self, stream, code):
+        self._metrics.refused(code)
         self._conn.resetStream(stream.streamId, code)
         stream._connectionLost(Failure(StreamRefused(code, retryable=True)))
 
     def _goAwayReceived(self, event):
+        self._metrics.goAwaysReceived.inc()
         self.log.info("muxado: {peer} sent GOAWAY ({code}, {debug!r}); "
                       "{n} of our streams refused", peer=self._peer(),
                       code=codeName(event.code), debug=event.debug, n=len(event.refused))
@@ -313,6 +325,8 @@ class MuxadoSession(Protocol):
         callback = self.config.onHeartbeat
         if callback is not None:
             callback(rtt, timedOut)
+        if timedOut:
+            self._metrics.heartbeatTimeouts.inc()
         if timedOut and self.config.closeOnHeartbeatTimeout and self.transport is not None:
             self.log.warn("muxado: no heartbeat echo from {peer}; closing the session",
                           peer=self._peer())

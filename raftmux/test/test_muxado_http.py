@@ -5,11 +5,13 @@ every stream a peer opens, and an Agent sends requests over streams through
 ``SessionEndpoint``, in both directions.
 """
 
+from io import BytesIO
+
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -73,9 +75,6 @@ class HTTPOverStreamsTests(TestCase):
 
     @inlineCallbacks
     def test_concurrentRequestsUseManyStreams(self):
-        from twisted.internet.defer import gatherResults
-        from twisted.web.client import FileBodyProducer
-        from io import BytesIO
         agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(self.session))
         responses = yield gatherResults([
             agent.request(b"POST", b"http://peer/", bodyProducer=FileBodyProducer(

@@ -482,3 +482,29 @@ class BadInputTests(SynchronousTestCase):
         [stream] = session.streams.values()
         session.connectionLost(ConnectionDone())
         self.assertEqual(stream.protocol.reason.value.localCode, ErrorCode.PEER_EOF)
+
+
+class MetricsTests(SynchronousTestCase):
+
+    def test_sessionAndStreamCounters(self):
+        from prometheus_client import CollectorRegistry
+        registry = CollectorRegistry()
+        clock = Clock()
+        server = MuxadoSession(False, Factory.forProtocol(Echo), reactor=clock, registry=registry)
+        client = MuxadoSession(True, reactor=clock, registry=registry)
+        _, _, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, clock=clock)
+        for _ in range(3):
+            client.openStream(Collect(b"x"))
+        pump.flush()
+        value = registry.get_sample_value
+        self.assertEqual(value("raftmux_muxado_sessions", {"role": "server"}), 1)
+        self.assertEqual(value("raftmux_muxado_streams_opened_total",
+                               {"role": "client", "opener": "local"}), 3)
+        self.assertEqual(value("raftmux_muxado_streams_opened_total",
+                               {"role": "server", "opener": "remote"}), 3)
+        server.dataReceived(bytes.fromhex("0000011000000000") + b"x")
+        pump.flush()
+        self.assertEqual(value("raftmux_muxado_protocol_errors_total",
+                               {"role": "server", "code": "PROTOCOL_ERROR"}), 1)
+        self.assertEqual(value("raftmux_muxado_goaways_received_total", {"role": "client"}), 1)
+        self.assertEqual(value("raftmux_muxado_sessions", {"role": "server"}), 0)

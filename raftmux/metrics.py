@@ -1,0 +1,46 @@
+"""
+Prometheus metrics: the project's default registry, one set of metrics per
+registry per part, and a Resource that serves a registry.
+
+Every part takes a ``registry`` argument (a node passes its own); without
+one it uses ``REGISTRY`` here, never prometheus_client's global registry, so
+tests and several nodes in one process stay apart.
+"""
+
+import weakref
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from twisted.web.resource import Resource
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_sets = weakref.WeakKeyDictionary()
+
+
+def metricsFor(metricsClass, registry=None):
+    """The ``metricsClass(registry)`` instance of ``registry``, made once per registry."""
+    if registry is None:
+        registry = REGISTRY
+    perRegistry = _sets.setdefault(registry, {})
+    metrics = perRegistry.get(metricsClass)
+    if metrics is None:
+        metrics = perRegistry[metricsClass] = metricsClass(registry)
+    return metrics
+
+
+class MetricsResource(Resource):
+    """
+    ``GET`` answers with the registry in Prometheus text format, rendered on
+    the reactor thread.  (``prometheus_client.twisted`` renders on a thread
+    pool and imports the reactor when imported; see twisted-notes 10.)
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry=None):
+        super().__init__()
+        self.registry = REGISTRY if registry is None else registry
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self.registry)
