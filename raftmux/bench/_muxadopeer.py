@@ -45,7 +45,8 @@ class Server(protocol.Protocol):
             self.count += len(data)
 
     def readConnectionLost(self):
-        self.transport.write(b"%d\n" % (self.count,))
+        if not self.small:
+            self.transport.write(b"%d\n" % (self.count,))
         self.transport.loseConnection()
 
     def writeConnectionLost(self):

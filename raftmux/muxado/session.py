@@ -316,10 +316,8 @@ class MuxadoSession(Protocol):
     def _streamGone(self, stream):
         self._streams.pop(stream.streamId, None)
         self._producingStreams.discard(stream)
-        try:
+        if stream.protocol is None and stream in self._acceptQueue:
             self._acceptQueue.remove(stream)
-        except ValueError:
-            pass
 
     def _onHeartbeat(self, rtt, timedOut):
         callback = self.config.onHeartbeat

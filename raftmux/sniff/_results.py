@@ -1,0 +1,19 @@
+"""The three answers a matcher gives; identity is what counts."""
+
+
+class _Result:
+    __slots__ = ("_name",)
+
+    def __init__(self, name):
+        self._name = name
+
+    def __repr__(self):
+        return self._name
+
+    def __bool__(self):
+        raise TypeError("compare matcher results with 'is', not truthiness")
+
+
+MATCH = _Result("MATCH")
+NO_MATCH = _Result("NO_MATCH")
+NEED_MORE = _Result("NEED_MORE")
