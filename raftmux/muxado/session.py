@@ -250,7 +250,10 @@ class MuxadoSession(Protocol):
             self.transport.writeSequence(conn.dataToSend())
         if conn.goAwaySent and not self._closing:
             # Nothing may follow a GOAWAY toward a Go peer: close right away.
+            # Unregister first: a TLS transport waits for its producer to go
+            # before it starts its shutdown.
             self._closing = True
+            self.transport.unregisterProducer()
             self.transport.loseConnection()
 
     def _streamOpened(self, event):

@@ -99,3 +99,42 @@ class FactoryTests(TestCase):
         self.assertTrue(session.isClient)
         session = MuxadoServerFactory(Site(Hello(b"x"))).buildProtocol(None)
         self.assertFalse(session.isClient)
+
+
+class TLSTests(TestCase):
+    """A session over TLS closes cleanly from either side."""
+
+    @inlineCallbacks
+    def closeFrom(self, side):
+        from twisted.internet.endpoints import wrapClientTLS
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from raftmux.testing.tlsca import CertificateAuthority
+        ca = CertificateAuthority()
+        serverFactory = MuxadoServerFactory(Site(Hello(b"tls")))
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            TLSMemoryBIOFactory(ca.serverOptions(ca.issue("node1", ipAddresses=["127.0.0.1"])),
+                                False, serverFactory))
+        self.addCleanup(port.stopListening)
+        endpoint = wrapClientTLS(ca.clientOptions("127.0.0.1"),
+                                 TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port))
+        session = yield connectSession(endpoint)
+        agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(session))
+        response = yield agent.request(b"GET", b"https://peer/x")
+        self.assertEqual((yield readBody(response)), b"tls: /x from 127.0.0.1")
+        [serverSession] = serverFactory.sessions
+        waits = gatherResults([session.whenClosed(), serverSession.whenClosed()])
+        (session if side == "client" else serverSession).close()
+        clientClosed, serverClosed = yield waits
+        return clientClosed, serverClosed
+
+    @inlineCallbacks
+    def test_clientCloses(self):
+        clientClosed, serverClosed = yield self.closeFrom("client")
+        self.assertEqual(serverClosed.remoteCode, 0)
+        self.assertEqual(serverClosed.remoteDebug, b"no error")
+
+    @inlineCallbacks
+    def test_serverCloses(self):
+        clientClosed, serverClosed = yield self.closeFrom("server")
+        self.assertEqual(clientClosed.remoteDebug, b"no error")

@@ -1,0 +1,34 @@
+# -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
+"""
+What a ``Transport`` needs from the raft it carries (etcd's ``Raft``
+interface, spec 6).
+"""
+
+from zope.interface import Interface
+
+__all__ = ["IRaft", "SNAPSHOT_FINISH", "SNAPSHOT_FAILURE"]
+
+# raft.SnapshotStatus values.
+SNAPSHOT_FINISH = 1
+SNAPSHOT_FAILURE = 2
+
+
+class IRaft(Interface):
+    """The raft node behind a ``Transport``."""
+
+    def process(message):
+        """
+        Deliver one incoming ``raftpb.Message``.  Return a Deferred (or
+        None, meaning accepted at once); a failure means "not accepted"
+        (POST /raft answers 500).  Messages of one peer and one kind
+        (proposals, the rest) are processed one after another.
+        """
+
+    def isIDRemoved(id):
+        """Whether member ``id`` was removed from the cluster (stream dials get 410)."""
+
+    def reportUnreachable(id):
+        """A message to ``id`` could not be sent."""
+
+    def reportSnapshot(id, status):
+        """A snapshot send to ``id`` ended: ``SNAPSHOT_FINISH`` or ``SNAPSHOT_FAILURE``."""

@@ -1,0 +1,77 @@
+# -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
+"""
+Test helpers for code built on ``Transport``: a recording ``IRaft`` and a
+bounded wait for a condition on a real reactor.
+"""
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
+from zope.interface import implementer
+
+from raftmux.rafthttp.interfaces import IRaft
+
+__all__ = ["FakeRaft", "waitFor"]
+
+
+@implementer(IRaft)
+class FakeRaft:
+    """
+    Records what a Transport gives it.  ``processResult`` is returned from
+    ``process`` (None, an exception to fail with, or a Deferred);
+    ``removed`` holds IDs for ``isIDRemoved``.  ``waitForMessages(n)``
+    fires once ``n`` messages arrived.
+    """
+
+    def __init__(self):
+        self.messages = []
+        self.unreachable = []
+        self.snapshots = []
+        self.removed = set()
+        self.processResult = None
+        self.onMessage = None
+        self._waiters = []
+
+    def process(self, message):
+        self.messages.append(message)
+        if self.onMessage is not None:
+            self.onMessage(message)
+        for waiter in list(self._waiters):
+            n, d = waiter
+            if len(self.messages) >= n:
+                self._waiters.remove(waiter)
+                d.callback(self.messages)
+        result = self.processResult
+        if isinstance(result, Exception):
+            return fail(result)
+        if isinstance(result, Deferred):
+            return result
+        return succeed(None)
+
+    def isIDRemoved(self, id):
+        return id in self.removed
+
+    def reportUnreachable(self, id):
+        self.unreachable.append(id)
+
+    def reportSnapshot(self, id, status):
+        self.snapshots.append((id, status))
+
+    def waitForMessages(self, n):
+        if len(self.messages) >= n:
+            return succeed(self.messages)
+        d = Deferred()
+        self._waiters.append((n, d))
+        return d
+
+
+async def waitFor(reactor, predicate, timeout=10.0, interval=0.01, what="condition"):
+    """
+    Poll ``predicate`` on a real reactor until it is true; raise
+    ``AssertionError`` after ``timeout`` seconds (a bounded loop).
+    """
+    for _ in range(int(timeout / interval) + 1):
+        if predicate():
+            return
+        await deferLater(reactor, interval, lambda: None)
+    if not predicate():
+        raise AssertionError("timed out waiting for %s" % (what,))
