@@ -77,7 +77,8 @@ class BulkWriter(protocol.Protocol):
     def connectionMade(self):
         self.sent = 0
         self.transport.registerProducer(self, True)
-        self.resumeProducing()
+        if not self.paused:       # registering may pause us at once
+            self.resumeProducing()
 
     def resumeProducing(self):
         self.paused = False

@@ -30,6 +30,10 @@ from raftmux.muxado.stream import MuxadoStream
 
 _hot = hotLogger("raftmux.muxado")
 
+# Bytes the session's transport may buffer before pausing the session (and
+# its read size): two 64 KiB DATA frames with their headers.
+TRANSPORT_BUFFER = 2 * (65536 + 8)
+
 
 @implementer(IPushProducer)
 class MuxadoSession(Protocol):
@@ -155,6 +159,12 @@ class MuxadoSession(Protocol):
     # -- Protocol ---------------------------------------------------------------------
 
     def connectionMade(self):
+        # A TCP transport pauses its producer once more than bufferSize (64 KiB)
+        # waits to be sent, and reads bufferSize at a time.  A 64 KiB stream
+        # write plus its 8-byte header is just over that, so every write would
+        # pause every stream: let two such frames queue (measured: +30% bulk).
+        if getattr(self.transport, "bufferSize", TRANSPORT_BUFFER) < TRANSPORT_BUFFER:
+            self.transport.bufferSize = TRANSPORT_BUFFER
         self._metrics.sessions.inc()
         self.transport.registerProducer(self, True)
         if self.config.heartbeatInterval is not None:

@@ -86,16 +86,16 @@ class MuxadoStream:
         if self._pending:
             self._pending.append(data)
             self._pendingSize += len(data)
-            self._updateProducer()
-            return
-        session = self.session
-        sent = session._conn.sendData(self.streamId, data)
-        session._flush()
-        if sent < len(data):
-            self._pending.append(data)
-            self._headOffset = sent
-            self._pendingSize += len(data) - sent
-            self._updateProducer()
+        else:
+            session = self.session
+            sent = session._conn.sendData(self.streamId, data)
+            session._flush()
+            if sent < len(data):
+                self._pending.append(data)
+                self._headOffset = sent
+                self._pendingSize += len(data) - sent
+        if self._producer is not None:
+            self._updateProducer(writing=True)
 
     def writeSequence(self, iovec):
         self.write(b"".join(iovec))
@@ -226,12 +226,13 @@ class MuxadoStream:
         else:
             self._updateProducer()
 
-    def _updateProducer(self):
+    def _updateProducer(self, writing=False):
         producer = self._producer
         if producer is None:
             return
         if not self._streaming:
-            self._pull()
+            if not writing:
+                self._pull()
             return
         shouldPause = self.session._paused or self._pendingSize >= HIGH_WATER
         if shouldPause != self._producerPaused:
