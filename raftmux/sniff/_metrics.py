@@ -1,17 +1,17 @@
 # -*- test-case-name: raftmux.test.test_sniff -*-
 """
 Prometheus counters for the sniffer, kept in a ``CollectorRegistry`` the
-caller passes (the node's own) or in ``REGISTRY``, this package's default;
+caller passes (the node's own) or in ``raftmux.metrics.REGISTRY``;
 never prometheus_client's global one, so tests and nodes stay isolated.
 One set of metrics per registry, shared by every ``SniffingFactory`` using
 it and told apart by the ``sniffer`` label.
 """
 
-import weakref
+from prometheus_client import Counter, Gauge
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from raftmux import metrics as _metrics
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY = _metrics.REGISTRY
 
 
 class SniffMetrics:
@@ -39,14 +39,6 @@ class SniffMetrics:
             registry=registry)
 
 
-_byRegistry = weakref.WeakKeyDictionary()
-
-
 def metricsFor(registry=None):
     """The ``SniffMetrics`` of ``registry`` (default ``REGISTRY``), made once."""
-    if registry is None:
-        registry = REGISTRY
-    metrics = _byRegistry.get(registry)
-    if metrics is None:
-        metrics = _byRegistry[registry] = SniffMetrics(registry)
-    return metrics
+    return _metrics.metricsFor(SniffMetrics, registry)
