@@ -71,6 +71,8 @@ class MuxadoSession(Protocol):
         self._closeReason = None      # SessionClosed, once the session is over
         self._localCode = None        # why this side ended the session, if it did
         self._heartbeat = None
+        self._dispatching = False
+        self._lostLater = []          # (protocol, reason) to tell after this dispatch
         self._metrics = SessionMetrics(registry, "client" if isClient else "server")
 
     def __repr__(self):
@@ -174,6 +176,15 @@ class MuxadoSession(Protocol):
             self.openStream(self._heartbeat)
 
     def dataReceived(self, data):
+        self._dispatching = True
+        try:
+            self._dispatch(data)
+        finally:
+            self._dispatching = False
+        if self._lostLater:
+            self._tellLost()
+
+    def _dispatch(self, data):
         streams = self._streams
         for event in self._conn.receiveData(data):
             kind = event.__class__
@@ -211,6 +222,7 @@ class MuxadoSession(Protocol):
         self._flush()
 
     def connectionLost(self, reason):
+        self._tellLost()
         self._metrics.sessions.dec()
         goAway = self._conn.goAwayReceived
         localCode = self._localCode
@@ -349,6 +361,22 @@ class MuxadoSession(Protocol):
             from twisted.internet import reactor
             self._reactor = reactor
         return self._reactor
+
+    def _notifyLater(self, protocol, reason):
+        """
+        Call ``protocol.connectionLost(reason)`` soon, never from inside the
+        call that closed it (TCP never does; twisted.web's HTTP client relies
+        on it): after the current dispatch of received data, or on the next
+        reactor turn.
+        """
+        self._lostLater.append((protocol, reason))
+        if not self._dispatching and len(self._lostLater) == 1:
+            self._callLater(0, self._tellLost)
+
+    def _tellLost(self):
+        pending, self._lostLater = self._lostLater, []
+        for protocol, reason in pending:
+            protocol.connectionLost(reason)
 
     def _callLater(self, delay, f, *args):
         return self._clock().callLater(delay, f, *args)

@@ -333,6 +333,6 @@ class MuxadoStream:
             producer.stopProducing()
         if self.protocol is not None:
             if later:
-                self.session._callLater(0, self.protocol.connectionLost, reason)
+                self.session._notifyLater(self.protocol, reason)
             else:
                 self.protocol.connectionLost(reason)
