@@ -1,0 +1,162 @@
+# -*- test-case-name: raftmux.test.test_gossip_transport -*-
+"""
+``GossipTransport``: memberlist's ``Transport`` contract as ckit's
+gossiphttp implements it, Twisted-shaped.
+
+* ``writeTo(data, address)`` never fails: the packet goes into a 1,000-entry
+  queue that drops the oldest when full; one sender drains it in order,
+  POSTing each packet as one frame to ``/message`` with a per-packet
+  timeout, no retries.  ckit's sender waits for each answer; ours keeps up
+  to ``maxInFlight`` POSTs outstanding on the peer's one connection (1 is
+  ckit's behaviour), so one slow answer does not stall the next packet.
+* Packets arrive through ``onPacket(data, fromAddress, timestamp)`` where
+  ``fromAddress`` is the sending connection's ``ip:port`` and ``timestamp``
+  the reactor time when the request arrived.
+* Peers' streams arrive through ``onStream(stream)``; ``dialTimeout`` opens
+  one and fails unless the peer answers 200 within ``timeout``.
+"""
+
+import ipaddress
+from collections import deque
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from raftmux.gossip.errors import StreamRejected
+from raftmux.gossip.framing import DEFAULT_MAX_FRAME_SIZE, encodeFrame
+from raftmux.gossip.h2client import H2ClientPool
+from raftmux.gossip.h2server import MESSAGE_PATH, STREAM_PATH, GossipServerFactory
+from raftmux.gossip.metrics import GossipMetrics
+
+QUEUE_SIZE = 1000
+PACKET_TIMEOUT = 5.0
+
+
+class GossipTransport:
+    log = Logger()
+
+    def __init__(self, reactor, advertiseAddress, onPacket, onStream, contextFactory=None,
+                 packetTimeout=PACKET_TIMEOUT, maxInFlight=16, maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
+                 registry=None, queueSize=QUEUE_SIZE, endpointFactory=None, serverOptions=None):
+        self.reactor = reactor
+        self.advertiseAddress = advertiseAddress
+        self.onPacket = onPacket
+        self.onStream = onStream
+        self.packetTimeout = packetTimeout
+        self.maxInFlight = maxInFlight
+        self.maxFrameSize = maxFrameSize
+        self.metrics = GossipMetrics(registry)
+        self.shutDown = False
+        self._queue = deque(maxlen=queueSize)
+        self.metrics.trackTxQueue(self._queue)
+        self._inFlight = {}
+        self._pumping = False
+        self._serverOptions = dict(serverOptions or {}, maxFrameSize=maxFrameSize)
+        self.pool = H2ClientPool(reactor, contextFactory=contextFactory,
+                                 endpointFactory=endpointFactory, metrics=self.metrics,
+                                 maxFrameSize=maxFrameSize)
+
+    def serverFactory(self):
+        """A factory serving the ckit routes: h2c prior knowledge, ALPN h2, HTTP/1.x -> 505."""
+        return GossipServerFactory(self, **self._serverOptions)
+
+    # -- packets out --------------------------------------------------------
+
+    def writeTo(self, data, address):
+        """Queue one packet for ``address`` (``host:port``); returns the time.  Never fails."""
+        now = self.reactor.seconds()
+        if not self.shutDown:
+            self._queue.append((bytes(data), address))
+            self._pump()
+        return now
+
+    def _pump(self):
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._queue and len(self._inFlight) < self.maxInFlight and not self.shutDown:
+                self._send(*self._queue.popleft())
+        finally:
+            self._pumping = False
+
+    def _send(self, data, address):
+        metrics = self.metrics
+        metrics.txPackets.inc()
+        metrics.txBytes.inc(len(data))
+        token = object()
+        try:
+            d = self.pool.request(address, MESSAGE_PATH, encodeFrame(data),
+                                  timeout=self.packetTimeout)
+        except Exception:
+            d = defer.fail()
+        self._inFlight[token] = d
+
+        def answered(status):
+            if status != 200:
+                raise StreamRejected(status)
+
+        def failed(f):
+            metrics.txFailed.inc()
+            self.log.debug("gossip packet to {address} failed: {why}", address=address,
+                           why=f.getErrorMessage())
+
+        def done(_):
+            self._inFlight.pop(token, None)
+            self._pump()
+        d.addCallback(answered).addErrback(failed).addBoth(done)
+
+    # -- packets and streams in ------------------------------------------------
+
+    def packetReceived(self, data, fromAddress, timestamp):
+        self.metrics.rxPackets.inc()
+        self.metrics.rxBytes.inc(len(data))
+        try:
+            self.onPacket(data, fromAddress, timestamp)
+        except Exception:
+            self.log.failure("onPacket raised")
+
+    def streamAccepted(self, stream):
+        try:
+            self.onStream(stream)
+        except Exception:
+            self.log.failure("onStream raised")
+            stream.abortConnection()
+
+    def dialTimeout(self, address, timeout):
+        """A Deferred firing with a ``GossipStream`` to ``address``; attach a protocol to it."""
+        if self.shutDown:
+            return defer.fail(RuntimeError("transport is shut down"))
+        return self.pool.openStream(address, STREAM_PATH, timeout=timeout if timeout > 0 else None)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def finalAdvertiseAddr(self, ip, port):
+        """ckit's checks and normalisation; returns ``(ip, port)``, raises ValueError."""
+        if not ip:
+            raise ValueError("no configured advertise address")
+        if not port:
+            raise ValueError("missing real listen port")
+        try:
+            parsed = ipaddress.ip_address(ip)
+        except ValueError:
+            raise ValueError("failed to parse advertise ip %r" % (ip,))
+        if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+            parsed = parsed.ipv4_mapped
+        ip = str(parsed)
+        self.localAddress = ("[%s]:%d" if parsed.version == 6 else "%s:%d") % (ip, port)
+        return ip, port
+
+    def shutdown(self):
+        """
+        Answer 503 from now on, drop queued packets, wait for POSTs in flight
+        (each bounded by the packet timeout), then close our client
+        connections.  Accepted streams are left to their owners, as in ckit.
+        """
+        self.shutDown = True
+        self._queue.clear()
+        waits = list(self._inFlight.values())
+        d = defer.DeferredList(waits, consumeErrors=True)
+        d.addCallback(lambda _: self.pool.closeAll())
+        d.addCallback(lambda _: None)
+        return d

@@ -1,0 +1,579 @@
+# -*- test-case-name: raftmux.test.test_gossip -*-
+"""
+raftmux.gossip in memory: our HTTP/2 client against our server over iosim,
+with a MemoryReactorClock for every timer, so each test is deterministic.
+Real sockets, curl, nghttp, h2load, TLS and the sniffer are in
+test_gossip_loopback; the frame codec in test_gossip_framing.
+"""
+
+from h2.errors import ErrorCodes
+from prometheus_client import CollectorRegistry, generate_latest
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import TimeoutError
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.test.iosim import FakeTransport, connect
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from raftmux.gossip import (
+    MESSAGE_PATH,
+    STREAM_PATH,
+    ConnectionGoneAway,
+    GossipTransport,
+    H2ClientProtocol,
+    StreamRejected,
+    StreamReset,
+    encodeFrame,
+)
+from raftmux.gossip.h2base import HIGH_WATER
+from raftmux.gossip.h2server import CONTENT_TYPE
+
+PEER = IPv4Address("TCP", "10.0.0.2", 45678)
+
+
+class Collect(Protocol):
+    """A stream protocol that keeps what it gets and how it ended."""
+
+    def __init__(self):
+        self.data = b""
+        self.reason = None
+        self.made = False
+
+    def connectionMade(self):
+        self.made = True
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        self.reason = reason
+
+
+class Echo(Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data)
+
+
+@implementer(IHalfCloseableProtocol)
+class EchoThenClose(Echo):
+    """memberlist's listener: read the request to its end, answer, close."""
+
+    def readConnectionLost(self):
+        self.transport.write(b"bye")
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self):
+        pass
+
+
+class Harness:
+    """A gossip server (on a MemoryReactorClock) and one client connection to it."""
+
+    def __init__(self, case, onStream=None, serverOptions=None, **clientOptions):
+        self.clock = MemoryReactorClock()
+        self.packets = []
+        self.streams = []
+        self.registry = CollectorRegistry()
+
+        def accepted(stream):
+            self.streams.append(stream)
+            if onStream is not None:
+                onStream(stream)
+        self.gossip = GossipTransport(
+            self.clock, "10.0.0.1:7946", lambda *a: self.packets.append(a), accepted,
+            registry=self.registry, serverOptions=serverOptions)
+        self.server = self.gossip.serverFactory().buildProtocol(PEER)
+        self.client = self.connectClient(**clientOptions)
+
+    def connectClient(self, **options):
+        client = H2ClientProtocol(self.clock, "10.0.0.1:7946", **options)
+        server = self.server if not hasattr(self, "pump") else \
+            self.gossip.serverFactory().buildProtocol(PEER)
+        pump = connect(server, FakeTransport(server, True, peerAddress=PEER),
+                       client, FakeTransport(client, False), clock=self.clock)
+        if not hasattr(self, "pump"):
+            self.pump = pump
+        client.pump = pump
+        return client
+
+    def flush(self):
+        self.pump.flush()
+
+    def raw(self, path, chunks=(), end=True, contentType=CONTENT_TYPE):
+        """A request written by hand, so bodies can be anything, in pieces."""
+        client = self.client
+        streamID = client.conn.get_next_available_stream_id()
+        d = defer.Deferred()
+        from raftmux.gossip.h2client import _Request
+        client.handlers[streamID] = _Request(client, streamID, d)
+        headers = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"),
+                   (b":path", path)]
+        if contentType is not None:
+            headers.append((b"content-type", contentType))
+        client.conn.send_headers(streamID, headers, end_stream=not chunks and end)
+        for i, chunk in enumerate(chunks):
+            client.sendData(streamID, chunk, end=end and i == len(chunks) - 1)
+        client.flush()
+        self.flush()
+        return streamID, d
+
+
+class MessageTests(SynchronousTestCase):
+    def test_packetDelivered(self):
+        """One frame -> one packet with the connection's ip:port and the arrival time."""
+        h = Harness(self)
+        h.clock.advance(12.5)
+        d = h.client.request(MESSAGE_PATH, encodeFrame(b"hello"))
+        h.flush()
+        self.assertEqual(self.successResultOf(d), 200)
+        self.assertEqual(h.packets, [(b"hello", "10.0.0.2:45678", 12.5)])
+
+    def test_manyFramesOneBody(self):
+        """Go sends one frame per request, but a body may hold many (and zero)."""
+        h = Harness(self)
+        d1 = h.client.request(MESSAGE_PATH, b"".join(encodeFrame(b"%d" % i) for i in range(5)))
+        d2 = h.client.request(MESSAGE_PATH, b"")
+        h.flush()
+        self.assertEqual((self.successResultOf(d1), self.successResultOf(d2)), (200, 200))
+        self.assertEqual([p[0] for p in h.packets], [b"0", b"1", b"2", b"3", b"4"])
+
+    def test_statusOrder(self):
+        """ckit's order: unknown path 404, shut down 503, content type 400."""
+        h = Harness(self)
+        answers = [h.raw(b"/api/v1/ckit/transport/nope", contentType=None)[1],
+                   h.raw(MESSAGE_PATH, [encodeFrame(b"x")], contentType=b"text/plain")[1],
+                   h.raw(MESSAGE_PATH, [encodeFrame(b"x")],
+                         contentType=b"application/x.ckit; charset=utf-8")[1],
+                   h.raw(MESSAGE_PATH, [encodeFrame(b"x")], contentType=None)[1],
+                   h.raw(STREAM_PATH, contentType=b"text/plain", end=False)[1]]
+        self.assertEqual([self.successResultOf(d) for d in answers], [404, 400, 400, 400, 400])
+        self.assertEqual(h.packets, [])
+        h.gossip.shutdown()
+        answers = [h.raw(b"/other", contentType=None)[1],
+                   h.raw(MESSAGE_PATH, [encodeFrame(b"x")], contentType=b"text/plain")[1],
+                   h.raw(STREAM_PATH, end=False)[1]]
+        self.assertEqual([self.successResultOf(d) for d in answers], [404, 503, 503])
+
+    def test_badMagic(self):
+        """400; frames before the error were already delivered (ckit queues them)."""
+        h = Harness(self)
+        _, d = h.raw(MESSAGE_PATH, [encodeFrame(b"ok") + b"\xab\x00\x01x"])
+        self.assertEqual(self.successResultOf(d), 400)
+        self.assertEqual([p[0] for p in h.packets], [b"ok"])
+
+    def test_truncated(self):
+        h = Harness(self)
+        _, d = h.raw(MESSAGE_PATH, [b"\xcc\x00\x05hel"])
+        self.assertEqual(self.successResultOf(d), 400)
+        self.assertEqual(h.packets, [])
+
+    def test_oversizeDeclaredLength(self):
+        """
+        A CD header claiming 4 GiB is refused at once with 400, before any
+        payload arrives; the body that follows is dropped, and past
+        ``maxDiscard`` the stream is reset (NO_ERROR).  The connection lives on.
+        """
+        h = Harness(self)
+        streamID, d = h.raw(MESSAGE_PATH, [b"\xcd\xff\xff\xff\xff"], end=False)
+        self.assertEqual(self.successResultOf(d), 400)
+        self.assertEqual(h.server.held, 0)
+        self.assertTrue(h.server.streamOpen(streamID))
+        for _ in range(10):
+            h.client.sendData(streamID, b"x" * 65536)
+            h.flush()
+        self.assertFalse(h.server.streamOpen(streamID))
+        self.assertEqual(h.server.held, 0)
+        d = h.client.request(MESSAGE_PATH, encodeFrame(b"after"))
+        h.flush()
+        self.assertEqual(self.successResultOf(d), 200)
+
+    def test_largeFrame(self):
+        """A 3 MB 0xCD frame crosses many windows and HTTP/2 DATA frames."""
+        h = Harness(self)
+        payload = bytes(range(256)) * (3 * 4096)
+        d = h.client.request(MESSAGE_PATH, encodeFrame(payload))
+        h.flush()
+        self.assertEqual(self.successResultOf(d), 200)
+        self.assertEqual(h.packets[0][0], payload)
+        self.assertEqual(h.server.held, 0)
+
+    def test_partialFramesBoundedPerConnection(self):
+        """Streams that each park a partial big frame cannot hold more than maxHeld."""
+        h = Harness(self)
+        h.server.maxHeld = 200000
+        results = [h.raw(MESSAGE_PATH, [b"\xcd\x00\x10\x00\x00" + b"x" * 60000], end=False)[1]
+                   for _ in range(5)]
+        self.assertLessEqual(h.server.held, 200000)
+        failures = [d for d in results if d.called]
+        self.assertEqual(len(failures), 2)
+        for d in failures:
+            self.assertEqual(self.failureResultOf(d, StreamReset).value.code,
+                             ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def test_concurrencyLimitQueuesRequests(self):
+        """Beyond the server's MAX_CONCURRENT_STREAMS the client queues, then sends."""
+        h = Harness(self, serverOptions={"maxConcurrentStreams": 3})
+        ds = [h.client.request(MESSAGE_PATH, encodeFrame(b"%d" % i)) for i in range(20)]
+        h.flush()
+        self.assertEqual([self.successResultOf(d) for d in ds], [200] * 20)
+        self.assertEqual([p[0] for p in h.packets], [b"%d" % i for i in range(20)])
+
+    def test_requestTimeout(self):
+        """A request the server never answers fails after its timeout and is reset."""
+        h = Harness(self)
+        h.server.otherEvent = lambda event: None  # the server swallows requests
+        d = h.client.request(MESSAGE_PATH, encodeFrame(b"y"), timeout=2)
+        dial = h.client.openStream(STREAM_PATH, timeout=3)
+        h.flush()
+        self.assertNoResult(d)
+        h.clock.advance(2)
+        self.failureResultOf(d, TimeoutError)
+        h.clock.advance(1)
+        self.failureResultOf(dial, TimeoutError)
+        h.flush()
+        self.assertEqual((h.client.conn.open_outbound_streams, h.client.handlers), (0, {}))
+        self.assertEqual(h.server.conn.open_inbound_streams, 0)
+
+
+class HTTP1Tests(SynchronousTestCase):
+    def answer(self, request, shutDown=False, chunked=False):
+        clock = MemoryReactorClock()
+        gossip = GossipTransport(clock, "10.0.0.1:7946", None, None)
+        gossip.shutDown = shutDown
+        proto = gossip.serverFactory().buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        proto.makeConnection(transport)
+        pieces = [request[i:i + 1] for i in range(len(request))] if chunked else [request]
+        for piece in pieces:
+            proto.dataReceived(piece)
+        return transport.value().split(b"\r\n", 1)[0], transport.disconnecting
+
+    def test_505(self):
+        """HTTP/1.1 to a ckit route gets a real 505 and a close (ckit's check 2)."""
+        req = (b"POST /api/v1/ckit/transport/message HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/x.ckit\r\nContent-Length: 8\r\n\r\n\xcc\x00\x05hello")
+        self.assertEqual(self.answer(req), (b"HTTP/1.1 505 HTTP Version Not Supported", True))
+        self.assertEqual(self.answer(req, chunked=True)[0],
+                         b"HTTP/1.1 505 HTTP Version Not Supported")
+
+    def test_orderForHTTP1(self):
+        self.assertEqual(self.answer(b"GET /x HTTP/1.1\r\n\r\n")[0], b"HTTP/1.1 404 Not Found")
+        self.assertEqual(
+            self.answer(b"POST /api/v1/ckit/transport/stream HTTP/1.0\r\n\r\n", shutDown=True)[0],
+            b"HTTP/1.1 503 Service Unavailable")
+
+    def test_headTooLong(self):
+        """A head that never ends is cut off at the limit, not buffered forever."""
+        value, closed = self.answer(b"GET /" + b"a" * 20000)
+        self.assertEqual((value, closed), (b"HTTP/1.1 431 Request Header Fields Too Large", True))
+
+
+class StreamTests(SynchronousTestCase):
+    def dial(self, h, protocol=None):
+        d = h.client.openStream(STREAM_PATH)
+        h.flush()
+        stream = self.successResultOf(d)
+        proto = protocol or Collect()
+        stream.attach(proto)
+        return stream, proto
+
+    def test_echo(self):
+        """Each write is one frame; the peer sees the joined byte stream."""
+        h = Harness(self, onStream=lambda s: s.attach(Echo()))
+        stream, proto = self.dial(h)
+        stream.write(b"abc")
+        stream.writeSequence([b"de", b"f"])
+        stream.write(b"")
+        h.flush()
+        self.assertEqual(proto.data, b"abcdef")
+        self.assertEqual(h.gossip.metrics.streamRxPackets._value.get(), 3)
+
+    def test_halfCloseExchange(self):
+        """memberlist's pattern: dialer writes, half-closes, reads the answer to EOF."""
+        h = Harness(self, onStream=lambda s: s.attach(EchoThenClose()))
+        stream, proto = self.dial(h)
+        stream.write(b"push-pull")
+        stream.loseWriteConnection()
+        h.flush()
+        self.assertEqual(proto.data, b"push-pullbye")
+        self.assertIsNotNone(proto.reason)
+        self.assertEqual(h.client.conn.open_outbound_streams, 0)
+
+    def test_largeFramesBothWays(self):
+        h = Harness(self, onStream=lambda s: s.attach(Echo()))
+        stream, proto = self.dial(h)
+        payload = b"z" * (5 * 1024 * 1024)
+        stream.write(payload)
+        h.flush()
+        self.assertEqual(len(proto.data), len(payload))
+
+    def test_manyConcurrentStreams(self):
+        h = Harness(self, onStream=lambda s: s.attach(Echo()))
+        pairs = [self.dial(h) for _ in range(60)]
+        for i, (stream, _) in enumerate(pairs):
+            stream.write(b"%d" % i * 1000)
+        h.flush()
+        self.assertEqual([p.data for _, p in pairs], [b"%d" % i * 1000 for i in range(60)])
+        self.assertEqual(h.gossip.metrics.streams._value.get(), 60)  # the server's
+        for stream, _ in pairs:
+            stream.loseConnection()
+        h.flush()
+        self.assertEqual(h.gossip.metrics.streams._value.get(), 0)
+
+    def test_rejectedDial(self):
+        """Unlike ckit's client, a non-200 answer fails the dial."""
+        h = Harness(self)
+        h.gossip.shutDown = True
+        d = h.client.openStream(STREAM_PATH)
+        h.flush()
+        self.assertEqual(self.failureResultOf(d, StreamRejected).value.status, 503)
+
+    def test_unattachedStreamBoundedByWindow(self):
+        """
+        Nobody attaches the accepted stream: the dialer can send only its window;
+        the rest waits on its side, and nothing here grows past the window.
+        """
+        h = Harness(self)
+        stream, _ = self.dial(h)
+        for _ in range(40):
+            stream.write(b"q" * 65536)
+        h.flush()
+        accepted = h.streams[0]
+        inbox = sum(len(d) for d, _ in accepted._inbox)
+        window = h.server.conn.local_settings.initial_window_size
+        self.assertLessEqual(inbox, window)
+        self.assertGreater(h.client.queuedBytes(stream.streamID), 0)
+        # attaching a reader drains it all, flow control re-opening the window
+        reader = Collect()
+        accepted.attach(reader)
+        h.flush()
+        self.assertEqual(len(reader.data), 40 * 65536)
+
+    def test_peerNeverReadsPausesWriter(self):
+        """A writer on a stream whose peer never reads is paused, and its queue stays bounded."""
+        h = Harness(self)
+        stream, _ = self.dial(h)
+
+        @implementer(IPushProducer)
+        class Producer:
+            paused = False
+
+            def pauseProducing(self):
+                self.paused = True
+
+            def resumeProducing(self):
+                self.paused = False
+
+            def stopProducing(self):
+                pass
+        producer = Producer()
+        accepted = h.streams[0]
+        accepted.attach(Collect())
+        accepted.pauseProducing()  # the server-side reader stops reading
+        stream.registerProducer(producer, True)
+        for _ in range(100):
+            if producer.paused:
+                break
+            stream.write(b"w" * 32768)
+            h.flush()
+        self.assertTrue(producer.paused)
+        self.assertLessEqual(h.client.queuedBytes(stream.streamID), HIGH_WATER + 32768 + 5)
+        accepted.resumeProducing()
+        h.flush()
+        self.assertFalse(producer.paused)
+
+    def test_producerWritingOnResumeLosesNothing(self):
+        """
+        Regression: a producer that writes from resumeProducing re-enters the
+        send queue; 8 MiB through many pause/resume cycles must arrive whole.
+        """
+        h = Harness(self)
+        stream, _ = self.dial(h)
+        reader = Collect()
+        h.streams[0].attach(reader)
+        total = 8 * 1024 * 1024
+
+        @implementer(IPushProducer)
+        class Writer:
+            sent = 0
+            paused = False
+            cycles = 0
+
+            def resumeProducing(self):
+                self.paused = False
+                self.cycles += 1
+                while not self.paused and self.sent < total:
+                    stream.write(b"x" * 65536)
+                    self.sent += 65536
+
+            def pauseProducing(self):
+                self.paused = True
+
+            def stopProducing(self):
+                pass
+        writer = Writer()
+        stream.registerProducer(writer, True)
+        writer.resumeProducing()
+        for _ in range(1000):
+            if not h.pump.pump():
+                break
+        self.assertEqual(len(reader.data), total)
+        self.assertGreater(writer.cycles, 2)
+
+    def test_resetStreamEndsOnlyThatStream(self):
+        h = Harness(self, onStream=lambda s: s.attach(Echo()))
+        (s1, p1), (s2, p2) = self.dial(h), self.dial(h)
+        self.assertFalse(p1.data)
+        s1.abortConnection()
+        h.flush()
+        self.assertIsNotNone(p1.reason)
+        s2.write(b"still here")
+        h.flush()
+        self.assertEqual(p2.data, b"still here")
+        self.assertIsNone(p2.reason)
+
+    def test_badFrameOnStreamResets(self):
+        """Garbage in a stream body resets that stream (PROTOCOL_ERROR); others go on."""
+        h = Harness(self, onStream=lambda s: s.attach(Echo()))
+        stream, proto = self.dial(h)
+        other, otherProto = self.dial(h)
+        h.client.sendData(stream.streamID, b"\xee\x00\x00")
+        h.flush()
+        proto.reason.trap(StreamReset)
+        self.assertEqual(proto.reason.value.code, ErrorCodes.PROTOCOL_ERROR)
+        other.write(b"ok")
+        h.flush()
+        self.assertEqual(otherProto.data, b"ok")
+
+
+class ResetFloodTests(SynchronousTestCase):
+    def test_rapidReset(self):
+        """
+        A peer opening and resetting streams as fast as it can gets GOAWAY
+        ENHANCE_YOUR_CALM once past the burst; a second connection is unaffected.
+        """
+        h = Harness(self)
+        other = h.connectClient()
+        client = h.client
+        for _ in range(400):
+            if client.closed:
+                break
+            streamID = client.conn.get_next_available_stream_id()
+            client.conn.send_headers(streamID, [(b":method", b"POST"), (b":scheme", b"http"),
+                                                (b":authority", b"x"), (b":path", MESSAGE_PATH),
+                                                (b"content-type", CONTENT_TYPE)])
+            client.conn.reset_stream(streamID, ErrorCodes.CANCEL)
+            client.flush()
+            h.flush()
+        self.assertTrue(h.server.closed)
+        self.assertTrue(client.closed)
+        self.assertLess(len(h.server.conn.streams), 400)
+        # the other connection still works
+        d = other.request(MESSAGE_PATH, encodeFrame(b"fine"))
+        other.pump.flush()
+        self.assertEqual(self.successResultOf(d), 200)
+        self.assertEqual([p[0] for p in h.packets], [b"fine"])
+
+
+class TransportTests(SynchronousTestCase):
+    def test_finalAdvertiseAddr(self):
+        g = GossipTransport(MemoryReactorClock(), "", None, None)
+        self.assertEqual(g.finalAdvertiseAddr("::ffff:10.1.2.3", 7946), ("10.1.2.3", 7946))
+        self.assertEqual(g.localAddress, "10.1.2.3:7946")
+        self.assertEqual(g.finalAdvertiseAddr("::1", 80), ("::1", 80))
+        self.assertEqual(g.localAddress, "[::1]:80")
+        for ip, port, why in (("", 1, "no configured advertise address"),
+                              ("1.2.3.4", 0, "missing real listen port"),
+                              ("host.example", 1, "failed to parse advertise ip")):
+            e = self.assertRaises(ValueError, g.finalAdvertiseAddr, ip, port)
+            self.assertIn(why, str(e))
+
+    def stalled(self, **kw):
+        """A transport whose peer connection never completes."""
+        clock = MemoryReactorClock()
+
+        class Never:
+            def connect(self, factory):
+                return defer.Deferred()
+        registry = CollectorRegistry()
+        g = GossipTransport(clock, "10.0.0.1:1", None, None, registry=registry,
+                            endpointFactory=lambda address: Never(), **kw)
+        return clock, g, registry
+
+    def test_writeToNeverFailsAndDropsOldest(self):
+        """1,000 queued at most; the 1,001st push drops the oldest (ckit's queue)."""
+        clock, g, registry = self.stalled(maxInFlight=1)
+        for i in range(1500):
+            g.writeTo(b"%d" % i, "10.9.9.9:1")
+        self.assertEqual(len(g._queue), 1000)
+        self.assertEqual(g._queue[0][0], b"500")
+        self.assertEqual(g._queue[-1][0], b"1499")
+        self.assertIn(b"cluster_transport_tx_packet_queue_length 1000.0",
+                      generate_latest(registry))
+        g.writeTo(b"x", "not an address")  # still never raises
+
+    def test_packetTimeoutThenNext(self):
+        """One sender: a stalled packet fails after packetTimeout, then the next goes."""
+        clock, g, registry = self.stalled(maxInFlight=1, packetTimeout=5)
+        g.writeTo(b"a", "10.9.9.9:1")
+        g.writeTo(b"b", "10.9.9.9:1")
+        self.assertEqual(g.metrics.txPackets._value.get(), 1)
+        clock.advance(5)
+        self.assertEqual(g.metrics.txFailed._value.get(), 1)
+        self.assertEqual(g.metrics.txPackets._value.get(), 2)
+
+    def test_shutdownDropsAndWaits(self):
+        clock, g, registry = self.stalled(maxInFlight=1, packetTimeout=5)
+        for _ in range(3):
+            g.writeTo(b"a", "10.9.9.9:1")
+        d = g.shutdown()
+        self.assertNoResult(d)  # waits for the POST in flight
+        self.assertEqual(len(g._queue), 0)
+        g.writeTo(b"late", "10.9.9.9:1")
+        self.assertEqual(len(g._queue), 0)
+        clock.advance(5)
+        self.successResultOf(d)
+
+    def test_metricNames(self):
+        """ckit's names; received packets counted once (ckit counts twice)."""
+        h = Harness(self)
+        d = h.client.request(MESSAGE_PATH, encodeFrame(b"hello"))
+        h.flush()
+        self.successResultOf(d)
+        text = generate_latest(h.registry).decode()
+        for name in ("rx_packets_total 1.0", "rx_bytes_total 5.0", "tx_packets_total",
+                     "tx_packets_failed_total", "streams", "stream_rx_packets_total",
+                     "stream_tx_bytes_total", "rx_packet_queue_length"):
+            self.assertIn("cluster_transport_" + name, text)
+        self.assertIn("# TYPE cluster_transport_tx_packets_failed_total counter", text)
+
+    def test_onPacketErrorLoggedNotRaised(self):
+        h = Harness(self)
+
+        def boom(*a):
+            raise RuntimeError("bug in the membership layer")
+        h.gossip.onPacket = boom
+        d = h.client.request(MESSAGE_PATH, encodeFrame(b"x"))
+        h.flush()
+        self.assertEqual(self.successResultOf(d), 200)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class GoAwayTests(SynchronousTestCase):
+    def test_goAwayFailsUnprocessedRetryably(self):
+        """GOAWAY: streams above last_stream_id fail retryably; the connection is dropped."""
+        h = Harness(self)
+        h.server.otherEvent = lambda event: None  # let requests hang
+        d1 = h.client.request(MESSAGE_PATH, encodeFrame(b"1"))
+        h.flush()
+        h.server.conn.close_connection(last_stream_id=0)
+        h.server.flush()
+        h.flush()
+        f = self.failureResultOf(d1, ConnectionGoneAway)
+        self.assertTrue(f.value.retryable)
+        self.assertFalse(h.client.usable)
+        d2 = h.client.request(MESSAGE_PATH, encodeFrame(b"2"))
+        self.assertTrue(self.failureResultOf(d2, ConnectionGoneAway).value.retryable)
