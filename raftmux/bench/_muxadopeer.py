@@ -23,7 +23,9 @@ from raftmux.muxado import MuxadoConfig, MuxadoServerFactory, connectSession
 
 # Benchmarks run with Go's defaults; RAFTMUX_BENCH_WINDOW overrides the window
 # on both sides, to see how much of a figure is the window's doing.
-CONFIG = MuxadoConfig(maxWindowSize=int(os.environ.get("RAFTMUX_BENCH_WINDOW", 0x40000)))
+CONFIG = MuxadoConfig(
+    maxWindowSize=int(os.environ.get("RAFTMUX_BENCH_WINDOW", 0x40000)),
+    windowUpdateThreshold=int(os.environ.get("RAFTMUX_BENCH_THRESHOLD", 0)) or None)
 
 CHUNK = b"x" * 65536
 

@@ -31,6 +31,10 @@ class MuxadoConfig:
     first frame starts with the 4 bytes ``ff ff ff ff``).
 
     ``maxGoAwayDebug``: how much of a GOAWAY's debug text is kept.
+
+    ``windowUpdateThreshold``: credit is given back (WNDINC) once this many
+    bytes of a stream have been consumed; ``None`` means a quarter of the
+    window.  Go sends one per read; any value up to the window is valid.
     """
 
     maxWindowSize: int = DEFAULT_WINDOW
@@ -42,3 +46,4 @@ class MuxadoConfig:
     closeOnHeartbeatTimeout: bool = True
     onHeartbeat: Callable[[float, bool], None] | None = None
     answerHeartbeats: bool = True
+    windowUpdateThreshold: int | None = None

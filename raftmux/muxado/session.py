@@ -60,7 +60,8 @@ class MuxadoSession(Protocol):
         self._conn = MuxadoConnection(
             isClient, window=config.maxWindowSize,
             maxIncomingStreams=config.maxIncomingStreams,
-            maxGoAwayDebug=config.maxGoAwayDebug)
+            maxGoAwayDebug=config.maxGoAwayDebug,
+            windowUpdateThreshold=config.windowUpdateThreshold)
         self._streams = {}
         self._producingStreams = set()
         self._paused = False

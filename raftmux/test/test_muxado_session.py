@@ -508,3 +508,17 @@ class MetricsTests(SynchronousTestCase):
                                {"role": "server", "code": "PROTOCOL_ERROR"}), 1)
         self.assertEqual(value("raftmux_muxado_goaways_received_total", {"role": "client"}), 1)
         self.assertEqual(value("raftmux_muxado_sessions", {"role": "server"}), 0)
+
+
+class ConfigTests(SynchronousTestCase):
+
+    def test_windowUpdateThresholdFromConfig(self):
+        from raftmux.muxado.frames import encodeWndInc
+        transport = StringTransport()
+        session = MuxadoSession(False, Factory.forProtocol(Collect), reactor=Clock(),
+                                config=MuxadoConfig(windowUpdateThreshold=10))
+        session.makeConnection(transport)
+        session.dataReceived(encodeData(3, b"123456789", syn=True))
+        self.assertEqual(transport.value(), b"")
+        session.dataReceived(encodeData(3, b"0"))
+        self.assertEqual(transport.value(), encodeWndInc(3, 10))
