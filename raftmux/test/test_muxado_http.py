@@ -8,8 +8,9 @@ every stream a peer opens, and an Agent sends requests over streams through
 from io import BytesIO
 
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
 from twisted.web.resource import Resource
@@ -21,6 +22,7 @@ from raftmux.muxado import (
     SessionEndpoint,
     connectSession,
 )
+from raftmux.muxado.frames import FrameDecoder, GoAway
 
 
 class Hello(Resource):
@@ -138,3 +140,40 @@ class TLSTests(TestCase):
     def test_serverCloses(self):
         clientClosed, serverClosed = yield self.closeFrom("server")
         self.assertEqual(clientClosed.remoteDebug, b"no error")
+
+
+class BadPeerTests(TestCase):
+    """A peer that breaks the protocol loses its session; other sessions go on."""
+
+    @inlineCallbacks
+    def test_badSessionDoesNotDisturbOthers(self):
+        serverFactory = MuxadoServerFactory(Site(Hello(b"server")))
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(serverFactory)
+        self.addCleanup(port.stopListening)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        good = yield connectSession(endpoint)
+
+        class Raw(Protocol):
+            def connectionMade(self):
+                self.received = b""
+                self.lost = Deferred()
+                # DATA on stream 0: a protocol error.
+                self.transport.write(bytes.fromhex("0000011000000000") + b"x")
+
+            def dataReceived(self, data):
+                self.received += data
+
+            def connectionLost(self, reason):
+                self.lost.callback(self.received)
+
+        bad = yield endpoint.connect(ClientFactory.forProtocol(Raw))
+        received = yield bad.lost
+        [goAway] = FrameDecoder().receiveData(received)
+        self.assertIsInstance(goAway, GoAway)
+        self.assertEqual(goAway.code, 1)
+        agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(good))
+        response = yield agent.request(b"GET", b"http://peer/still")
+        self.assertEqual((yield readBody(response)), b"server: /still from 127.0.0.1")
+        closed = good.whenClosed()
+        good.close()
+        yield closed

@@ -4,6 +4,8 @@ muxado sessions and streams as Twisted protocols and transports, driven in
 memory (iosim, StringTransport, Clock) so every interleaving is reproducible.
 """
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
@@ -522,3 +524,45 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         session.dataReceived(encodeData(3, b"0"))
         self.assertEqual(transport.value(), encodeWndInc(3, 10))
+
+
+class RandomInputTests(SynchronousTestCase):
+    """Whatever a peer sends, the session answers in protocol terms, never with an exception."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.binary(max_size=600), st.lists(st.integers(1, 64), max_size=12))
+    def test_randomBytes(self, junk, cuts):
+        transport = StringTransport()
+        session = MuxadoSession(False, Factory.forProtocol(Echo), reactor=Clock(),
+                                config=MuxadoConfig(maxWindowSize=64))
+        session.makeConnection(transport)
+        pos = 0
+        for size in cuts + [len(junk)]:
+            session.dataReceived(junk[pos:pos + size])
+            pos += size
+        frames = FrameDecoder().receiveData(transport.value())
+        goAways = [f for f in frames if isinstance(f, GoAway)]
+        # At most one GOAWAY, always last, and then the transport is closing.
+        self.assertLessEqual(len(goAways), 1)
+        if goAways:
+            self.assertIs(frames[-1], goAways[0])
+            self.assertTrue(transport.disconnecting)
+        # Held bytes stay within the window per stream.
+        for stream in session.streams.values():
+            self.assertLessEqual(sum(len(d) for d in stream._inbox), 64)
+        session.connectionLost(ConnectionDone())
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.booleans(),
+                              st.binary(max_size=100)), max_size=30))
+    def test_wellFormedFramesInAnyOrder(self, frames):
+        """Valid frames in nonsensical orders (data before SYN, after FIN...) never raise."""
+        transport = StringTransport()
+        session = MuxadoSession(False, Factory.forProtocol(Echo), reactor=Clock())
+        session.makeConnection(transport)
+        for streamId, syn, fin, data in frames:
+            session.dataReceived(encodeData(streamId, data, fin=fin, syn=syn))
+        for f in FrameDecoder().receiveData(transport.value()):
+            if isinstance(f, GoAway):
+                self.assertIn(f.code, (ErrorCode.PROTOCOL_ERROR,))
+        session.connectionLost(ConnectionDone())
