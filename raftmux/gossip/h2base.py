@@ -33,6 +33,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from raftmux._tcp import setNoDelay
+
 DEFAULT_WINDOW = 1024 * 1024          # our receive window, per stream
 DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_STREAMS = 100
@@ -86,6 +88,7 @@ class H2Base(Protocol):
     # -- Protocol ---------------------------------------------------------
 
     def connectionMade(self):
+        setNoDelay(self.transport)
         self.transport.registerProducer(self, True)
         self.conn.initiate_connection()
         extra = self._connectionWindow - 65535

@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from raftmux._log import hotLogger
+from raftmux._tcp import setNoDelay
 from raftmux.muxado import connection as events
 from raftmux.muxado.config import MuxadoConfig
 from raftmux.muxado.connection import MuxadoConnection
@@ -169,6 +170,9 @@ class MuxadoSession(Protocol):
         if getattr(self.transport, "bufferSize", TRANSPORT_BUFFER) < TRANSPORT_BUFFER:
             self.transport.bufferSize = TRANSPORT_BUFFER
         self._metrics.sessions.inc()
+        # Window updates, heartbeats and small stream messages must not wait
+        # for delayed ACKs (measured: open/echo/close +10-30%).
+        setNoDelay(self.transport)
         self.transport.registerProducer(self, True)
         if self.config.heartbeatInterval is not None:
             self._heartbeat = HeartbeatRequester(
