@@ -34,7 +34,7 @@ from raftmux.gossip.h2server import (
 )
 from raftmux.gossip.metrics import GossipMetrics
 from raftmux.gossip.stream import GossipStream
-from raftmux.gossip.transport import GossipTransport
+from raftmux.gossip.transport import MAX_BATCH_BYTES, MAX_BATCH_PACKETS, GossipTransport
 
 __all__ = [
     "CONTENT_TYPE",
@@ -51,6 +51,8 @@ __all__ = [
     "GossipServerProtocol",
     "GossipStream",
     "GossipTransport",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_PACKETS",
     "H2ClientPool",
     "H2ClientProtocol",
     "NotHTTP2",

@@ -56,6 +56,10 @@ class _Request:
         self.client.acknowledge(self.streamID, flowLength)
 
     def ended(self):
+        if self.deferred is None:  # the usual case: answered, then END_STREAM
+            self.client.forget(self.streamID)
+            self.client.streamFinished(self.streamID)
+            return
         self._done(Failure(ConnectionGoneAway("stream ended without a response")))
 
     def reset(self, code):
@@ -82,7 +86,9 @@ class _Request:
 class H2ClientProtocol(H2Base):
     def __init__(self, clock, authority, scheme=b"http", maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
                  **kwargs):
-        H2Base.__init__(self, clock, H2Configuration(client_side=True, header_encoding=None),
+        H2Base.__init__(self, clock, H2Configuration(client_side=True, header_encoding=None,
+                                              validate_outbound_headers=False,
+                                              normalize_outbound_headers=False),
                         **kwargs)
         self.authority = authority.encode("ascii") if isinstance(authority, str) else authority
         self.scheme = scheme

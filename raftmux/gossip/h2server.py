@@ -87,8 +87,7 @@ class _MessageHandler:
             packets = self.decoder.feed(data)
         except FramingError as e:
             server.log.debug("bad /message body: {error}", error=e)
-            for packet in e.decoded:
-                server.gossip.packetReceived(packet, self.fromAddress, self.timestamp)
+            server.gossip.packetsReceived(e.decoded, self.fromAddress, self.timestamp)
             self._release()
             server.respond(self.streamID, 400)
             server.acknowledge(self.streamID, flowLength)
@@ -100,8 +99,7 @@ class _MessageHandler:
             self._release()
             server.resetStream(self.streamID, ErrorCodes.ENHANCE_YOUR_CALM)
             return
-        for packet in packets:
-            server.gossip.packetReceived(packet, self.fromAddress, self.timestamp)
+        server.gossip.packetsReceived(packets, self.fromAddress, self.timestamp)
 
     def ended(self):
         self._release()
@@ -158,7 +156,9 @@ class GossipServerProtocol(H2Base):
 
     def __init__(self, gossip, clock, maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
                  maxConcurrentStreams=DEFAULT_MAX_CONCURRENT_STREAMS, **kwargs):
-        H2Base.__init__(self, clock, H2Configuration(client_side=False, header_encoding=None),
+        H2Base.__init__(self, clock, H2Configuration(client_side=False, header_encoding=None,
+                                              validate_outbound_headers=False,
+                                              normalize_outbound_headers=False),
                         maxConcurrentStreams=maxConcurrentStreams, **kwargs)
         self.gossip = gossip
         self.maxFrameSize = maxFrameSize

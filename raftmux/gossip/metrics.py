@@ -7,6 +7,8 @@ Divergences from ckit, on purpose: received packets are counted once (ckit
 counts them twice), every ``*_total`` is a Prometheus counter (ckit uses
 inc-only gauges), ``stream_rx_packets_total`` counts frames received (ckit
 counts ``Read`` calls), and ``stream_rx_packets_failed_total`` is exported.
+Added: ``tx_requests_total`` counts ``/message`` POSTs (a POST may carry a
+batch of packets; ``tx_packets_total`` counts packets).
 """
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -27,6 +29,8 @@ class GossipMetrics:
         self.rxBytes = counter("rx_bytes_total", "Payload bytes received through /message.")
         self.txPackets = counter("tx_packets_total", "Packets taken off the send queue.")
         self.txBytes = counter("tx_bytes_total", "Payload bytes taken off the send queue.")
+        self.txRequests = counter("tx_requests_total",
+                                  "POSTs to /message (each carries one or more packets).")
         self.txFailed = counter("tx_packets_failed_total",
                                 "Packets whose POST failed, timed out or was not 200.")
         self.streams = Gauge("cluster_transport_streams", "Currently open streams.",

@@ -5,10 +5,17 @@ gossiphttp implements it, Twisted-shaped.
 
 * ``writeTo(data, address)`` never fails: the packet goes into a 1,000-entry
   queue that drops the oldest when full; one sender drains it in order,
-  POSTing each packet as one frame to ``/message`` with a per-packet
-  timeout, no retries.  ckit's sender waits for each answer; ours keeps up
-  to ``maxInFlight`` POSTs outstanding on the peer's one connection (1 is
+  POSTing packets as frames to ``/message`` with a timeout per POST, no
+  retries.  ckit's sender waits for each answer; ours keeps up to
+  ``maxInFlight`` POSTs outstanding on the peer's one connection (1 is
   ckit's behaviour), so one slow answer does not stall the next packet.
+* Batching: a ``/message`` body is zero or more frames and ckit's server
+  reads them all, so when packets for one peer wait in the queue (all
+  ``maxInFlight`` POSTs are out) the next POST to that peer carries the
+  oldest of them, in order, up to ``maxBatchPackets`` packets and
+  ``maxBatchBytes`` bytes of body (a larger packet goes alone).  A packet
+  never waits for a batch to fill: with a POST slot free it goes at once.
+  ``maxBatchPackets=1`` is ckit's one frame per POST.
 * Packets arrive through ``onPacket(data, fromAddress, timestamp)`` where
   ``fromAddress`` is the sending connection's ``ip:port`` and ``timestamp``
   the reactor time when the request arrived.
@@ -23,13 +30,17 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from raftmux.gossip.errors import StreamRejected
-from raftmux.gossip.framing import DEFAULT_MAX_FRAME_SIZE, encodeFrame
+from raftmux.gossip.framing import DEFAULT_MAX_FRAME_SIZE, frameHeader
 from raftmux.gossip.h2client import H2ClientPool
 from raftmux.gossip.h2server import MESSAGE_PATH, STREAM_PATH, GossipServerFactory
 from raftmux.gossip.metrics import GossipMetrics
 
 QUEUE_SIZE = 1000
 PACKET_TIMEOUT = 5.0
+#: a batched /message body is at most this many bytes (frame headers included)
+MAX_BATCH_BYTES = 64 * 1024
+#: and carries at most this many packets
+MAX_BATCH_PACKETS = 256
 
 
 class GossipTransport:
@@ -37,7 +48,8 @@ class GossipTransport:
 
     def __init__(self, reactor, advertiseAddress, onPacket, onStream, contextFactory=None,
                  packetTimeout=PACKET_TIMEOUT, maxInFlight=16, maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
-                 registry=None, queueSize=QUEUE_SIZE, endpointFactory=None, serverOptions=None):
+                 registry=None, queueSize=QUEUE_SIZE, endpointFactory=None, serverOptions=None,
+                 maxBatchBytes=MAX_BATCH_BYTES, maxBatchPackets=MAX_BATCH_PACKETS):
         self.reactor = reactor
         self.advertiseAddress = advertiseAddress
         self.onPacket = onPacket
@@ -45,8 +57,11 @@ class GossipTransport:
         self.packetTimeout = packetTimeout
         self.maxInFlight = maxInFlight
         self.maxFrameSize = maxFrameSize
+        self.maxBatchBytes = maxBatchBytes
+        self.maxBatchPackets = max(1, maxBatchPackets)
         self.metrics = GossipMetrics(registry)
         self.shutDown = False
+        self.queueSize = queueSize
         self._queue = deque(maxlen=queueSize)
         self.metrics.trackTxQueue(self._queue)
         self._inFlight = {}
@@ -70,23 +85,80 @@ class GossipTransport:
             self._pump()
         return now
 
+    @property
+    def queuedPackets(self):
+        """Packets waiting in the send queue (not yet in a POST)."""
+        return len(self._queue)
+
     def _pump(self):
         if self._pumping:
             return
         self._pumping = True
         try:
-            while self._queue and len(self._inFlight) < self.maxInFlight and not self.shutDown:
-                self._send(*self._queue.popleft())
+            queue = self._queue
+            while queue and len(self._inFlight) < self.maxInFlight and not self.shutDown:
+                self._send(*self._takeBatch())
         finally:
             self._pumping = False
 
-    def _send(self, data, address):
+    def _takeBatch(self):
+        """
+        The oldest packet and, behind it, the oldest others for the same
+        peer, in queue order, within the batch caps: ``(address, [data])``.
+        Packets for other peers keep their places.
+        """
+        queue = self._queue
+        data, address = queue.popleft()
+        batch = [data]
+        if not queue or self.maxBatchPackets == 1:
+            return address, batch
+        budget = self.maxBatchBytes - len(data) - (3 if len(data) <= 0xFFFF else 5)
+        room = self.maxBatchPackets - 1
+        if queue[0][1] == address:
+            # the common case, one peer: take from the front
+            while queue and room:
+                data, to = queue[0]
+                cost = len(data) + (3 if len(data) <= 0xFFFF else 5)
+                if to != address or cost > budget:
+                    break
+                queue.popleft()
+                batch.append(data)
+                budget -= cost
+                room -= 1
+            if not queue or queue[0][1] == address:
+                return address, batch
+        kept = []
+        while queue and room:
+            entry = queue.popleft()
+            data, to = entry
+            if to != address:
+                kept.append(entry)
+                continue
+            cost = len(data) + (3 if len(data) <= 0xFFFF else 5)
+            if cost > budget:
+                kept.append(entry)
+                break  # taking later ones would reorder this peer's packets
+            batch.append(data)
+            budget -= cost
+            room -= 1
+        queue.extendleft(reversed(kept))
+        return address, batch
+
+    def _send(self, address, batch):
         metrics = self.metrics
-        metrics.txPackets.inc()
-        metrics.txBytes.inc(len(data))
+        count = len(batch)
+        size = 0
+        parts = []
+        for data in batch:
+            size += len(data)
+            parts.append(frameHeader(len(data)))
+            parts.append(data)
+        metrics.txPackets.inc(count)
+        metrics.txBytes.inc(size)
+        metrics.txRequests.inc()
         token = object()
         try:
-            d = self.pool.request(address, MESSAGE_PATH, encodeFrame(data),
+            d = self.pool.request(address, MESSAGE_PATH, b"".join(parts),
                                   timeout=self.packetTimeout)
         except Exception:
             d = defer.fail()
@@ -97,12 +169,12 @@ class GossipTransport:
                 raise StreamRejected(status)
 
         def failed(f):
-            metrics.txFailed.inc()
-            self.log.debug("gossip packet to {address} failed: {why}", address=address,
-                           why=f.getErrorMessage())
+            metrics.txFailed.inc(count)
+            self.log.debug("gossip POST of {count} packets to {address} failed: {why}",
+                           count=count, address=address, why=f.getErrorMessage())
 
         def done(_):
-            self._inFlight.pop(token, None)
+            del self._inFlight[token]
             self._pump()
         d.addCallback(answered).addErrback(failed).addBoth(done)
 
@@ -115,6 +187,19 @@ class GossipTransport:
             self.onPacket(data, fromAddress, timestamp)
         except Exception:
             self.log.failure("onPacket raised")
+
+    def packetsReceived(self, packets, fromAddress, timestamp):
+        """``packetReceived`` for each of ``packets``, counting them in one go."""
+        if not packets:
+            return
+        self.metrics.rxPackets.inc(len(packets))
+        self.metrics.rxBytes.inc(sum(map(len, packets)))
+        onPacket = self.onPacket
+        for data in packets:
+            try:
+                onPacket(data, fromAddress, timestamp)
+            except Exception:
+                self.log.failure("onPacket raised")
 
     def streamAccepted(self, stream):
         try:

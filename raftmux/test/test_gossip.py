@@ -26,6 +26,7 @@ from raftmux.gossip import (
     H2ClientProtocol,
     StreamRejected,
     StreamReset,
+    decodeAll,
     encodeFrame,
 )
 from raftmux.gossip.h2base import HIGH_WATER
@@ -577,3 +578,156 @@ class GoAwayTests(SynchronousTestCase):
         self.assertFalse(h.client.usable)
         d2 = h.client.request(MESSAGE_PATH, encodeFrame(b"2"))
         self.assertTrue(self.failureResultOf(d2, ConnectionGoneAway).value.retryable)
+
+
+class BatchingTests(SynchronousTestCase):
+    """
+    The sender puts queued packets for one peer into one ``/message`` POST
+    (a body of several frames), within ``maxBatchBytes``/``maxBatchPackets``.
+    """
+
+    def recording(self, **kw):
+        """A transport whose POSTs are recorded; each answer is fired by the test."""
+        clock = MemoryReactorClock()
+        g = GossipTransport(clock, "10.0.0.1:1", None, None, registry=CollectorRegistry(), **kw)
+        posts = []
+
+        def request(address, path, body, timeout=None):
+            d = defer.Deferred()
+            if timeout:
+                d.addTimeout(timeout, clock)
+            posts.append((address, path, decodeAll(body), d))
+            return d
+        g.pool.request = request
+        return clock, g, posts
+
+    def test_queuedPacketsShareOnePost(self):
+        clock, g, posts = self.recording(maxInFlight=1)
+        g.writeTo(b"a", "p:1")  # a POST slot is free: goes alone, at once
+        for p in (b"b", b"c", b"d"):
+            g.writeTo(p, "p:1")
+        self.assertEqual([p[2] for p in posts], [[b"a"]])
+        self.assertEqual(g.queuedPackets, 3)
+        posts[0][3].callback(200)
+        self.assertEqual([p[2] for p in posts], [[b"a"], [b"b", b"c", b"d"]])
+        self.assertEqual(posts[1][:2], ("p:1", MESSAGE_PATH))
+        self.assertEqual(g.queuedPackets, 0)
+        m = g.metrics
+        self.assertEqual((m.txPackets._value.get(), m.txBytes._value.get(),
+                          m.txRequests._value.get()), (4, 4, 2))
+
+    def test_otherPeersKeepTheirPlaces(self):
+        """A batch takes the oldest packets of the head's peer, in order; others stay."""
+        clock, g, posts = self.recording(maxInFlight=1)
+        g.writeTo(b"first", "a:1")
+        for p, to in ((b"a1", "a:1"), (b"b1", "b:1"), (b"a2", "a:1"), (b"b2", "b:1"),
+                      (b"a3", "a:1")):
+            g.writeTo(p, to)
+        posts[0][3].callback(200)
+        posts[1][3].callback(200)
+        self.assertEqual([(p[0], p[2]) for p in posts],
+                         [("a:1", [b"first"]), ("a:1", [b"a1", b"a2", b"a3"]),
+                          ("b:1", [b"b1", b"b2"])])
+
+    def test_byteCap(self):
+        """A body stays within maxBatchBytes (headers included); a bigger packet goes alone."""
+        clock, g, posts = self.recording(maxInFlight=1, maxBatchBytes=20)
+        g.writeTo(b"x", "p:1")
+        for p in (b"11111", b"22222", b"33333", b"L" * 30, b"44444"):
+            g.writeTo(p, "p:1")  # each 5-byte packet is an 8-byte frame
+        for i in range(4):
+            posts[i][3].callback(200)
+        self.assertEqual([p[2] for p in posts],
+                         [[b"x"], [b"11111", b"22222"], [b"33333"], [b"L" * 30], [b"44444"]])
+
+    def test_byteCapWithOtherPeersBetween(self):
+        """A packet over the remaining budget ends the batch: later ones would overtake it."""
+        clock, g, posts = self.recording(maxInFlight=1, maxBatchBytes=20)
+        g.writeTo(b"x", "p:1")
+        for p, to in ((b"11111", "p:1"), (b"other", "q:1"), (b"L" * 30, "p:1"),
+                      (b"22222", "p:1")):
+            g.writeTo(p, to)
+        for i in range(4):
+            posts[i][3].callback(200)
+        self.assertEqual([(p[0], p[2]) for p in posts],
+                         [("p:1", [b"x"]), ("p:1", [b"11111"]), ("q:1", [b"other"]),
+                          ("p:1", [b"L" * 30]), ("p:1", [b"22222"])])
+
+    def test_packetCap(self):
+        clock, g, posts = self.recording(maxInFlight=1, maxBatchPackets=2)
+        for i in range(6):
+            g.writeTo(b"%d" % i, "p:1")
+        for i in range(3):
+            posts[i][3].callback(200)
+        self.assertEqual([p[2] for p in posts], [[b"0"], [b"1", b"2"], [b"3", b"4"], [b"5"]])
+
+    def test_oneFramePerPostLikeCkit(self):
+        clock, g, posts = self.recording(maxInFlight=1, maxBatchPackets=1)
+        for i in range(3):
+            g.writeTo(b"%d" % i, "p:1")
+        posts[0][3].callback(200)
+        posts[1][3].callback(200)
+        self.assertEqual([p[2] for p in posts], [[b"0"], [b"1"], [b"2"]])
+
+    def test_dropOldestThenBatchFromOldestKept(self):
+        clock, g, posts = self.recording(maxInFlight=1, maxBatchPackets=1000,
+                                         maxBatchBytes=1 << 20)
+        for i in range(1501):
+            g.writeTo(b"%d" % i, "p:1")
+        self.assertEqual(g.queuedPackets, 1000)  # 0 is in flight; 1..500 dropped
+        posts[0][3].callback(200)
+        self.assertEqual(posts[1][2], [b"%d" % i for i in range(501, 1501)])
+
+    def test_timeoutAppliesToTheWholePost(self):
+        """
+        packetTimeout bounds each POST from when it is sent; when a batch's
+        POST times out or is refused, every packet in it counts as failed.
+        """
+        clock, g, posts = self.recording(maxInFlight=1, packetTimeout=5)
+        g.writeTo(b"a", "p:1")
+        clock.advance(4)
+        g.writeTo(b"b", "p:1")
+        g.writeTo(b"c", "p:1")
+        clock.advance(1)  # a's POST times out; b and c go together, their clock starts now
+        self.assertEqual(g.metrics.txFailed._value.get(), 1)
+        self.assertEqual([p[2] for p in posts], [[b"a"], [b"b", b"c"]])
+        clock.advance(4.9)
+        self.assertEqual(g.metrics.txFailed._value.get(), 1)
+        clock.advance(0.1)
+        self.assertEqual(g.metrics.txFailed._value.get(), 3)
+        g.writeTo(b"d", "p:1")
+        g.writeTo(b"e", "p:1")
+        posts[2][3].callback(503)  # refused: d was alone in its POST
+        self.assertEqual(g.metrics.txFailed._value.get(), 4)
+        posts[3][3].callback(200)
+        self.assertEqual(g.metrics.txFailed._value.get(), 4)
+        self.assertEqual(g.metrics.txRequests._value.get(), 4)
+        self.assertEqual(g.metrics.txPackets._value.get(), 5)
+
+    def test_batchesArriveInOrderThroughOnPacket(self):
+        """Two transports in memory: queued packets ride in few POSTs, all arrive in order."""
+        h = Harness(self)
+        pumps = []
+
+        class Endpoint:
+            def connect(self, factory):
+                client = factory.buildProtocol(None)
+                server = h.gossip.serverFactory().buildProtocol(PEER)
+                pumps.append(connect(server, FakeTransport(server, True, peerAddress=PEER),
+                                     client, FakeTransport(client, False), clock=h.clock))
+                return defer.succeed(client)
+        sender = GossipTransport(h.clock, "10.0.0.3:1", None, None, registry=CollectorRegistry(),
+                                 maxInFlight=2, endpointFactory=lambda address: Endpoint())
+        for i in range(100):
+            sender.writeTo(b"packet %d" % i, "10.0.0.1:7946")
+        self.assertEqual(sender.queuedPackets, 98)
+        for _ in range(10):
+            pumps[0].flush()
+        self.assertEqual([p[0] for p in h.packets], [b"packet %d" % i for i in range(100)])
+        posts = sender.metrics.txRequests._value.get()
+        self.assertLess(posts, 10)
+        self.assertEqual(sender.metrics.txPackets._value.get(), 100)
+        self.assertEqual(sender.metrics.txFailed._value.get(), 0)
+        self.assertIn(b"cluster_transport_rx_packets_total 100.0", generate_latest(h.registry))
+        self.assertIn(b"cluster_transport_tx_requests_total %d.0" % (posts,),
+                      generate_latest(sender.metrics.registry))
