@@ -35,8 +35,8 @@ def pick(messageType, msgappWorking, messageWorking):
     return PIPELINE
 
 
-class Remote:
-    """A member we may only answer (spec 6 ``AddRemote``): a pipeline."""
+class _Member:
+    """What a peer and a remote share: identity, URLs, status and metrics."""
 
     log = Logger()
 
@@ -46,8 +46,18 @@ class Remote:
         self.picker = URLPicker(urls)
         self.status = PeerStatus(transport.id, id, transport.reactor)
         self.metrics = transport.metrics.forPeer(id)
-        self.pipeline = Pipeline(self)
         self.paused = False
+
+    def update(self, urls):
+        self.picker.update(urls)
+
+
+class Remote(_Member):
+    """A member we may only answer (spec 6 ``AddRemote``): a pipeline."""
+
+    def __init__(self, transport, id, urls):
+        _Member.__init__(self, transport, id, urls)
+        self.pipeline = Pipeline(self)
 
     def send(self, message):
         if self.paused:
@@ -57,25 +67,15 @@ class Remote:
             self.log.warn("dropped message type {type} to remote {peer:x}: pipeline full",
                           type=message.type, peer=self.id)
 
-    def update(self, urls):
-        self.picker.update(urls)
-
     def stop(self):
         self.pipeline.stop()
 
 
-class Peer:
+class Peer(_Member):
     """One member of the cluster: everything that talks to it."""
 
-    log = Logger()
-
     def __init__(self, transport, id, urls):
-        self.transport = transport
-        self.id = id
-        self.picker = URLPicker(urls)
-        self.status = PeerStatus(transport.id, id, transport.reactor)
-        self.metrics = transport.metrics.forPeer(id)
-        self.paused = False
+        _Member.__init__(self, transport, id, urls)
         self.recv = Inbox(transport.raft, name="recv")
         self.prop = Inbox(transport.raft, name="prop")
         self.pipeline = Pipeline(self)
@@ -122,7 +122,7 @@ class Peer:
         return self.snapshotSender.send(message, databaseFile)
 
     def update(self, urls):
-        self.picker.update(urls)
+        _Member.update(self, urls)
         self.prober.update(urls)
 
     def pause(self):
