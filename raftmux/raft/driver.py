@@ -1,0 +1,441 @@
+# -*- test-case-name: raftmux.test.test_raft_driver -*-
+"""
+``RaftDriver``: joins a ``RawNode``, its storage and a
+``raftmux.rafthttp.Transport`` on the reactor (issue 6, point 3).
+
+It is the ``IRaft`` given to the ``Transport``: ``process`` steps each
+incoming message.  A tick runs every ``tickInterval`` seconds.  Ready
+handling is coalesced (at most one Ready per reactor turn, however many
+messages were stepped) and serialized, in etcd's order:
+
+1. persist: ``storage.applySnapshot(rd.snapshot)``, then
+   ``storage.save(rd.hardState, rd.entries)`` (``setHardState``/``append``
+   for a storage without ``save``, e.g. ``MemoryStorage``), then
+   ``storage.sync()`` when ``rd.mustSync`` and the storage was opened with
+   ``fsync=False``;
+2. send: ``transport.send(rd.messages)``;
+3. apply: ``restore(rd.snapshot)``, then each committed entry: normal
+   entries with data go to ``apply(entry)``, conf changes to
+   ``rawNode.applyConfChange``; proposals and reads waiting on the applied
+   index fire;
+4. ``rawNode.advance(rd)``.
+
+The storage calls are blocking and run on the reactor thread: an fsync
+(about 0.3 ms on the development VM, see ``docs/storage.md``) stalls the
+reactor for its duration.  ``persistSeconds`` keeps the time of the last
+persist step.
+"""
+
+import struct
+import time
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from raftmux.raft.core import (
+    RaftError,
+    StateLeader,
+    StepLocalMsgError,
+    confChangeToV2Changes,
+)
+from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, IRaft
+from raftmux.raftpb import (
+    ConfChange,
+    ConfChangeRemoveNode,
+    ConfChangeV2,
+    EntryConfChange,
+    EntryConfChangeV2,
+    MsgSnap,
+)
+
+__all__ = [
+    "DriverStopped", "NotLeader", "ProposalOverwritten", "ProposalTimeout",
+    "RaftDriver", "ReadIndexTimeout", "RemovedMemberError",
+]
+
+
+class DriverStopped(RaftError):
+    """The driver stopped before the request completed."""
+
+
+class NotLeader(RaftError):
+    """``propose`` on a member that is not the leader; ``leader`` is its ID or 0."""
+
+    def __init__(self, leader):
+        RaftError.__init__(self, "not the leader (leader is %x)" % (leader,))
+        self.leader = leader
+
+
+class ProposalOverwritten(RaftError):
+    """
+    The proposed entry was replaced by another at its index (leadership was
+    lost before it committed) or covered by a snapshot before this member
+    could see it applied: it may or may not have been committed.
+    """
+
+
+class ProposalTimeout(RaftError):
+    """The proposal was not applied within the timeout; its outcome is unknown."""
+
+
+class ReadIndexTimeout(RaftError):
+    """No read state arrived (or was applied) within the timeout."""
+
+
+class RemovedMemberError(RaftError):
+    """A message from a member removed from the cluster."""
+
+
+class _Proposal:
+    __slots__ = ("index", "term", "deferred", "timeout")
+
+    def __init__(self, index, term, deferred, timeout):
+        self.index = index
+        self.term = term
+        self.deferred = deferred
+        self.timeout = timeout
+
+
+@implementer(IRaft)
+class RaftDriver:
+    """
+    Drive ``rawNode`` (whose ``Config.storage`` is ``storage``) with
+    ``reactor``'s clock, sending through ``transport`` (anything with
+    ``send(messages)``).
+
+    ``apply(entry)`` is called for each committed normal entry with data,
+    in log order.  ``restore(snapshot)`` (optional) for each snapshot to
+    install.  ``requestTimeout`` bounds ``propose`` and ``readIndex``.
+    ``maxBatch``: after that many messages stepped without a Ready handled,
+    ``process`` returns a Deferred that fires only once the Ready is
+    handled, so the Transport's inbox waits (back-pressure); below it,
+    ``process`` answers at once.  ``snapshotDatabase(message)`` (optional)
+    names the database file to send with a MsgSnap: such messages then go
+    through ``transport.sendSnapshot``, which reports the outcome to
+    ``reportSnapshot``; without it a MsgSnap goes through ``send`` like any
+    other message (snapshot data inline).
+    """
+
+    log = Logger()
+
+    def __init__(self, rawNode, storage, transport, reactor, tickInterval=0.1,
+                 apply=None, restore=None, requestTimeout=5.0, maxBatch=256,
+                 snapshotDatabase=None):
+        self.rawNode = rawNode
+        self.storage = storage
+        self.transport = transport
+        self.reactor = reactor
+        self.tickInterval = tickInterval
+        self.applyEntry = apply if apply is not None else (lambda entry: None)
+        self.restore = restore
+        self.requestTimeout = requestTimeout
+        self.maxBatch = maxBatch
+        self.snapshotDatabase = snapshotDatabase
+        self.applied = rawNode.raft.raftLog.applied
+        self.removed = set()
+        self.running = False
+        self.persistSeconds = 0.0
+        self.error = None
+        self._ticker = None
+        self._scheduled = None
+        self._handling = False
+        self._stepped = 0
+        self._readyWaiters = []
+        self._proposals = {}
+        self._readSeq = 0
+        self._reads = {}
+        self._readsWaitingApply = []
+
+    # -- IService-like --------------------------------------------------------
+
+    def start(self):
+        if self.running:
+            return
+        self.running = True
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = self.reactor
+        self._ticker.start(self.tickInterval, now=False)
+        self._scheduleReady()
+
+    def stop(self):
+        """Stop ticking and handling Ready; fail everything still waiting."""
+        if not self.running:
+            return
+        self.running = False
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+        if self._scheduled is not None and self._scheduled.active():
+            self._scheduled.cancel()
+        self._scheduled = None
+        for p in list(self._proposals.values()):
+            self._failProposal(p, DriverStopped("driver stopped"))
+        for ctx in list(self._reads):
+            self._failRead(ctx, DriverStopped("driver stopped"))
+        waiting, self._readsWaitingApply = self._readsWaitingApply, []
+        for _index, _ctx, d, timeout in waiting:
+            if timeout.active():
+                timeout.cancel()
+            d.errback(DriverStopped("driver stopped"))
+        waiters, self._readyWaiters = self._readyWaiters, []
+        for d in waiters:
+            d.errback(DriverStopped("driver stopped"))
+
+    def _tick(self):
+        self.rawNode.tick()
+        self._scheduleReady()
+
+    # -- IRaft ----------------------------------------------------------------
+
+    def process(self, message):
+        sender = getattr(message, "from")
+        if sender in self.removed:
+            return fail(RemovedMemberError("message from removed member %x" % (sender,)))
+        if not self.running:
+            return fail(DriverStopped("driver not running"))
+        try:
+            self.rawNode.step(message)
+        except StepLocalMsgError as e:
+            return fail(e)
+        except RaftError as e:
+            # etcd drops these silently (responses from unknown members,
+            # forwarded proposals it cannot take).
+            self.log.debug("dropped message type {type} from {peer:x}: {error}",
+                           type=message.type, peer=sender, error=e)
+        self._stepped += 1
+        self._scheduleReady()
+        if self._stepped >= self.maxBatch:
+            d = Deferred()
+            self._readyWaiters.append(d)
+            return d
+        return succeed(None)
+
+    def isIDRemoved(self, id):
+        return id in self.removed
+
+    def reportUnreachable(self, id):
+        self.rawNode.reportUnreachable(id)
+        self._scheduleReady()
+
+    def reportSnapshot(self, id, status):
+        self.rawNode.reportSnapshot(id, failed=status == SNAPSHOT_FAILURE)
+        self._scheduleReady()
+
+    # -- local requests -------------------------------------------------------
+
+    def propose(self, data):
+        """
+        Propose ``data`` on this member, which must be the leader
+        (``NotLeader`` otherwise).  Fires with the applied ``Entry`` once it
+        is committed and applied here; fails with ``ProposalOverwritten``,
+        ``ProposalTimeout``, ``ProposalDropped`` or ``DriverStopped``.
+        """
+        return self._propose(self.rawNode.propose, data)
+
+    def proposeConfChange(self, cc):
+        """As ``propose``, for a ``ConfChange`` (applied by the driver)."""
+        return self._propose(self.rawNode.proposeConfChange, cc)
+
+    def _propose(self, method, arg):
+        if not self.running:
+            return fail(DriverStopped("driver not running"))
+        raft = self.rawNode.raft
+        if raft.state != StateLeader:
+            return fail(NotLeader(raft.lead))
+        try:
+            method(arg)
+        except RaftError as e:
+            return fail(e)
+        index, term = raft.raftLog.lastIndex(), raft.term
+        d = Deferred()
+        p = _Proposal(index, term, d, None)
+        p.timeout = self.reactor.callLater(
+            self.requestTimeout, self._failProposal, p,
+            ProposalTimeout("entry %d@%d not applied in %.3gs" % (
+                index, term, self.requestTimeout)))
+        self._proposals[index] = p
+        self._scheduleReady()
+        return d
+
+    def readIndex(self):
+        """
+        A linearizable read point: fires with the read index once this
+        member has applied up to it.  Fails with ``ReadIndexTimeout`` (no
+        leader, or a new leader that has not committed in its term yet: etcd
+        3.4 drops the request then) or ``DriverStopped``.
+        """
+        if not self.running:
+            return fail(DriverStopped("driver not running"))
+        self._readSeq += 1
+        ctx = struct.pack(">Q", ((self.rawNode.raft.id & 0xFFFF) << 48)
+                          | (self._readSeq & 0xFFFFFFFFFFFF))
+        d = Deferred()
+        timeout = self.reactor.callLater(
+            self.requestTimeout, self._failRead, ctx,
+            ReadIndexTimeout("no read state in %.3gs" % (self.requestTimeout,)))
+        self._reads[ctx] = (d, timeout)
+        try:
+            self.rawNode.readIndex(ctx)
+        except RaftError as e:
+            self._failRead(ctx, e)
+        self._scheduleReady()
+        return d
+
+    def _failProposal(self, p, error):
+        if self._proposals.get(p.index) is p:
+            del self._proposals[p.index]
+        if p.timeout is not None and p.timeout.active():
+            p.timeout.cancel()
+        if not p.deferred.called:
+            p.deferred.errback(error)
+
+    def _failRead(self, ctx, error):
+        entry = self._reads.pop(ctx, None)
+        if entry is not None:
+            d, timeout = entry
+            if timeout.active():
+                timeout.cancel()
+            d.errback(error)
+            return
+        for item in self._readsWaitingApply:
+            if item[1] == ctx:
+                self._readsWaitingApply.remove(item)
+                if item[3].active():
+                    item[3].cancel()
+                item[2].errback(error)
+                return
+
+    # -- Ready ----------------------------------------------------------------
+
+    def _scheduleReady(self):
+        if self.running and self._scheduled is None:
+            self._scheduled = self.reactor.callLater(0, self._runReady)
+
+    def _runReady(self):
+        self._scheduled = None
+        if not self.running or self._handling:
+            return
+        self._handling = True
+        try:
+            if self.rawNode.hasReady():
+                self._handleReady(self.rawNode.ready())
+        except Exception:
+            # A failed write or fsync leaves the log in an unknown state
+            # (docs/storage.md): stop rather than go on with this Ready.
+            self.error = Failure()
+            self.log.failure("Ready handling failed; raft driver stopped", self.error)
+            self._handling = False
+            self.stop()
+            return
+        finally:
+            self._handling = False
+        self._stepped = 0
+        waiters, self._readyWaiters = self._readyWaiters, []
+        for d in waiters:
+            d.callback(None)
+        if self.running and self.rawNode.hasReady():
+            self._scheduleReady()
+
+    def _handleReady(self, rd):
+        self._persist(rd)
+        if rd.messages:
+            self._send(rd.messages)
+        self._apply(rd)
+        self.rawNode.advance(rd)
+
+    def _send(self, messages):
+        if self.snapshotDatabase is not None:
+            snaps = [m for m in messages if m.type == MsgSnap]
+            if snaps:
+                messages = [m for m in messages if m.type != MsgSnap]
+                for m in snaps:
+                    d = self.transport.sendSnapshot(m, self.snapshotDatabase(m))
+                    d.addErrback(self._snapshotFailed, m.to)
+        if messages:
+            self.transport.send(messages)
+
+    def _snapshotFailed(self, f, to):
+        # The Transport reports its own failures; an unknown peer it does
+        # not, and a second report of the same failure changes nothing.
+        self.log.failure("snapshot to {peer:x} failed", f, peer=to)
+        if self.running:
+            self.reportSnapshot(to, SNAPSHOT_FAILURE)
+
+    def _persist(self, rd):
+        storage = self.storage
+        began = time.perf_counter()
+        if rd.snapshot is not None:
+            storage.applySnapshot(rd.snapshot)
+        save = getattr(storage, "save", None)
+        if rd.hardState is not None or rd.entries:
+            if save is not None:
+                save(rd.hardState, rd.entries)
+            else:
+                if rd.hardState is not None:
+                    storage.setHardState(rd.hardState)
+                if rd.entries:
+                    storage.append(rd.entries)
+        if rd.mustSync and getattr(storage, "fsync", True) is False:
+            storage.sync()
+        self.persistSeconds = time.perf_counter() - began
+        # A tracked proposal whose index now holds another term was
+        # overwritten by a new leader.
+        for e in rd.entries:
+            p = self._proposals.get(e.Index)
+            if p is not None and p.term != e.Term:
+                self._failProposal(p, ProposalOverwritten(
+                    "entry %d@%d replaced by a term %d entry" % (p.index, p.term, e.Term)))
+
+    def _apply(self, rd):
+        if rd.snapshot is not None:
+            snapIndex = rd.snapshot.metadata.index
+            if self.restore is not None:
+                self.restore(rd.snapshot)
+            for p in list(self._proposals.values()):
+                if p.index <= snapIndex:
+                    self._failProposal(p, ProposalOverwritten(
+                        "entry %d@%d covered by snapshot at %d" % (p.index, p.term, snapIndex)))
+            self.applied = max(self.applied, snapIndex)
+        for e in rd.committedEntries:
+            if e.Type == EntryConfChange:
+                self._applyConfChange(ConfChange.FromString(e.Data))
+            elif e.Type == EntryConfChangeV2:
+                self._applyConfChange(ConfChangeV2.FromString(e.Data))
+            elif e.Data:
+                self.applyEntry(e)
+            self.applied = e.Index
+            p = self._proposals.pop(e.Index, None)
+            if p is not None:
+                if p.timeout.active():
+                    p.timeout.cancel()
+                if p.term == e.Term:
+                    p.deferred.callback(e)
+                else:
+                    p.deferred.errback(ProposalOverwritten(
+                        "entry %d@%d replaced by a term %d entry" % (p.index, p.term, e.Term)))
+        for rs in rd.readStates:
+            entry = self._reads.pop(rs.requestCtx, None)
+            if entry is not None:
+                # The timeout keeps running until the index is applied.
+                d, timeout = entry
+                self._readsWaitingApply.append((rs.index, rs.requestCtx, d, timeout))
+        if self._readsWaitingApply:
+            ready = [r for r in self._readsWaitingApply if r[0] <= self.applied]
+            self._readsWaitingApply = [r for r in self._readsWaitingApply
+                                       if r[0] > self.applied]
+            for index, _ctx, d, timeout in ready:
+                if timeout.active():
+                    timeout.cancel()
+                d.callback(index)
+
+    def _applyConfChange(self, cc):
+        self.rawNode.applyConfChange(cc)
+        for ctype, nodeID in confChangeToV2Changes(cc):
+            if ctype == ConfChangeRemoveNode and nodeID:
+                self.removed.add(nodeID)
+                removePeer = getattr(self.transport, "removePeer", None)
+                if removePeer is not None and nodeID != self.rawNode.raft.id:
+                    removePeer(nodeID)

@@ -1,0 +1,511 @@
+"""Tests for ``raftmux.raft.driver.RaftDriver`` on a ``task.Clock``."""
+
+import os
+import random
+
+from twisted.internet import defer, reactor
+from twisted.internet.defer import succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.server import Site
+from zope.interface.verify import verifyObject
+
+from raftmux.raft.config import Config
+from raftmux.raft.core import StateLeader
+from raftmux.raft.diskstorage import DiskStorage
+from raftmux.raft.driver import (
+    DriverStopped,
+    NotLeader,
+    ProposalOverwritten,
+    ProposalTimeout,
+    RaftDriver,
+    RemovedMemberError,
+)
+from raftmux.raft.memorystorage import MemoryStorage
+from raftmux.raft.rawnode import RawNode
+from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, SNAPSHOT_FINISH, IRaft
+from raftmux.rafthttp.testing import waitFor
+from raftmux.raftpb import (
+    ConfChange,
+    ConfChangeRemoveNode,
+    EntryConfChange,
+    Message,
+    MsgAppResp,
+    MsgHeartbeat,
+    MsgHeartbeatResp,
+    MsgSnap,
+    MsgVote,
+    MsgVoteResp,
+)
+
+TICK = 0.1
+
+
+def makeNode(id, peers, storage, seed=None, **kw):
+    cfg = Config(id=id, storage=storage, peers=peers, electionTick=10, heartbeatTick=1,
+                 random=random.Random(seed if seed is not None else id), **kw)
+    return RawNode(cfg)
+
+
+def message(type, to, frm, term, **kw):
+    m = Message(type=type, to=to, term=term, **kw)
+    setattr(m, "from", frm)
+    return m
+
+
+class RecordingTransport:
+    """Records each ``send`` call; ``events`` may be shared with a storage."""
+
+    def __init__(self, events=None):
+        self.sent = []
+        self.events = events if events is not None else []
+
+    def send(self, messages):
+        self.sent.append(list(messages))
+        self.events.append(("send", [m.type for m in messages]))
+
+
+class RecordingStorage(MemoryStorage):
+    """A ``MemoryStorage`` whose ``save`` records itself in ``events``."""
+
+    def __init__(self, events):
+        MemoryStorage.__init__(self)
+        self.events = events
+
+    def save(self, hardState, entries):
+        self.events.append(("save", hardState, [(e.Index, e.Term) for e in entries]))
+        if hardState is not None:
+            self.setHardState(hardState)
+        if entries:
+            self.append(entries)
+
+
+def turn(clock, n=5):
+    """Run what is due now (the Ready calls), a few times over."""
+    for _ in range(n):
+        clock.advance(0)
+
+
+class SingleNodeTests(SynchronousTestCase):
+
+    def setUp(self):
+        self.clock = Clock()
+        self.applied = []
+
+    def startDriver(self, storage, **kw):
+        self.storage = storage
+        self.node = makeNode(1, [1], storage, **kw)
+        self.transport = RecordingTransport()
+        self.driver = RaftDriver(self.node, storage, self.transport, self.clock,
+                                 tickInterval=TICK, apply=self.apply)
+        self.driver.start()
+        self.addCleanup(self.driver.stop)
+        return self.driver
+
+    def apply(self, entry):
+        self.applied.append((entry.Index, entry.Data, self.pending.called))
+
+    def electAndPropose(self):
+        driver = self.driver
+        verifyObject(IRaft, driver)
+        # Randomized timeout in [10, 20) ticks: not before 10.
+        for _ in range(9):
+            self.clock.advance(TICK)
+        self.assertNotEqual(self.node.raft.state, StateLeader)
+        for _ in range(11):
+            self.clock.advance(TICK)
+        self.assertEqual(self.node.raft.state, StateLeader)
+        self.pending = driver.propose(b"hello")
+        self.assertFalse(self.pending.called)
+        turn(self.clock)
+        entry = self.successResultOf(self.pending)
+        self.assertEqual(entry.Data, b"hello")
+        # apply saw the entry before the Deferred fired.
+        self.assertEqual(self.applied, [(entry.Index, b"hello", False)])
+        self.assertEqual(driver.applied, entry.Index)
+        self.assertEqual(self.storage.lastIndex(), entry.Index)
+        self.assertEqual(self.storage.initialState()[0].commit, entry.Index)
+        return entry
+
+    def test_electsAndCommitsMemory(self):
+        self.startDriver(MemoryStorage())
+        self.electAndPropose()
+
+    def test_electsAndCommitsDisk(self):
+        path = self.mktemp()
+        storage = DiskStorage(path)
+        self.startDriver(storage)
+        entry = self.electAndPropose()
+        self.driver.stop()
+        storage.close()
+        reopened = DiskStorage(path)
+        self.addCleanup(reopened.close)
+        self.assertEqual(reopened.entries(entry.Index, entry.Index + 1)[0].Data, b"hello")
+        self.assertEqual(reopened.initialState()[0].commit, entry.Index)
+
+    def test_readIndexAfterApply(self):
+        self.startDriver(MemoryStorage())
+        entry = self.electAndPropose()
+        d = self.driver.readIndex()
+        seen = []
+        d.addCallback(lambda index: seen.append((index, self.driver.applied)))
+        turn(self.clock)
+        [(index, applied)] = seen
+        self.assertEqual(index, entry.Index)
+        self.assertGreaterEqual(applied, index)
+
+    def test_readIndexWaitsForApply(self):
+        """
+        A read state whose index is past what this Ready applies (one
+        committed entry per Ready here) fires only once that index is.
+        """
+        self.startDriver(MemoryStorage(), maxCommittedSizePerReady=0)
+        self.electAndPropose()
+        order = []
+        self.driver.applyEntry = lambda entry: order.append((entry.Index, list(seen)))
+        for data in (b"a", b"b", b"c"):
+            self.driver.propose(data)
+        last = self.node.raft.raftLog.lastIndex()
+        seen = []
+        self.driver.readIndex().addCallback(
+            lambda index: seen.append((index, self.driver.applied)))
+        turn(self.clock)
+        # Not fired before the last entry was applied, fired right after.
+        self.assertEqual(order, [(last - 2, []), (last - 1, []), (last, [])])
+        self.assertEqual(seen, [(last, last)])
+
+    def test_proposeNotLeader(self):
+        self.startDriver(MemoryStorage())
+        self.failureResultOf(self.driver.propose(b"x"), NotLeader)
+
+    def test_stopCancelsTimersAndFails(self):
+        self.startDriver(MemoryStorage())
+        for _ in range(20):
+            self.clock.advance(TICK)
+        # A read that cannot complete yet (no turn has run).
+        d = self.driver.readIndex()
+        self.driver.stop()
+        self.failureResultOf(d, DriverStopped)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.failureResultOf(self.driver.propose(b"x"), DriverStopped)
+
+
+class OrderTests(SynchronousTestCase):
+
+    def setUp(self):
+        self.clock = Clock()
+        self.events = []
+        self.storage = RecordingStorage(self.events)
+        self.node = makeNode(1, [1, 2, 3], self.storage)
+        self.transport = RecordingTransport(self.events)
+        self.driver = RaftDriver(self.node, self.storage, self.transport, self.clock,
+                                 tickInterval=TICK)
+        self.driver.start()
+        self.addCleanup(self.driver.stop)
+
+    def test_persistBeforeSend(self):
+        """
+        The HardState with the vote is saved before the MsgVotes leave; the
+        new leader's entry is saved before its MsgApps leave.
+        """
+        for _ in range(20):
+            self.clock.advance(TICK)
+        self.assertEqual(self.events[0][0], "save")
+        self.assertEqual((self.events[0][1].term, self.events[0][1].vote), (1, 1))
+        self.assertEqual(self.events[1], ("send", [MsgVote, MsgVote]))
+        del self.events[:]
+        self.successResultOf(self.driver.process(
+            message(MsgVoteResp, 1, 2, 1)))
+        turn(self.clock)
+        self.assertEqual(self.node.raft.state, StateLeader)
+        kinds = [e[0] for e in self.events]
+        self.assertEqual(kinds[:2], ["save", "send"])
+        self.assertEqual(self.events[0][2], [(1, 1)])
+
+    def test_persistSendApply(self):
+        """A Ready that commits: save, then send, then apply, then advance."""
+        for _ in range(20):
+            self.clock.advance(TICK)
+        self.successResultOf(self.driver.process(message(MsgVoteResp, 1, 2, 1)))
+        turn(self.clock)
+        self.driver.applyEntry = lambda e: self.events.append(("apply", e.Index))
+        d = self.driver.propose(b"x")
+        turn(self.clock)
+        del self.events[:]
+        self.successResultOf(self.driver.process(
+            message(MsgAppResp, 1, 2, 1, index=2)))
+        turn(self.clock)
+        self.assertEqual([e[0] for e in self.events], ["save", "send", "apply"])
+        self.assertEqual(self.events[0][1].commit, 2)
+        self.assertEqual(self.events[2], ("apply", 2))
+        self.assertEqual(self.successResultOf(d).Index, 2)
+
+    def test_persistFailureStops(self):
+        """A failing save stops the driver; nothing of that Ready is sent."""
+        def broken(hardState, entries):
+            self.events.append(("save-failed",))
+            raise OSError("disk gone")
+        self.storage.save = broken
+        d = self.driver.readIndex()
+        for _ in range(20):
+            self.clock.advance(TICK)
+        self.assertEqual(self.events, [("save-failed",)])
+        self.assertFalse(self.driver.running)
+        self.assertIsInstance(self.driver.error.value, OSError)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.failureResultOf(d, DriverStopped)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_coalesced(self):
+        """Messages stepped in one reactor turn give one Ready, one send."""
+        for i in range(3):
+            self.successResultOf(self.driver.process(
+                message(MsgHeartbeat, 1, 2, 1, context=b"c%d" % (i,))))
+        self.assertEqual(self.transport.sent, [])
+        turn(self.clock)
+        self.assertEqual(len(self.transport.sent), 1)
+        self.assertEqual([m.type for m in self.transport.sent[0]], [MsgHeartbeatResp] * 3)
+        self.assertEqual([m.context for m in self.transport.sent[0]], [b"c0", b"c1", b"c2"])
+
+    def test_backPressure(self):
+        """Past ``maxBatch`` stepped messages, process waits for the Ready."""
+        self.driver.maxBatch = 2
+        first = self.driver.process(message(MsgHeartbeat, 1, 2, 1))
+        self.successResultOf(first)
+        second = self.driver.process(message(MsgHeartbeat, 1, 2, 1))
+        self.assertNoResult(second)
+        turn(self.clock)
+        self.successResultOf(second)
+        self.assertEqual(len(self.transport.sent), 1)
+
+    def test_reportsForwarded(self):
+        calls = []
+        self.node.reportUnreachable = lambda id: calls.append(("unreachable", id))
+        self.node.reportSnapshot = lambda id, failed=False: calls.append(
+            ("snapshot", id, failed))
+        self.driver.reportUnreachable(2)
+        self.driver.reportSnapshot(3, SNAPSHOT_FAILURE)
+        self.driver.reportSnapshot(2, SNAPSHOT_FINISH)
+        self.assertEqual(calls, [("unreachable", 2), ("snapshot", 3, True),
+                                 ("snapshot", 2, False)])
+
+    def test_snapshotDatabase(self):
+        """With ``snapshotDatabase``, a MsgSnap goes to ``sendSnapshot``."""
+        snaps = []
+        self.transport.sendSnapshot = lambda m, path: snaps.append((m.to, path)) or \
+            succeed(True)
+        self.driver.snapshotDatabase = lambda m: "/db/%d" % (m.to,)
+        self.driver._send([message(MsgSnap, 2, 1, 1), message(MsgHeartbeat, 3, 1, 1)])
+        self.assertEqual(snaps, [(2, "/db/2")])
+        self.assertEqual([[m.type for m in ms] for ms in self.transport.sent],
+                         [[MsgHeartbeat]])
+
+    def test_removedMember(self):
+        self.driver.removed.add(3)
+        self.failureResultOf(self.driver.process(message(MsgHeartbeat, 1, 3, 1)),
+                             RemovedMemberError)
+        self.assertTrue(self.driver.isIDRemoved(3))
+
+
+class Network:
+    """Delivers each sent message to its driver's ``process`` on a later turn."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.drivers = {}
+        self.dropped = set()
+        self.rejected = []
+
+    def transportFor(self, id):
+        network = self
+
+        class Transport:
+            def send(self, messages):
+                for m in messages:
+                    if m.to in network.dropped or id in network.dropped:
+                        continue
+                    network.clock.callLater(0, network.deliver, m)
+        return Transport()
+
+    def deliver(self, m):
+        driver = self.drivers.get(m.to)
+        if driver is not None and driver.running:
+            driver.process(m).addErrback(
+                lambda f: self.rejected.append((m.to, getattr(m, "from"), f.type)))
+
+
+class ClusterTests(SynchronousTestCase):
+
+    def setUp(self):
+        self.clock = Clock()
+        self.network = Network(self.clock)
+        self.applied = {}
+        ids = [1, 2, 3]
+        for id in ids:
+            storage = MemoryStorage()
+            self.applied[id] = []
+            driver = RaftDriver(makeNode(id, ids, storage), storage,
+                                self.network.transportFor(id), self.clock,
+                                tickInterval=TICK, apply=self.applied[id].append)
+            self.network.drivers[id] = driver
+            driver.start()
+            self.addCleanup(driver.stop)
+
+    def leaders(self):
+        return [id for id, d in self.network.drivers.items()
+                if d.rawNode.raft.state == StateLeader]
+
+    def elect(self):
+        for _ in range(40):
+            self.clock.advance(TICK)
+            turn(self.clock, 10)
+            if self.leaders():
+                break
+        [leader] = self.leaders()
+        return leader
+
+    def test_replicate(self):
+        leader = self.elect()
+        driver = self.network.drivers[leader]
+        ds = [driver.propose(b"v%d" % (i,)) for i in range(5)]
+        turn(self.clock, 20)
+        entries = [self.successResultOf(d) for d in ds]
+        self.assertEqual([e.Data for e in entries], [b"v%d" % (i,) for i in range(5)])
+        for _ in range(3):
+            self.clock.advance(TICK)
+            turn(self.clock, 10)
+        expected = [(e.Index, e.Term, e.Data) for e in entries]
+        for id in (1, 2, 3):
+            self.assertEqual([(e.Index, e.Term, e.Data) for e in self.applied[id]], expected)
+
+    def test_readIndexOnFollower(self):
+        leader = self.elect()
+        entry = None
+        d = self.network.drivers[leader].propose(b"x")
+        turn(self.clock, 20)
+        entry = self.successResultOf(d)
+        follower = [id for id in (1, 2, 3) if id != leader][0]
+        fdriver = self.network.drivers[follower]
+        seen = []
+        fdriver.readIndex().addCallback(lambda i: seen.append((i, fdriver.applied)))
+        for _ in range(3):
+            self.clock.advance(TICK)
+            turn(self.clock, 10)
+        [(index, applied)] = seen
+        self.assertGreaterEqual(index, entry.Index)
+        self.assertGreaterEqual(applied, index)
+        self.assertEqual(self.applied[follower][-1].Data, b"x")
+
+    def test_proposalTimeout(self):
+        leader = self.elect()
+        self.network.dropped.add(leader)
+        d = self.network.drivers[leader].propose(b"lost")
+        for _ in range(int(5.0 / TICK) + 2):
+            self.clock.advance(TICK)
+            turn(self.clock, 3)
+        self.failureResultOf(d, ProposalTimeout)
+
+    def test_proposalOverwritten(self):
+        """
+        An isolated leader's uncommitted entry is replaced by the new
+        leader's entry at the same index when it rejoins.
+        """
+        old = self.elect()
+        self.network.dropped.add(old)
+        d = self.network.drivers[old].propose(b"lost")
+        index = self.network.drivers[old].rawNode.raft.raftLog.lastIndex()
+        for _ in range(40):
+            self.clock.advance(TICK)
+            turn(self.clock, 10)
+            if [id for id in self.leaders() if id != old]:
+                break
+        [new] = [id for id in self.leaders() if id != old]
+        kept = self.network.drivers[new].propose(b"kept")
+        turn(self.clock, 20)
+        self.assertEqual(self.successResultOf(kept).Data, b"kept")
+        self.assertNoResult(d)
+        self.network.dropped.discard(old)
+        for _ in range(5):
+            self.clock.advance(TICK)
+            turn(self.clock, 10)
+        self.failureResultOf(d, ProposalOverwritten)
+        self.assertNotIn(b"lost", [e.Data for e in self.applied[old]])
+        self.assertEqual([e.Data for e in self.applied[old]], [b"kept"])
+        self.assertGreaterEqual(self.network.drivers[old].applied, index)
+
+    def test_removeMember(self):
+        """A committed RemoveNode is applied: the member counts as removed."""
+        leader = self.elect()
+        gone = [id for id in (1, 2, 3) if id != leader][0]
+        d = self.network.drivers[leader].proposeConfChange(
+            ConfChange(type=ConfChangeRemoveNode, node_id=gone))
+        turn(self.clock, 20)
+        entry = self.successResultOf(d)
+        self.assertEqual(entry.Type, EntryConfChange)
+        for id, driver in self.network.drivers.items():
+            if id != gone:
+                self.assertTrue(driver.isIDRemoved(gone))
+                self.assertNotIn(gone, driver.rawNode.raft.prs.voters)
+        self.failureResultOf(
+            self.network.drivers[leader].process(message(MsgHeartbeat, leader, gone, 9)),
+            RemovedMemberError)
+        self.assertEqual({(t, frm, typ) for t, frm, typ in self.network.rejected} - {
+            (id, gone, RemovedMemberError) for id in (1, 2, 3)}, set())
+
+
+class TransportTests(TestCase):
+    """Three drivers on ``DiskStorage``, joined by real ``Transport``s over TCP."""
+
+    async def _node(self, id):
+        from raftmux.rafthttp import Transport
+        storage = DiskStorage(self.mktemp())
+        self.addCleanup(storage.close)
+        applied = []
+        driver = RaftDriver(makeNode(id, [1, 2, 3], storage), storage, None, reactor,
+                            tickInterval=0.05, apply=applied.append)
+        site = Site(None)
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
+        self.addCleanup(port.stopListening)
+        url = "http://127.0.0.1:%d" % (port.getHost().port,)
+        snapdir = self.mktemp()
+        os.makedirs(snapdir)
+        transport = Transport(id, 0xC1, [url], driver, reactor=reactor,
+                              snapshotDir=snapdir, probing=False)
+        site.resource = transport.resource()
+        driver.transport = transport
+        self.addCleanup(transport.stop)
+        return driver, applied, url
+
+    async def _cluster(self):
+        nodes = {id: await self._node(id) for id in (1, 2, 3)}
+        for id, (driver, _, _) in nodes.items():
+            for other, (_, _, url) in nodes.items():
+                if other != id:
+                    driver.transport.addPeer(other, [url])
+        for driver, _, _ in nodes.values():
+            driver.start()
+            self.addCleanup(driver.stop)
+        return nodes
+
+    @defer.inlineCallbacks
+    def test_replicateOverHTTP(self):
+        nodes = yield defer.ensureDeferred(self._cluster())
+
+        def leaders():
+            return [id for id, (d, _, _) in nodes.items()
+                    if d.rawNode.raft.state == StateLeader]
+        yield defer.ensureDeferred(waitFor(reactor, lambda: len(leaders()) == 1,
+                                           what="one leader"))
+        leader = nodes[leaders()[0]][0]
+        entries = []
+        for i in range(3):
+            entry = yield leader.propose(b"p%d" % (i,))
+            entries.append((entry.Index, entry.Term, entry.Data))
+        yield defer.ensureDeferred(waitFor(
+            reactor, lambda: all(len(a) == 3 for _, a, _ in nodes.values()),
+            what="all applied"))
+        for _, applied, _ in nodes.values():
+            self.assertEqual([(e.Index, e.Term, e.Data) for e in applied], entries)
+        index = yield leader.readIndex()
+        self.assertGreaterEqual(index, entries[-1][0])
