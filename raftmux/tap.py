@@ -1,110 +1,87 @@
 """
-``twistd raftmux``: options and the service tree.
+``twistd raftmux``: etcd's flags, and the service tree of one node.
 
-Until the replicated node lands (issue 7) this runs a demo node: one port
-that answers HTTP/1.1, h2c and muxado sessions (each stream carrying
-HTTP/1.1), all served by one twisted.web Site with ``/health``,
-``/metrics`` and ``/version``.
+``makeService(options)`` returns a ``MultiService`` holding the
+``RaftNode``; compose it into your own application (see
+``docs/examples/raftmux.tac``).  With no flags the node is a one-member
+cluster on loopback: clients on http://127.0.0.1:2379, peers on
+http://127.0.0.1:2380, data in ``default.etcd``.
 """
 
-import json
-from urllib.parse import urlsplit
-
-from twisted.application import service, strports
+from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.resource import Resource
-from twisted.web.server import Site
 
-import raftmux
 from raftmux._log import LEVELS, setLogLevel
-from raftmux.metrics import REGISTRY, MetricsResource
-from raftmux.muxado import MuxadoServerFactory
-from raftmux.sniff import SniffingFactory, http1, http2, muxado
+from raftmux.node.config import DEFAULTS, ConfigError, NodeConfig
+from raftmux.node.service import RaftNode
 
 log = Logger()
 
-
-def endpointForURL(url):
-    """``http://127.0.0.1:2380`` -> ``tcp:2380:interface=127.0.0.1`` (etcd's URL flags)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http",):
-        raise usage.UsageError("unsupported URL scheme in %r (TLS arrives with issue 8)" % (url,))
-    if not parts.hostname or parts.port is None:
-        raise usage.UsageError("URL %r needs a host and a port" % (url,))
-    host = parts.hostname.replace(":", "\\:")
-    return "tcp:%d:interface=%s" % (parts.port, host)
+_FLAGS = [
+    ("name", "human-readable name for this member"),
+    ("data-dir", "path to the data directory (default: <name>.etcd)"),
+    ("listen-peer-urls", "URLs to listen on for peer traffic"),
+    ("initial-advertise-peer-urls", "this member's peer URLs to advertise to the cluster"),
+    ("listen-client-urls", "URLs to listen on for client traffic"),
+    ("advertise-client-urls", "this member's client URLs to advertise to the cluster"),
+    ("initial-cluster", "initial cluster configuration: name=peerURL,... "
+                        "(default: <name>=<initial-advertise-peer-urls>)"),
+    ("initial-cluster-token", "initial cluster token, part of the member and cluster IDs"),
+    ("initial-cluster-state", "'new' to bootstrap a cluster, 'existing' to join one"),
+    ("heartbeat-interval", "time (in milliseconds) of a heartbeat interval"),
+    ("election-timeout", "time (in milliseconds) for an election to time out"),
+    ("snapshot-count", "applied entries between two snapshots of the key/value state"),
+    ("snapshot-catchup-entries", "entries kept after a snapshot for slow followers"),
+    ("max-value-bytes", "largest value a PUT may carry"),
+    ("request-timeout", "seconds a write or linearizable read may take"),
+    ("log-level", "log level: " + ", ".join(LEVELS)),
+]
 
 
 class Options(usage.Options):
     synopsis = "[options]"
-    longdesc = ("Run a raftmux node. With no flags it listens on http://127.0.0.1:2380 "
-                "for HTTP/1.1, h2c and muxado on one port.")
-    optParameters = [
-        ["listen-peer-urls", None, "http://127.0.0.1:2380",
-         "comma-separated URLs to listen on (etcd's --listen-peer-urls)"],
-        ["log-level", None, "info", "hot-path log level: " + ", ".join(LEVELS)],
-    ]
+    longdesc = ("Run one member of a raftmux replicated key/value cluster. Flags have "
+                "etcd's names and meanings. With no flags: a one-member cluster on "
+                "http://127.0.0.1:2379 (clients) and http://127.0.0.1:2380 (peers).")
+    optParameters = [[name, None, None if DEFAULTS[name] is None else str(DEFAULTS[name]), doc]
+                     for name, doc in _FLAGS]
 
     def postOptions(self):
-        urls = [u.strip() for u in self["listen-peer-urls"].split(",") if u.strip()]
-        if not urls:
-            raise usage.UsageError("--listen-peer-urls needs at least one URL")
-        self["endpoints"] = [endpointForURL(u) for u in urls]
-        self["urls"] = urls
         if self["log-level"] not in LEVELS:
             raise usage.UsageError("--log-level must be one of " + ", ".join(LEVELS))
+        try:
+            self["config"] = NodeConfig({k: self[k] for k, _ in _FLAGS})
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
 
 
-class _Text(Resource):
-    isLeaf = True
+class _Reporter(service.Service):
+    """Stops twistd with a clear line when the node cannot start."""
 
-    def __init__(self, body, contentType=b"text/plain"):
-        super().__init__()
-        self.body = body
-        self.contentType = contentType
-
-    def render_GET(self, request):
-        request.setHeader(b"content-type", self.contentType)
-        return self.body
-
-
-def demoSite():
-    """The Site every protocol of the demo node ends up in."""
-    root = Resource()
-    root.putChild(b"", _Text(b"raftmux %s: HTTP/1.1, h2c and muxado on one port\n"
-                             % (raftmux.__version__.encode(),)))
-    root.putChild(b"health", _Text(b'{"health":"true"}', b"application/json"))
-    root.putChild(b"version", _Text(json.dumps({"raftmux": raftmux.__version__}).encode(),
-                                    b"application/json"))
-    root.putChild(b"metrics", MetricsResource(REGISTRY))
-    return Site(root)
-
-
-def portFactory(site):
-    """One port: h2c to the Site's HTTP/2, HTTP/1.1 to the Site, muxado streams to the Site."""
-    return SniffingFactory([
-        (http2(), site),
-        (http1(), site),
-        (muxado(), MuxadoServerFactory(site, registry=REGISTRY)),
-    ], registry=REGISTRY)
-
-
-class _Announce(service.Service):
-    def __init__(self, urls):
-        self.urls = urls
+    def __init__(self, node, reactor):
+        self.node = node
+        self.reactor = reactor
 
     def startService(self):
-        super().startService()
-        for url in self.urls:
-            log.info("raftmux: listening on {url} (HTTP/1.1, h2c, muxado)", url=url)
+        service.Service.startService(self)
+
+        def failed(f):
+            log.critical("raftmux: stopping: {why}", why=f.getErrorMessage())
+            if self.reactor.running:
+                self.reactor.stop()
+        self.node.whenStarted().addErrback(failed)
 
 
-def makeService(options):
+def makeService(options, reactor=None):
+    if reactor is None:
+        from twisted.internet import reactor
     setLogLevel(options["log-level"])
     top = service.MultiService()
-    factory = portFactory(demoSite())
-    for endpoint in options["endpoints"]:
-        strports.service(endpoint, factory).setServiceParent(top)
-    _Announce(options["urls"]).setServiceParent(top)
+    node = RaftNode(options["config"], reactor=reactor)
+    node.setServiceParent(top)
+    _Reporter(node, reactor).setServiceParent(top)
     return top
+
+
+__all__ = ["Options", "makeService"]

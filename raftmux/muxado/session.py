@@ -88,6 +88,12 @@ class MuxadoSession(Protocol):
         """The open streams, by ID (read-only view for metrics and tests)."""
         return dict(self._streams)
 
+    @property
+    def isOpen(self):
+        """Can ``openStream`` succeed (connected, no GOAWAY either way)?"""
+        return (self._closeReason is None and self.transport is not None
+                and not self._conn.goAwaySent and self._conn.goAwayReceived is None)
+
     def openStream(self, protocol):
         """
         Open a stream and connect ``protocol`` to it.  Returns a Deferred that

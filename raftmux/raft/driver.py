@@ -90,13 +90,14 @@ class RemovedMemberError(RaftError):
 
 
 class _Proposal:
-    __slots__ = ("index", "term", "deferred", "timeout")
+    __slots__ = ("index", "term", "deferred", "timeout", "withResult")
 
-    def __init__(self, index, term, deferred, timeout):
+    def __init__(self, index, term, deferred, timeout, withResult=False):
         self.index = index
         self.term = term
         self.deferred = deferred
         self.timeout = timeout
+        self.withResult = withResult
 
 
 @implementer(IRaft)
@@ -107,7 +108,9 @@ class RaftDriver:
     ``send(messages)``).
 
     ``apply(entry)`` is called for each committed normal entry with data,
-    in log order.  ``restore(snapshot)`` (optional) for each snapshot to
+    in log order; ``onConfChange(cc, entry, confState)`` (optional) after
+    each conf change is applied, ``onApplied(index)`` (optional) after each
+    Ready's entries.  ``restore(snapshot)`` (optional) for each snapshot to
     install.  ``requestTimeout`` bounds ``propose`` and ``readIndex``.
     ``maxBatch``: after that many messages stepped without a Ready handled,
     ``process`` returns a Deferred that fires only once the Ready is
@@ -123,7 +126,7 @@ class RaftDriver:
 
     def __init__(self, rawNode, storage, transport, reactor, tickInterval=0.1,
                  apply=None, restore=None, requestTimeout=5.0, maxBatch=256,
-                 snapshotDatabase=None):
+                 snapshotDatabase=None, onConfChange=None, onApplied=None):
         self.rawNode = rawNode
         self.storage = storage
         self.transport = transport
@@ -134,7 +137,9 @@ class RaftDriver:
         self.requestTimeout = requestTimeout
         self.maxBatch = maxBatch
         self.snapshotDatabase = snapshotDatabase
-        self.applied = rawNode.raft.raftLog.applied
+        self.onConfChange = onConfChange
+        self.onApplied = onApplied
+        self.applied = rawNode.raft.raftLog.applied if rawNode is not None else 0
         self.removed = set()
         self.running = False
         self.persistSeconds = 0.0
@@ -235,11 +240,30 @@ class RaftDriver:
         """
         return self._propose(self.rawNode.propose, data)
 
+    def proposeForResult(self, data):
+        """As ``propose``, firing with ``(entry, what apply(entry) returned)``."""
+        return self._propose(self.rawNode.propose, data, True)
+
+    def forwardProposal(self, data):
+        """
+        Propose ``data`` from any member, fire and forget: a follower's core
+        hands it to the leader (etcd's forwarding).  False when it was
+        dropped here (no leader known, driver stopped).
+        """
+        if not self.running:
+            return False
+        try:
+            self.rawNode.propose(data)
+        except RaftError:
+            return False
+        self._scheduleReady()
+        return True
+
     def proposeConfChange(self, cc):
         """As ``propose``, for a ``ConfChange`` (applied by the driver)."""
         return self._propose(self.rawNode.proposeConfChange, cc)
 
-    def _propose(self, method, arg):
+    def _propose(self, method, arg, withResult=False):
         if not self.running:
             return fail(DriverStopped("driver not running"))
         raft = self.rawNode.raft
@@ -251,7 +275,7 @@ class RaftDriver:
             return fail(e)
         index, term = raft.raftLog.lastIndex(), raft.term
         d = Deferred()
-        p = _Proposal(index, term, d, None)
+        p = _Proposal(index, term, d, None, withResult)
         p.timeout = self.reactor.callLater(
             self.requestTimeout, self._failProposal, p,
             ProposalTimeout("entry %d@%d not applied in %.3gs" % (
@@ -400,19 +424,20 @@ class RaftDriver:
                         "entry %d@%d covered by snapshot at %d" % (p.index, p.term, snapIndex)))
             self.applied = max(self.applied, snapIndex)
         for e in rd.committedEntries:
+            result = None
             if e.Type == EntryConfChange:
-                self._applyConfChange(ConfChange.FromString(e.Data))
+                self._applyConfChange(ConfChange.FromString(e.Data), e)
             elif e.Type == EntryConfChangeV2:
-                self._applyConfChange(ConfChangeV2.FromString(e.Data))
+                self._applyConfChange(ConfChangeV2.FromString(e.Data), e)
             elif e.Data:
-                self.applyEntry(e)
+                result = self.applyEntry(e)
             self.applied = e.Index
             p = self._proposals.pop(e.Index, None)
             if p is not None:
                 if p.timeout.active():
                     p.timeout.cancel()
                 if p.term == e.Term:
-                    p.deferred.callback(e)
+                    p.deferred.callback((e, result) if p.withResult else e)
                 else:
                     p.deferred.errback(ProposalOverwritten(
                         "entry %d@%d replaced by a term %d entry" % (p.index, p.term, e.Term)))
@@ -422,6 +447,8 @@ class RaftDriver:
                 # The timeout keeps running until the index is applied.
                 d, timeout = entry
                 self._readsWaitingApply.append((rs.index, rs.requestCtx, d, timeout))
+        if self.onApplied is not None and (rd.snapshot is not None or rd.committedEntries):
+            self.onApplied(self.applied)
         if self._readsWaitingApply:
             ready = [r for r in self._readsWaitingApply if r[0] <= self.applied]
             self._readsWaitingApply = [r for r in self._readsWaitingApply
@@ -431,8 +458,10 @@ class RaftDriver:
                     timeout.cancel()
                 d.callback(index)
 
-    def _applyConfChange(self, cc):
-        self.rawNode.applyConfChange(cc)
+    def _applyConfChange(self, cc, entry):
+        confState = self.rawNode.applyConfChange(cc)
+        if self.onConfChange is not None:
+            self.onConfChange(cc, entry, confState)
         for ctype, nodeID in confChangeToV2Changes(cc):
             if ctype == ConfChangeRemoveNode and nodeID:
                 self.removed.add(nodeID)

@@ -162,6 +162,13 @@ class Transport:
 
     # Status
 
+    def hasPeer(self, id):
+        return id in self._peers
+
+    def peerIDs(self):
+        """The IDs of the peers (not remotes), sorted."""
+        return sorted(self._peers)
+
     def activeSince(self, id):
         """When ``id`` became active (reactor seconds), or None."""
         peer = self._peers.get(id)

@@ -31,15 +31,17 @@ class VersionResource(Resource):
     """
     ``/version``: ``{"etcdserver":"3.4.23","etcdcluster":...}``, no newline.
     ``clusterVersion`` is a string or a callable returning one (None for
-    ``not_decided``).
+    ``not_decided``).  ``extra`` fields are added after etcd's two (etcd
+    ignores fields it does not know; a raftmux node names itself there).
     """
 
     isLeaf = True
 
-    def __init__(self, clusterVersion=CLUSTER_VERSION, serverVersion=SERVER_VERSION):
+    def __init__(self, clusterVersion=CLUSTER_VERSION, serverVersion=SERVER_VERSION, extra=None):
         Resource.__init__(self)
         self.clusterVersion = clusterVersion
         self.serverVersion = serverVersion
+        self.extra = dict(extra or {})
 
     def render(self, request):
         if request.postpath:
@@ -48,8 +50,9 @@ class VersionResource(Resource):
             return _allowGetOnly(request)
         cluster = self.clusterVersion() if callable(self.clusterVersion) else self.clusterVersion
         request.setHeader(b"Content-Type", b"application/json")
-        return _goJSON({"etcdserver": self.serverVersion,
-                        "etcdcluster": cluster or "not_decided"})
+        body = {"etcdserver": self.serverVersion, "etcdcluster": cluster or "not_decided"}
+        body.update(self.extra)
+        return _goJSON(body)
 
 
 class Member:

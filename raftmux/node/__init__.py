@@ -1,0 +1,18 @@
+"""
+The raftmux node: one member of a replicated key/value store, every
+protocol on one port (``docs/node.md``).
+
+* ``RaftNode(NodeConfig(...))``: the node as an ``IService``;
+* ``NodeConfig``: etcd's flags, defaults and IDs; ``ConfigError``;
+* ``KVStateMachine``: the replicated state, with snapshots;
+* ``PeerDialer``: muxado sessions between raftmux nodes, plain rafthttp
+  toward etcd members.
+"""
+
+from raftmux.node.config import ConfigError, NodeConfig
+from raftmux.node.dialer import PeerDialer
+from raftmux.node.kv import KVStateMachine
+from raftmux.node.service import NodeStartError, RaftNode
+
+__all__ = ["ConfigError", "KVStateMachine", "NodeConfig", "NodeStartError", "PeerDialer",
+           "RaftNode"]

@@ -1,0 +1,275 @@
+# -*- test-case-name: raftmux.test.test_node_dialer -*-
+"""
+``PeerDialer``: the endpoint factory under the node's HTTP ``Agent``.  Each
+request to a peer goes either over a new (pooled) TCP connection, the way
+etcd does it, or as a stream of the one muxado session a pair of raftmux
+nodes shares.
+
+Which one is decided per peer address by asking ``GET /version`` once: a
+raftmux node adds a ``"raftmux"`` field (etcd ignores unknown fields), an
+etcd member does not.  Between two raftmux nodes only the member with the
+smaller ID dials the session; the other adopts it when the first request
+arrives on it carrying ``X-Server-From`` (``adopt``), so a pair never holds
+two sessions.  A session that ends is forgotten and made again on demand.
+"""
+
+import json
+from collections import Counter
+
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ConnectError
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.web.client import Agent, readBody
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
+
+from raftmux.muxado import SessionEndpoint, connectSession
+
+__all__ = ["PeerDialer", "MUXADO", "PLAIN", "isRaftmuxVersion"]
+
+MUXADO = "muxado"
+PLAIN = "plain"
+
+
+def isRaftmuxVersion(body):
+    """Does a ``/version`` body come from a raftmux node?"""
+    try:
+        return "raftmux" in json.loads(body)
+    except (ValueError, TypeError):
+        return False
+
+
+@implementer(IAgentEndpointFactory)
+class PeerDialer:
+    """
+    ``localID``: this member's ID (for the who-dials rule).
+    ``streamFactory``: serves the streams a peer opens on sessions we dial
+    (the node's Site; may be set after construction).
+    ``clientEndpoint(scheme, host, port)``: the TCP (or TLS) endpoint to a
+    peer; defaults to ``HostnameEndpoint``.
+    ``useMuxado``: False turns sessions off (every peer is plain rafthttp).
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, localID, streamFactory=None, clientEndpoint=None,
+                 connectTimeout=2.0, sessionConfig=None, registry=None, useMuxado=True,
+                 probeAgent=None):
+        self.reactor = reactor
+        self.localID = localID
+        self.streamFactory = streamFactory
+        self.connectTimeout = connectTimeout
+        self.sessionConfig = sessionConfig
+        self.registry = registry
+        self.useMuxado = useMuxado
+        self._clientEndpoint = clientEndpoint
+        self.kinds = {}
+        self.sessions = {}
+        self.peerIDs = {}
+        #: TCP connections made, per (address, kind): what the tests count.
+        self.dials = Counter()
+        self._probes = {}
+        self._dialing = {}
+        self._waiters = {}
+        self._probeAgent = probeAgent
+        self._stopped = False
+
+    # -- membership -------------------------------------------------------------
+
+    def setPeer(self, peerID, urls):
+        """Tell the dialer which member answers at ``urls`` (``scheme://host:port``)."""
+        from urllib.parse import urlsplit
+
+        for url in urls:
+            parts = urlsplit(url)
+            self.peerIDs[(parts.hostname, parts.port)] = peerID
+
+    def removePeer(self, peerID):
+        for address in [a for a, i in self.peerIDs.items() if i == peerID]:
+            del self.peerIDs[address]
+            session = self.sessions.pop(address, None)
+            if session is not None:
+                session.close()
+
+    # -- IAgentEndpointFactory --------------------------------------------------
+
+    def endpointForURI(self, uri):
+        host = uri.host.decode("ascii") if isinstance(uri.host, bytes) else uri.host
+        scheme = uri.scheme.decode("ascii") if isinstance(uri.scheme, bytes) else uri.scheme
+        return _PeerEndpoint(self, scheme, host, uri.port)
+
+    def clientEndpoint(self, scheme, host, port):
+        if self._clientEndpoint is not None:
+            return self._clientEndpoint(scheme, host, port)
+        return HostnameEndpoint(self.reactor, host, port, timeout=self.connectTimeout)
+
+    # -- sessions ---------------------------------------------------------------
+
+    def adopt(self, peerID, session):
+        """A session ``peerID`` dialed to us: use it for our requests to it too."""
+        if not peerID or peerID == self.localID or not session.isOpen:
+            return
+        for address, owner in list(self.peerIDs.items()):
+            if owner != peerID:
+                continue
+            current = self.sessions.get(address)
+            if current is session:
+                continue
+            if current is not None and current.isOpen:
+                continue
+            self._keep(address, session, adopted=True)
+
+    def _keep(self, address, session, adopted=False):
+        self.sessions[address] = session
+        self.kinds[address] = MUXADO
+        self.log.info("muxado session with {peer} ({how})", peer="%s:%d" % address,
+                      how="accepted" if adopted else "dialed")
+
+        def gone(_):
+            if self.sessions.get(address) is session:
+                del self.sessions[address]
+                self.log.info("muxado session with {peer} ended", peer="%s:%d" % address)
+        session.whenClosed().addBoth(gone)
+        for d in self._waiters.pop(address, []):
+            if not d.called:
+                d.callback(session)
+
+    def session(self, scheme, host, port):
+        """A Deferred firing with the live session to this address."""
+        address = (host, port)
+        session = self.sessions.get(address)
+        if session is not None and session.isOpen:
+            return defer.succeed(session)
+        peerID = self.peerIDs.get(address)
+        if peerID is not None and peerID < self.localID:
+            return self._waitForPeer(address, peerID)
+        return _share(self._dialing, address, lambda: self._dial(scheme, address))
+
+    def _dial(self, scheme, address):
+        self.dials[(address, MUXADO)] += 1
+        endpoint = self.clientEndpoint(scheme, *address)
+
+        def connected(session):
+            self._keep(address, session)
+            return session
+
+        def failed(f):
+            # Re-ask /version next time: the address may now be someone else.
+            self.kinds.pop(address, None)
+            return f
+        d = connectSession(endpoint, self.streamFactory, self.sessionConfig, self.reactor,
+                           self.registry)
+        return d.addCallbacks(connected, failed)
+
+    def _waitForPeer(self, address, peerID):
+        d = defer.Deferred()
+        self._waiters.setdefault(address, []).append(d)
+
+        def expire():
+            if not d.called:
+                self._waiters.get(address, []).remove(d)
+                d.errback(ConnectError(string="waiting for member %x to open the muxado "
+                                       "session" % (peerID,)))
+        call = self.reactor.callLater(self.connectTimeout, expire)
+        d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
+        return d
+
+    # -- which kind -------------------------------------------------------------
+
+    def kind(self, scheme, host, port):
+        """A Deferred firing with ``MUXADO`` or ``PLAIN`` for this address."""
+        address = (host, port)
+        if not self.useMuxado:
+            return defer.succeed(PLAIN)
+        known = self.kinds.get(address)
+        if known is not None:
+            return defer.succeed(known)
+        return _share(self._probes, address, lambda: self._probe(scheme, address))
+
+    def _probe(self, scheme, address):
+        agent = self._probeAgent
+        if agent is None:
+            agent = Agent.usingEndpointFactory(self.reactor, _Direct(self))
+        self.dials[(address, "probe")] += 1
+        url = ("%s://%s:%d/version" % (scheme, address[0], address[1])).encode("ascii")
+        d = agent.request(b"GET", url)
+        timeout = self.reactor.callLater(self.connectTimeout * 2, d.cancel)
+
+        def answered(response):
+            if response.code != 200:
+                # A member still starting, or a proxy: ask again later.
+                response.deliverBody(_Discard())
+                raise ConnectError(string="GET /version answered %d" % (response.code,))
+            return readBody(response)
+
+        def decided(body):
+            kind = MUXADO if isRaftmuxVersion(body) else PLAIN
+            self.kinds[address] = kind
+            self.log.info("peer {peer} speaks {kind}", peer="%s:%d" % address, kind=kind)
+            return kind
+
+        def done(r):
+            if timeout.active():
+                timeout.cancel()
+            return r
+        return d.addCallback(answered).addCallback(decided).addBoth(done)
+
+
+def _share(pending, key, start):
+    """
+    One operation per key at a time: callers while it runs get their own
+    Deferred with its result (so no caller's errback affects another's).
+    """
+    d = defer.Deferred()
+    waiters = pending.get(key)
+    if waiters is not None:
+        waiters.append(d)
+        return d
+    waiters = pending[key] = [d]
+
+    def finished(result):
+        del pending[key]
+        for w in waiters:
+            w.callback(result)
+    start().addBoth(finished)
+    return d
+
+
+class _Discard(Protocol):
+    def connectionLost(self, reason):
+        pass
+
+
+class _Direct:
+    """Endpoint factory for the ``/version`` question: always plain TCP."""
+
+    def __init__(self, dialer):
+        self.dialer = dialer
+
+    def endpointForURI(self, uri):
+        return self.dialer.clientEndpoint(uri.scheme.decode("ascii"), uri.host.decode("ascii"),
+                                          uri.port)
+
+
+class _PeerEndpoint:
+    """One request's endpoint: decides plain TCP or a muxado stream at connect."""
+
+    def __init__(self, dialer, scheme, host, port):
+        self.dialer = dialer
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+
+    def connect(self, protocolFactory):
+        dialer = self.dialer
+
+        def withKind(kind):
+            if kind == MUXADO:
+                d = dialer.session(self.scheme, self.host, self.port)
+                return d.addCallback(lambda s: SessionEndpoint(s).connect(protocolFactory))
+            dialer.dials[((self.host, self.port), PLAIN)] += 1
+            return dialer.clientEndpoint(self.scheme, self.host, self.port).connect(
+                protocolFactory)
+        return dialer.kind(self.scheme, self.host, self.port).addCallback(withKind)

@@ -1,0 +1,50 @@
+# -*- test-case-name: raftmux.test.test_node -*-
+"""
+Joining a running cluster (``--initial-cluster-state existing``): ask the
+other members for ``GET /members``, as etcd does (spec 11.6).
+"""
+
+import json
+
+from twisted.internet import defer
+from twisted.web.client import readBody
+
+from raftmux.rafthttp import parseID
+
+__all__ = ["fetchMembers", "JoinError"]
+
+
+class JoinError(Exception):
+    """No member of the cluster answered with its member list."""
+
+
+async def fetchMembers(agent, peerURLs, reactor=None, timeout=10.0):
+    """
+    ``(clusterID, [{"id", "name", "peerURLs", "clientURLs"}...])`` from the
+    first of ``peerURLs`` that answers; ``JoinError`` naming every failure.
+    """
+    errors = []
+    for url in peerURLs:
+        try:
+            d = agent.request(b"GET", url.encode("ascii") + b"/members")
+            if reactor is not None:
+                d.addTimeout(timeout, reactor)
+            response = await d
+            body = await readBody(response)
+            if response.code != 200:
+                raise JoinError("HTTP %d" % (response.code,))
+            header = response.headers.getRawHeaders(b"X-Etcd-Cluster-ID") or [b""]
+            clusterID = parseID(header[0])
+            if not clusterID:
+                raise JoinError("no X-Etcd-Cluster-ID header")
+            members = []
+            for m in json.loads(body):
+                members.append({"id": int(m["id"]), "name": m.get("name", ""),
+                                "peerURLs": list(m.get("peerURLs") or []),
+                                "clientURLs": list(m.get("clientURLs") or [])})
+            if not members:
+                raise JoinError("empty member list")
+            return clusterID, members
+        except (defer.CancelledError, Exception) as e:
+            errors.append("%s: %s" % (url, e))
+    raise JoinError("cannot get the member list: " + "; ".join(errors))

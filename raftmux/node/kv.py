@@ -1,0 +1,177 @@
+# -*- test-case-name: raftmux.test.test_node_kv -*-
+"""
+The node's replicated state machine, sans-IO: a key/value map and the
+member table's client attributes, changed only by committed log entries.
+
+Entries are ours when their data starts with ``MAGIC``; anything else (an
+etcd member's ``InternalRaftRequest`` in a mixed cluster) is skipped, so a
+raftmux member can follow an etcd leader without misreading its log.
+
+Command layout (all integers big-endian)::
+
+    MAGIC  op(1)  keyLength(4)  key  value        op: P put, D delete
+    MAGIC  A  memberID(8)  JSON {"name":..., "clientURLs":[...]}
+
+Snapshot layout::
+
+    SNAPSHOT_MAGIC  membersLength(4)  members JSON  { keyLength(4) key valueLength(4) value }*
+"""
+
+import json
+import struct
+
+__all__ = [
+    "MAGIC", "SNAPSHOT_MAGIC", "CommandError", "KVStateMachine",
+    "encodePut", "encodeDelete", "encodeAttributes", "decodeCommand",
+]
+
+MAGIC = b"RMKV"
+SNAPSHOT_MAGIC = b"RMKVSNAP1"
+PUT, DELETE, ATTRIBUTES = b"P", b"D", b"A"
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+
+
+class CommandError(ValueError):
+    """Bytes that start like a command but do not decode as one."""
+
+
+def encodePut(key, value):
+    return b"".join((MAGIC, PUT, _U32.pack(len(key)), key, value))
+
+
+def encodeDelete(key):
+    return b"".join((MAGIC, DELETE, _U32.pack(len(key)), key))
+
+
+def encodeAttributes(memberID, name, clientURLs):
+    body = json.dumps({"name": name, "clientURLs": list(clientURLs)},
+                      separators=(",", ":")).encode()
+    return MAGIC + ATTRIBUTES + _U64.pack(memberID) + body
+
+
+def decodeCommand(data):
+    """
+    ``(op, fields)`` for our command, None for foreign data; raises
+    ``CommandError`` for a damaged command of ours.
+    """
+    if not data.startswith(MAGIC) or len(data) < 5:
+        return None
+    op = data[4:5]
+    if op in (PUT, DELETE):
+        if len(data) < 9:
+            raise CommandError("short key length")
+        (n,) = _U32.unpack_from(data, 5)
+        key = data[9:9 + n]
+        if len(key) != n:
+            raise CommandError("key truncated")
+        if op == PUT:
+            return op, (key, data[9 + n:])
+        if len(data) != 9 + n:
+            raise CommandError("trailing bytes after a delete")
+        return op, (key,)
+    if op == ATTRIBUTES:
+        if len(data) < 13:
+            raise CommandError("short member ID")
+        (memberID,) = _U64.unpack_from(data, 5)
+        try:
+            attrs = json.loads(data[13:])
+            name, urls = attrs["name"], attrs["clientURLs"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise CommandError("bad attributes: %s" % (e,)) from None
+        if not isinstance(name, str) or not isinstance(urls, list):
+            raise CommandError("bad attributes types")
+        return op, (memberID, name, [str(u) for u in urls])
+    raise CommandError("unknown operation %r" % (op,))
+
+
+class KVStateMachine:
+    """
+    ``data`` (bytes -> bytes) and ``attributes`` (member ID -> (name,
+    clientURLs)).  ``apply(data)`` returns what the client should hear: for
+    a put the previous value's existence, for a delete whether the key
+    existed; None for foreign or damaged entries (counted in ``skipped``).
+    """
+
+    def __init__(self):
+        self.data = {}
+        self.attributes = {}
+        self.skipped = 0
+
+    def apply(self, data):
+        try:
+            command = decodeCommand(data)
+        except CommandError:
+            command = None
+        if command is None:
+            self.skipped += 1
+            return None
+        op, fields = command
+        if op == PUT:
+            key, value = fields
+            existed = key in self.data
+            self.data[key] = value
+            return existed
+        if op == DELETE:
+            return self.data.pop(fields[0], None) is not None
+        memberID, name, urls = fields
+        self.attributes[memberID] = (name, urls)
+        return True
+
+    def get(self, key):
+        return self.data.get(key)
+
+    # -- snapshots --------------------------------------------------------------
+
+    def snapshot(self, members=()):
+        """
+        The state as bytes, with ``members`` (JSON-able dicts of the member
+        table) in front.
+        """
+        head = json.dumps({
+            "members": list(members),
+            "attributes": {"%x" % (k,): [n, u] for k, (n, u) in self.attributes.items()},
+        }, separators=(",", ":")).encode()
+        parts = [SNAPSHOT_MAGIC, _U32.pack(len(head)), head]
+        pack = _U32.pack
+        for key, value in self.data.items():
+            parts.append(pack(len(key)))
+            parts.append(key)
+            parts.append(pack(len(value)))
+            parts.append(value)
+        return b"".join(parts)
+
+    def restore(self, blob):
+        """
+        Replace the state with a ``snapshot()``; returns the member dicts.
+        Foreign data (an etcd snapshot) leaves an empty state and returns
+        None; damaged data of ours raises ``CommandError``.
+        """
+        self.data = {}
+        self.attributes = {}
+        if not blob.startswith(SNAPSHOT_MAGIC):
+            return None
+        pos = len(SNAPSHOT_MAGIC)
+        try:
+            (n,) = _U32.unpack_from(blob, pos)
+            head = json.loads(blob[pos + 4:pos + 4 + n])
+            pos += 4 + n
+            for k, (name, urls) in head.get("attributes", {}).items():
+                self.attributes[int(k, 16)] = (name, list(urls))
+            data = {}
+            end = len(blob)
+            while pos < end:
+                (kn,) = _U32.unpack_from(blob, pos)
+                key = blob[pos + 4:pos + 4 + kn]
+                pos += 4 + kn
+                (vn,) = _U32.unpack_from(blob, pos)
+                value = blob[pos + 4:pos + 4 + vn]
+                pos += 4 + vn
+                if len(key) != kn or len(value) != vn:
+                    raise CommandError("snapshot truncated")
+                data[key] = value
+        except (struct.error, ValueError, TypeError, AttributeError) as e:
+            raise CommandError("damaged snapshot: %s" % (e,)) from None
+        self.data = data
+        return head.get("members", [])

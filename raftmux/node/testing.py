@@ -1,0 +1,88 @@
+"""
+Helpers for tests of code built on ``RaftNode``: in-process clusters on
+loopback ports chosen by the kernel (``127.0.0.1:0``), bound before the
+nodes exist so their URLs (and so their member IDs) are known.
+"""
+
+import os
+
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.protocol import Factory
+
+from raftmux.node.config import NodeConfig
+from raftmux.node.service import RaftNode
+
+__all__ = ["LateFactory", "bindPorts", "makeCluster"]
+
+
+class LateFactory(Factory):
+    """A factory whose real factory is given after the port is listening."""
+
+    target = None
+
+    def buildProtocol(self, addr):
+        if self.target is None:
+            return None
+        return self.target.buildProtocol(addr)
+
+    def doStart(self):
+        pass
+
+    def doStop(self):
+        if self.target is not None:
+            self.target.doStop()
+
+
+async def bindPorts(reactor, n):
+    """``n`` listening ports on 127.0.0.1:0, each with a ``LateFactory``."""
+    ports = []
+    for _ in range(n):
+        factory = LateFactory()
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        port.lateFactory = factory
+        ports.append(port)
+    return ports
+
+
+def urlOf(port):
+    return "http://127.0.0.1:%d" % (port.getHost().port,)
+
+
+async def makeCluster(reactor, directory, n=3, token="test", **options):
+    """
+    ``n`` nodes (not started) named n1..nN, each with one port for peers and
+    clients, data under ``directory``.  Returns ``(nodes, ports)``; start a
+    node with ``startNode(node, port)``.
+    """
+    ports = await bindPorts(reactor, n)
+    cluster = ",".join("n%d=%s" % (i + 1, urlOf(p)) for i, p in enumerate(ports))
+    nodes = []
+    for i, port in enumerate(ports):
+        url = urlOf(port)
+        config = NodeConfig({
+            "name": "n%d" % (i + 1,), "data-dir": os.path.join(directory, "n%d" % (i + 1,)),
+            "listen-peer-urls": url, "initial-advertise-peer-urls": url,
+            "listen-client-urls": url, "advertise-client-urls": url,
+            "initial-cluster": cluster, "initial-cluster-token": token}, **options)
+        nodes.append(RaftNode(config, reactor=reactor, listen=False, fsync=False))
+    return nodes, ports
+
+
+def startNode(node, port):
+    """Serve ``node`` on ``port`` (from ``bindPorts``) and start it."""
+    factory = node.portFactory()
+    factory.doStart()
+    port.lateFactory.target = factory
+    node._testPort = port
+    node.startService()
+    return node.whenStarted()
+
+
+def stopNode(node):
+    """Stop ``node``; its port stays bound (and refuses connections) for a restart."""
+    port = getattr(node, "_testPort", None)
+    if port is not None and port.lateFactory.target is node.portFactory():
+        port.lateFactory.target = None
+        node.portFactory().doStop()
+    return defer.maybeDeferred(node.stopService)

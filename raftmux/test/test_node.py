@@ -1,0 +1,274 @@
+# -*- test-case-name: raftmux.test.test_node -*-
+"""
+Three ``RaftNode``s in this process on loopback: elections, the client API
+on every member (followers forward writes), linearizable and serializable
+reads, one muxado session per pair and no other connection between them,
+membership changes, snapshots catching up a member far behind, and a
+restart from the data directory.
+"""
+
+import json
+import os
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
+
+from raftmux.node.dialer import MUXADO, PLAIN
+from raftmux.node.testing import bindPorts, makeCluster, startNode, stopNode, urlOf
+from raftmux.rafthttp.testing import waitFor
+
+
+class ClusterCase(TestCase):
+    """Starts a cluster per test and an HTTP client; tears both down."""
+
+    timeout = 60
+    size = 3
+    options = {}
+
+    async def startCluster(self, **options):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        opts = dict(self.options, **options)
+        self.nodes, self.ports = await makeCluster(reactor, self.dir, self.size, **opts)
+        for port in self.ports:
+            self.addCleanup(port.stopListening)
+        for node, port in zip(self.nodes, self.ports, strict=True):
+            await startNode(node, port)
+            self.addCleanup(self.stopIfRunning, node)
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.agent = Agent(reactor, pool=self.pool)
+        await self.waitForLeader()
+
+    def stopIfRunning(self, node):
+        if node.running:
+            return stopNode(node)
+
+    def leaderOf(self, nodes=None):
+        nodes = [n for n in (nodes or self.nodes) if n.running]
+        leaders = {n.leader for n in nodes}
+        if len(leaders) == 1 and 0 not in leaders:
+            (leader,) = leaders
+            for n in nodes:
+                if n.id == leader:
+                    return n
+        return None
+
+    async def waitForLeader(self, nodes=None):
+        await waitFor(reactor, lambda: self.leaderOf(nodes) is not None, timeout=20,
+                      what="a leader every member agrees on")
+        return self.leaderOf(nodes)
+
+    async def request(self, method, node, path, body=None):
+        url = (urlOf(self.ports[self.nodes.index(node)]) + path).encode()
+        producer = FileBodyProducer(__import__("io").BytesIO(body)) if body is not None \
+            else None
+        response = await self.agent.request(method, url, None, producer)
+        return response.code, await readBody(response), response.headers
+
+    async def put(self, node, key, value):
+        code, body, _ = await self.request(b"PUT", node, "/kv/" + key, value)
+        self.assertEqual(code, 200, body)
+        return json.loads(body)
+
+    async def get(self, node, key, serializable=False):
+        code, body, _ = await self.request(
+            b"GET", node, "/kv/" + key + ("?serializable=true" if serializable else ""))
+        return code, body
+
+
+class ThreeNodeTests(ClusterCase):
+
+    async def test_writesOnEveryMemberReadEverywhere(self):
+        """
+        A PUT on each member (the followers forward it) is readable,
+        linearizably, on every member; a DELETE removes it everywhere.
+        """
+        await self.startCluster()
+        for i, node in enumerate(self.nodes):
+            answer = await self.put(node, "k%d" % (i,), b"v%d" % (i,))
+            self.assertGreater(answer["index"], 3)
+        for node in self.nodes:
+            for i in range(3):
+                self.assertEqual(await self.get(node, "k%d" % (i,)), (200, b"v%d" % (i,)))
+        code, body, _ = await self.request(b"DELETE", self.nodes[1], "/kv/k0")
+        self.assertEqual((code, json.loads(body)["deleted"]), (200, True))
+        for node in self.nodes:
+            self.assertEqual((await self.get(node, "k0"))[0], 404)
+        followers = [n for n in self.nodes if not n.isLeader]
+        self.assertTrue(all(f.metrics.forwarded._value.get() >= 1 for f in followers))
+
+    async def test_oneMuxadoSessionPerPair(self):
+        """
+        Between raftmux nodes every raft request rides one muxado session
+        per pair: each pair has exactly one session, dialed by the member
+        with the smaller ID, and no plain TCP connection carried raft.
+        """
+        await self.startCluster()
+        await self.put(self.nodes[0], "x", b"1")
+        byID = {n.id: n for n in self.nodes}
+        for node in self.nodes:
+            for other in self.nodes:
+                if other is node:
+                    continue
+                address = ("127.0.0.1", self.ports[self.nodes.index(other)].getHost().port)
+                self.assertEqual(node.dialer.kinds.get(address), MUXADO)
+                self.assertEqual(node.dialer.dials[(address, PLAIN)], 0)
+                dialed = node.dialer.dials[(address, MUXADO)]
+                self.assertEqual(dialed, 1 if node.id < other.id else 0,
+                                 (node.config.name, other.config.name))
+                self.assertIn(address, node.dialer.sessions)
+        # The two ends of each pair hold the same TCP connection.
+        for node in self.nodes:
+            for address, session in node.dialer.sessions.items():
+                other = [n for n in byID.values()
+                         if self.ports[self.nodes.index(n)].getHost().port == address[1]][0]
+                mine = session.transport.getHost().port, session.transport.getPeer().port
+                theirs = [(s.transport.getPeer().port, s.transport.getHost().port)
+                          for s in other.dialer.sessions.values()]
+                self.assertIn(mine, theirs)
+
+    async def test_serializableReadIsLocal(self):
+        await self.startCluster()
+        await self.put(self.nodes[0], "s", b"here")
+        follower = [n for n in self.nodes if not n.isLeader][0]
+        await waitFor(reactor, lambda: follower.kv.get(b"s") == b"here", what="apply")
+        self.assertEqual(await self.get(follower, "s", serializable=True), (200, b"here"))
+
+    async def test_membersListedWithClientURLs(self):
+        """Every member publishes its name and client URLs through the log."""
+        await self.startCluster()
+
+        def published():
+            return all(len(n.members.members) == 3 and all(
+                m.clientURLs for m in n.members.members.values()) for n in self.nodes)
+        await waitFor(reactor, published, what="published attributes")
+        code, body, _ = await self.request(b"GET", self.nodes[2], "/cluster/members")
+        self.assertEqual(code, 200)
+        listing = json.loads(body)
+        self.assertEqual(sorted(m["name"] for m in listing["members"]), ["n1", "n2", "n3"])
+        self.assertEqual(listing["leader"], "%x" % (self.leaderOf().id,))
+
+    async def test_badRequests(self):
+        await self.startCluster(**{"max-value-bytes": 16})
+        leader = self.leaderOf()
+        code, body, _ = await self.request(b"PUT", leader, "/kv/big", b"x" * 17)
+        self.assertEqual(code, 413)
+        self.assertIn("limit", json.loads(body)["error"])
+        code, body, _ = await self.request(b"PUT", leader, "/kv/", b"v")
+        self.assertEqual(code, 400)
+        code, body, headers = await self.request(b"PATCH", leader, "/kv/a", b"v")
+        self.assertEqual(code, 405)
+        code, body, _ = await self.request(b"POST", leader, "/cluster/members", b"{nope")
+        self.assertEqual(code, 400)
+        code, body, _ = await self.request(b"DELETE", leader, "/cluster/members/zz")
+        self.assertEqual(code, 404)
+        code, body, _ = await self.request(b"GET", leader, "/kv/missing")
+        self.assertEqual((code, json.loads(body)), (404, {"error": "key not found"}))
+
+    async def test_health(self):
+        await self.startCluster()
+        code, body, _ = await self.request(b"GET", self.nodes[0], "/health")
+        self.assertEqual((code, json.loads(body)["health"]), (200, "true"))
+
+    async def test_leaderStopsWritesContinue(self):
+        """Stop the leader: the others elect a new one and take writes."""
+        await self.startCluster()
+        await self.put(self.nodes[0], "before", b"1")
+        old = self.leaderOf()
+        await stopNode(old)
+        rest = [n for n in self.nodes if n is not old]
+        new = await self.waitForLeader(rest)
+        self.assertIsNot(new, old)
+        await self.put(rest[0], "after", b"2")
+        for node in rest:
+            self.assertEqual(await self.get(node, "before"), (200, b"1"))
+            self.assertEqual(await self.get(node, "after"), (200, b"2"))
+
+
+class SnapshotTests(ClusterCase):
+    options = {"snapshot-count": 20, "snapshot-catchup-entries": 5}
+
+    async def test_farBehindCatchesUpFromSnapshot(self):
+        """
+        A member stopped while the others commit more than a snapshot's
+        worth (and compact) comes back and catches up from a snapshot; a
+        restarted member restores from its own snapshot first.
+        """
+        await self.startCluster()
+        leader = self.leaderOf()
+        lagging = [n for n in self.nodes if n is not leader][0]
+        index = self.nodes.index(lagging)
+        await stopNode(lagging)
+        rest = [n for n in self.nodes if n is not lagging]
+        for i in range(60):
+            await self.put(rest[i % 2], "k%d" % (i,), b"v%d" % (i,))
+        self.assertGreater(leader.snapshotIndex, 20)
+        self.assertGreater(leader.storage.firstIndex(), 10)
+        # Start it again from its data directory.
+        from raftmux.node.service import RaftNode
+
+        revived = RaftNode(lagging.config, reactor=reactor, listen=False, fsync=False)
+        self.nodes[index] = revived
+        await startNode(revived, self.ports[index])
+        self.addCleanup(self.stopIfRunning, revived)
+        await waitFor(reactor, lambda: revived.kv.get(b"k59") == b"v59", timeout=20,
+                      what="catch up")
+        self.assertGreater(revived.snapshotIndex, 20)
+        self.assertEqual(len(revived.kv.data), 60)
+        # And a restart of it restores from its snapshot, not the whole log.
+        await stopNode(revived)
+        again = RaftNode(lagging.config, reactor=reactor, listen=False, fsync=False)
+        self.nodes[index] = again
+        await startNode(again, self.ports[index])
+        self.addCleanup(self.stopIfRunning, again)
+        # Restored from the snapshot before any entry was replayed.
+        self.assertGreater(again.snapshotIndex, 20)
+        self.assertGreater(again.storage.firstIndex(), 10)
+        self.assertGreaterEqual(len(again.kv.data), again.snapshotIndex - 20)
+        await waitFor(reactor, lambda: len(again.kv.data) == 60, what="replay after snapshot")
+
+
+class MembershipTests(ClusterCase):
+    size = 2
+
+    async def test_addAndRemoveMember(self):
+        """
+        POST /cluster/members adds a member; a node started with
+        ``--initial-cluster-state existing`` joins and receives the data;
+        DELETE removes it again.
+        """
+        await self.startCluster()
+        await self.put(self.nodes[0], "a", b"1")
+        (port,) = await bindPorts(reactor, 1)
+        self.addCleanup(port.stopListening)
+        url = urlOf(port)
+        code, body, _ = await self.request(
+            b"POST", self.nodes[1], "/cluster/members",
+            json.dumps({"peerURLs": [url], "name": "n3"}).encode())
+        self.assertEqual(code, 201, body)
+        answer = json.loads(body)
+        self.assertIn("n3=" + url, answer["initialCluster"])
+        from raftmux.node.config import NodeConfig
+        from raftmux.node.service import RaftNode
+
+        config = NodeConfig({
+            "name": "n3", "data-dir": os.path.join(self.dir, "n3"),
+            "listen-peer-urls": url, "initial-advertise-peer-urls": url,
+            "listen-client-urls": url, "advertise-client-urls": url,
+            "initial-cluster": answer["initialCluster"], "initial-cluster-token": "test",
+            "initial-cluster-state": "existing"})
+        joined = RaftNode(config, reactor=reactor, listen=False, fsync=False)
+        self.nodes.append(joined)
+        self.ports.append(port)
+        await startNode(joined, port)
+        self.addCleanup(self.stopIfRunning, joined)
+        self.assertEqual("%x" % (joined.id,), answer["changed"])
+        await waitFor(reactor, lambda: joined.kv.get(b"a") == b"1", what="joined member data")
+        await self.put(joined, "b", b"2")
+        self.assertEqual(await self.get(self.nodes[0], "b"), (200, b"2"))
+        code, body, _ = await self.request(b"DELETE", self.nodes[0],
+                                           "/cluster/members/%x" % (joined.id,))
+        self.assertEqual(code, 200, body)
+        await waitFor(reactor, lambda: joined.removed, what="removed member stops")
+        self.assertEqual(len(self.nodes[0].members.members), 2)
