@@ -272,3 +272,57 @@ class MembershipTests(ClusterCase):
         self.assertEqual(code, 200, body)
         await waitFor(reactor, lambda: joined.removed, what="removed member stops")
         self.assertEqual(len(self.nodes[0].members.members), 2)
+
+
+class RestartTests(ClusterCase):
+    size = 1
+
+    async def test_restartKeepsDataAndIdentity(self):
+        """A stopped member restarts from its data directory with its state."""
+        await self.startCluster()
+        (node,) = self.nodes
+        for i in range(5):
+            await self.put(node, "r%d" % (i,), b"%d" % (i,))
+        await stopNode(node)
+        from raftmux.node.service import RaftNode
+
+        again = RaftNode(node.config, reactor=reactor, listen=False, fsync=False)
+        self.nodes[0] = again
+        await startNode(again, self.ports[0])
+        self.addCleanup(self.stopIfRunning, again)
+        self.assertEqual((again.id, again.clusterID), (node.id, node.clusterID))
+        await self.waitForLeader()
+        self.assertEqual(await self.get(again, "r4"), (200, b"4"))
+
+    async def test_corruptLogRefusesToStart(self):
+        """
+        A record damaged in the middle of the log (not a torn tail): the
+        member refuses to start, saying why, and serves nothing.
+        """
+        await self.startCluster()
+        (node,) = self.nodes
+        for i in range(5):
+            await self.put(node, "c%d" % (i,), b"x" * 50)
+        await stopNode(node)
+        raftDir = node.config.raftDir
+        (segment,) = [f for f in os.listdir(raftDir) if f.endswith(".wal")]
+        path = os.path.join(raftDir, segment)
+        with open(path, "r+b") as f:
+            data = bytearray(f.read())
+            data[len(data) // 3] ^= 0x40
+            f.seek(0)
+            f.write(data)
+        from raftmux.node.service import NodeStartError, RaftNode
+
+        again = RaftNode(node.config, reactor=reactor, listen=False, fsync=False)
+        self.nodes[0] = again
+        failure = None
+        try:
+            await startNode(again, self.ports[0])
+        except NodeStartError as e:
+            failure = e
+        self.assertIsNotNone(failure)
+        self.assertIn("cannot be used", str(failure))
+        self.assertIsNone(again.driver)
+        code, body, _ = await self.request(b"GET", again, "/health")
+        self.assertEqual(code, 503)
