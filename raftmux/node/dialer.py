@@ -144,7 +144,7 @@ class PeerDialer:
             return defer.succeed(session)
         peerID = self.peerIDs.get(address)
         if peerID is not None and peerID < self.localID:
-            return self._waitForPeer(address, peerID)
+            return self._waitForPeer(scheme, address, peerID)
         return _share(self._dialing, address, lambda: self._dial(scheme, address))
 
     def _dial(self, scheme, address):
@@ -163,15 +163,22 @@ class PeerDialer:
                            self.registry)
         return d.addCallbacks(connected, failed)
 
-    def _waitForPeer(self, address, peerID):
+    def _waitForPeer(self, scheme, address, peerID):
+        """
+        Wait for the member with the smaller ID to dial; if it has not
+        within the connect timeout (it may think us removed, or not know us
+        yet), dial ourselves rather than go silent.
+        """
         d = defer.Deferred()
         self._waiters.setdefault(address, []).append(d)
 
         def expire():
             if not d.called:
                 self._waiters.get(address, []).remove(d)
-                d.errback(ConnectError(string="waiting for member %x to open the muxado "
-                                       "session" % (peerID,)))
+                self.log.info("member {peer:x} did not open a session; dialing it",
+                              peer=peerID)
+                _share(self._dialing, address,
+                       lambda: self._dial(scheme, address)).chainDeferred(d)
         call = self.reactor.callLater(self.connectTimeout, expire)
         d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
         return d
