@@ -22,7 +22,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from raftmux.node.config import ConfigError, parseURLs
+from raftmux.node.config import ConfigError, addressOf, parseURLs
 from raftmux.node.dialer import PLAIN
 from raftmux.node.kv import encodeDelete, encodePut
 from raftmux.node.members import memberContext
@@ -167,10 +167,7 @@ class _NodeResource(Resource):
         urls = node.peerURLsOf(leader)
         if not urls:
             raise _Refused(503, "the leader %s has no known peer URL" % (formatID(leader),))
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(urls[0])
-        if node.dialer.kinds.get((parts.hostname, parts.port)) == PLAIN:
+        if node.dialer.kinds.get(addressOf(urls[0])) == PLAIN:
             raise _Refused(503, "the leader %s is not a raftmux node" % (formatID(leader),))
         headers = Headers({FORWARDED: [b"1"], b"X-Server-From": [b"%x" % (node.id,)]})
         contentType = request.getHeader(b"content-type")

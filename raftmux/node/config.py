@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from raftmux.rafthttp import clusterID, memberID
 
-__all__ = ["ConfigError", "NodeConfig", "parseURLs", "parseInitialCluster", "DEFAULTS"]
+__all__ = ["ConfigError", "NodeConfig", "parseURLs", "parseInitialCluster", "addressOf",
+           "DEFAULTS"]
 
 DEFAULTS = {
     "name": "default",
@@ -35,6 +36,12 @@ SCHEMES = ("http", "https")
 
 class ConfigError(ValueError):
     """A flag or a combination of flags that cannot work; the message says which."""
+
+
+def addressOf(url):
+    """``"http://127.0.0.1:2380"`` -> ``("127.0.0.1", 2380)``."""
+    parts = urlsplit(url)
+    return parts.hostname, parts.port
 
 
 def parseURLs(text, flag):

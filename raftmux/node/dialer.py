@@ -26,6 +26,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from raftmux.muxado import SessionEndpoint, connectSession
+from raftmux.node.config import addressOf
 
 __all__ = ["PeerDialer", "MUXADO", "PLAIN", "isRaftmuxVersion"]
 
@@ -80,11 +81,8 @@ class PeerDialer:
 
     def setPeer(self, peerID, urls):
         """Tell the dialer which member answers at ``urls`` (``scheme://host:port``)."""
-        from urllib.parse import urlsplit
-
         for url in urls:
-            parts = urlsplit(url)
-            self.peerIDs[(parts.hostname, parts.port)] = peerID
+            self.peerIDs[addressOf(url)] = peerID
 
     def removePeer(self, peerID):
         for address in [a for a, i in self.peerIDs.items() if i == peerID]:

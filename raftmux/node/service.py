@@ -19,16 +19,20 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 
+import raftmux
 from raftmux.gossip import GossipTransport
 from raftmux.metrics import MetricsResource
 from raftmux.muxado import MuxadoServerFactory
 from raftmux.node import identity
 from raftmux.node.api import ClusterResource, HealthResource, KVResource, NodeSite
+from raftmux.node.config import addressOf
 from raftmux.node.dialer import MUXADO, PeerDialer
+from raftmux.node.join import fetchMembers
 from raftmux.node.kv import KVStateMachine, encodeAttributes
 from raftmux.node.members import MemberTable, memberContext, parseMemberContext
 from raftmux.node.metrics import NodeMetrics
 from raftmux.raft import Config, RawNode
+from raftmux.raft.core import confChangeToV2Changes
 from raftmux.raft.diskstorage import DiskStorage
 from raftmux.raft.driver import RaftDriver
 from raftmux.raft.rawnode import Peer
@@ -51,10 +55,8 @@ class NodeStartError(Exception):
 
 
 def _endpointDescription(url):
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return "tcp:%d:interface=%s" % (parts.port, parts.hostname.replace(":", "\\:"))
+    host, port = addressOf(url)
+    return "tcp:%d:interface=%s" % (port, host.replace(":", "\\:"))
 
 
 class RaftNode(service.MultiService):
@@ -237,8 +239,6 @@ class RaftNode(service.MultiService):
         config = self.config
         others = [u for name, urls in config.initialCluster.items() if name != config.name
                   for u in urls]
-        from raftmux.node.join import fetchMembers
-
         clusterID, members = await fetchMembers(self.agent, others)
         mine = sorted(config.advertisePeerURLs)
         me = [m for m in members if sorted(m["peerURLs"]) == mine]
@@ -330,10 +330,7 @@ class RaftNode(service.MultiService):
             if id == self.id:
                 continue
             for url in self.peerURLsOf(id):
-                from urllib.parse import urlsplit
-
-                parts = urlsplit(url)
-                if self.dialer.kinds.get((parts.hostname, parts.port)) != MUXADO:
+                if self.dialer.kinds.get(addressOf(url)) != MUXADO:
                     return False
         return True
 
@@ -372,8 +369,6 @@ class RaftNode(service.MultiService):
 
     def _confChanged(self, cc, entry, confState):
         self.confState = confState
-        from raftmux.raft.core import confChangeToV2Changes
-
         context = parseMemberContext(cc.context) if getattr(cc, "context", b"") else None
         for ctype, nodeID in confChangeToV2Changes(cc):
             if ctype in (ConfChangeAddNode, ConfChangeAddLearnerNode, ConfChangeUpdateNode):
@@ -461,16 +456,11 @@ class RaftNode(service.MultiService):
     # -- gossip ------------------------------------------------------------------
 
     def _gossipAddress(self):
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.config.advertisePeerURLs[0])
-        return parts.hostname, parts.port
+        return addressOf(self.config.advertisePeerURLs[0])
 
     def _gossipPacket(self, data, fromAddress, timestamp):
         self.gossipPackets += 1
 
 
 def _version():
-    import raftmux
-
     return raftmux.__version__
