@@ -8,6 +8,8 @@ cluster on loopback: clients on http://127.0.0.1:2379, peers on
 http://127.0.0.1:2380, data in ``default.etcd``.
 """
 
+import signal
+
 from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
@@ -15,6 +17,7 @@ from twisted.python import usage
 from raftmux._log import LEVELS, setLogLevel
 from raftmux.node.config import DEFAULTS, ConfigError, NodeConfig
 from raftmux.node.service import RaftNode
+from raftmux.tls import CLIENT, PEER, optFlags, optParameters
 
 log = Logger()
 
@@ -36,7 +39,11 @@ _FLAGS = [
     ("max-value-bytes", "largest value a PUT may carry"),
     ("request-timeout", "seconds a write or linearizable read may take"),
     ("log-level", "log level: " + ", ".join(LEVELS)),
+    ("tls-watch-interval", "seconds between checks of the TLS files for changes (0: only "
+                           "on SIGHUP)"),
 ]
+_TLS_PARAMETERS = optParameters(CLIENT) + optParameters(PEER)
+_TLS_FLAGS = optFlags(CLIENT) + optFlags(PEER)
 
 
 class Options(usage.Options):
@@ -45,13 +52,15 @@ class Options(usage.Options):
                 "etcd's names and meanings. With no flags: a one-member cluster on "
                 "http://127.0.0.1:2379 (clients) and http://127.0.0.1:2380 (peers).")
     optParameters = [[name, None, None if DEFAULTS[name] is None else str(DEFAULTS[name]), doc]
-                     for name, doc in _FLAGS]
+                     for name, doc in _FLAGS] + _TLS_PARAMETERS
+    optFlags = _TLS_FLAGS
 
     def postOptions(self):
         if self["log-level"] not in LEVELS:
             raise usage.UsageError("--log-level must be one of " + ", ".join(LEVELS))
+        names = [k for k, _ in _FLAGS] + [row[0] for row in _TLS_PARAMETERS + _TLS_FLAGS]
         try:
-            self["config"] = NodeConfig({k: self[k] for k, _ in _FLAGS})
+            self["config"] = NodeConfig({k: self[k] for k in names})
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -73,6 +82,28 @@ class _Reporter(service.Service):
         self.node.whenStarted().addErrback(failed)
 
 
+class _ReloadOnHangup(service.Service):
+    """SIGHUP re-reads the TLS files (certificate rotation without a restart)."""
+
+    def __init__(self, node, reactor):
+        self.node = node
+        self.reactor = reactor
+        self._previous = None
+
+    def startService(self):
+        service.Service.startService(self)
+        self._previous = signal.signal(signal.SIGHUP, self._hangup)
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self._previous is not None:
+            signal.signal(signal.SIGHUP, self._previous)
+
+    def _hangup(self, signum, frame):
+        log.info("raftmux: SIGHUP: reloading TLS files")
+        self.reactor.callFromThread(self.node.reloadTLS)
+
+
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
@@ -81,6 +112,8 @@ def makeService(options, reactor=None):
     node = RaftNode(options["config"], reactor=reactor)
     node.setServiceParent(top)
     _Reporter(node, reactor).setServiceParent(top)
+    if options["config"].usesTLS:
+        _ReloadOnHangup(node, reactor).setServiceParent(top)
     return top
 
 

@@ -150,9 +150,9 @@ class _NodeResource(Resource):
             raise _Refused(503, "this member is not running raft")
         if node.isLeader:
             if not node.clusterIsRaftmux():
-                raise _Refused(503, "not every member is a raftmux node (or not yet known to "
-                                    "be); raftmux members never propose entries in a cluster "
-                                    "with etcd members")
+                raise _Refused(503, "this cluster has members that are not raftmux nodes; "
+                                    "raftmux members never propose entries beside etcd "
+                                    "members")
             return None
         return self.forward(request)
 

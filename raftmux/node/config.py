@@ -8,6 +8,7 @@ import os
 from urllib.parse import urlsplit
 
 from raftmux.rafthttp import clusterID, memberID
+from raftmux.tls import CLIENT, PEER, TLSConfigError, TLSInfo, checkURLs
 
 __all__ = ["ConfigError", "NodeConfig", "parseURLs", "parseInitialCluster", "addressOf",
            "DEFAULTS"]
@@ -29,6 +30,7 @@ DEFAULTS = {
     "max-value-bytes": 1024 * 1024,
     "request-timeout": 5.0,
     "log-level": "info",
+    "tls-watch-interval": 0,
 }
 
 SCHEMES = ("http", "https")
@@ -155,12 +157,50 @@ class NodeConfig:
         self.maxValueBytes = _positive(o, "max-value-bytes")
         self.requestTimeout = _positive(o, "request-timeout", float)
         self.logLevel = o["log-level"]
+        self._configureTLS(o)
 
         # IDs as etcd computes them at bootstrap (no time in the hash).
         self.memberIDs = {name: memberID(urls, self.token)
                           for name, urls in self.initialCluster.items()}
         self.id = self.memberIDs[self.name]
         self.clusterID = clusterID(self.memberIDs.values())
+
+    def _configureTLS(self, o):
+        """
+        etcd's two TLS flag sets; https URLs need the matching certificate,
+        and every file is read now so a bad one stops the start here.
+        """
+        try:
+            self.peerTLS = TLSInfo.fromFlags(o, PEER)
+            self.clientTLS = TLSInfo.fromFlags(o, CLIENT)
+            checkURLs(self.listenPeerURLs, self.peerTLS, "--listen-peer-urls")
+            # A client URL that is also a peer URL is served with the peer set.
+            checkURLs([u for u in self.listenClientURLs if u not in self.listenPeerURLs],
+                      self.clientTLS, "--listen-client-urls")
+            for info in (self.peerTLS, self.clientTLS):
+                if info.configured:
+                    info.validate()
+        except TLSConfigError as e:
+            raise ConfigError(str(e)) from None
+        try:
+            self.tlsWatchInterval = float(o["tls-watch-interval"] or 0)
+        except (TypeError, ValueError):
+            raise ConfigError("--tls-watch-interval must be a number of seconds") from None
+
+    def tlsFor(self, url):
+        """
+        The ``TLSInfo`` serving ``url``, or None for http: the peer set for
+        a peer URL (also when a client URL shares its port), else the
+        client set.
+        """
+        if urlsplit(url).scheme != "https":
+            return None
+        return self.peerTLS if url in self.listenPeerURLs else self.clientTLS
+
+    @property
+    def usesTLS(self):
+        urls = self.listenURLs + [u for us in self.initialCluster.values() for u in us]
+        return any(urlsplit(u).scheme == "https" for u in urls) or self.peerTLS.configured
 
     @property
     def listenURLs(self):

@@ -17,7 +17,7 @@ import json
 from collections import Counter
 
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from raftmux.muxado import SessionEndpoint, connectSession
 from raftmux.node.config import addressOf
+from raftmux.tls import HTTP11, MUXADO_ALPN
 
 __all__ = ["PeerDialer", "MUXADO", "PLAIN", "isRaftmuxVersion"]
 
@@ -48,8 +49,10 @@ class PeerDialer:
     ``localID``: this member's ID (for the who-dials rule).
     ``streamFactory``: serves the streams a peer opens on sessions we dial
     (the node's Site; may be set after construction).
-    ``clientEndpoint(scheme, host, port)``: the TCP (or TLS) endpoint to a
-    peer; defaults to ``HostnameEndpoint``.
+    ``clientEndpoint(scheme, host, port, protocols)``: the endpoint to a
+    peer; defaults to ``HostnameEndpoint``, wrapped in TLS for https with
+    ``tlsPolicy`` (a ``raftmux.tls.ClientPolicy``) offering ``protocols``
+    over ALPN (``raftmux-muxado/1`` for sessions, ``http/1.1`` otherwise).
     ``useMuxado``: False turns sessions off (every peer is plain rafthttp).
     """
 
@@ -57,7 +60,7 @@ class PeerDialer:
 
     def __init__(self, reactor, localID, streamFactory=None, clientEndpoint=None,
                  connectTimeout=2.0, sessionConfig=None, registry=None, useMuxado=True,
-                 probeAgent=None):
+                 probeAgent=None, tlsPolicy=None):
         self.reactor = reactor
         self.localID = localID
         self.streamFactory = streamFactory
@@ -66,6 +69,7 @@ class PeerDialer:
         self.registry = registry
         self.useMuxado = useMuxado
         self._clientEndpoint = clientEndpoint
+        self.tlsPolicy = tlsPolicy
         self.kinds = {}
         self.sessions = {}
         self.peerIDs = {}
@@ -98,10 +102,15 @@ class PeerDialer:
         scheme = uri.scheme.decode("ascii") if isinstance(uri.scheme, bytes) else uri.scheme
         return _PeerEndpoint(self, scheme, host, uri.port)
 
-    def clientEndpoint(self, scheme, host, port):
+    def clientEndpoint(self, scheme, host, port, protocols=(HTTP11,)):
         if self._clientEndpoint is not None:
-            return self._clientEndpoint(scheme, host, port)
-        return HostnameEndpoint(self.reactor, host, port, timeout=self.connectTimeout)
+            return self._clientEndpoint(scheme, host, port, protocols)
+        endpoint = HostnameEndpoint(self.reactor, host, port, timeout=self.connectTimeout)
+        if scheme == "https":
+            if self.tlsPolicy is None:
+                raise ConnectError(string="https://%s:%d needs the peer TLS flags" % (host, port))
+            endpoint = wrapClientTLS(self.tlsPolicy.creatorFor(host, list(protocols)), endpoint)
+        return endpoint
 
     # -- sessions ---------------------------------------------------------------
 
@@ -147,7 +156,10 @@ class PeerDialer:
 
     def _dial(self, scheme, address):
         self.dials[(address, MUXADO)] += 1
-        endpoint = self.clientEndpoint(scheme, *address)
+        try:
+            endpoint = self.clientEndpoint(scheme, *address, protocols=(MUXADO_ALPN,))
+        except ConnectError:
+            return defer.fail()
 
         def connected(session):
             self._keep(address, session)
@@ -255,7 +267,7 @@ class _Direct:
 
     def endpointForURI(self, uri):
         return self.dialer.clientEndpoint(uri.scheme.decode("ascii"), uri.host.decode("ascii"),
-                                          uri.port)
+                                          uri.port, (HTTP11,))
 
 
 class _PeerEndpoint:
@@ -275,6 +287,6 @@ class _PeerEndpoint:
                 d = dialer.session(self.scheme, self.host, self.port)
                 return d.addCallback(lambda s: SessionEndpoint(s).connect(protocolFactory))
             dialer.dials[((self.host, self.port), PLAIN)] += 1
-            return dialer.clientEndpoint(self.scheme, self.host, self.port).connect(
+            return dialer.clientEndpoint(self.scheme, self.host, self.port, (HTTP11,)).connect(
                 protocolFactory)
         return dialer.kind(self.scheme, self.host, self.port).addCallback(withKind)

@@ -98,14 +98,18 @@ class KVStateMachine:
         self.data = {}
         self.attributes = {}
         self.skipped = 0
+        #: Has the log held entries that are not raftmux's (an etcd member's)?
+        self.foreign = False
 
     def apply(self, data):
         try:
             command = decodeCommand(data)
         except CommandError:
-            command = None
+            self.skipped += 1
+            return None
         if command is None:
             self.skipped += 1
+            self.foreign = True
             return None
         op, fields = command
         if op == PUT:
@@ -131,6 +135,7 @@ class KVStateMachine:
         """
         head = json.dumps({
             "members": list(members),
+            "foreign": self.foreign,
             "attributes": {"%x" % (k,): [n, u] for k, (n, u) in self.attributes.items()},
         }, separators=(",", ":")).encode()
         parts = [SNAPSHOT_MAGIC, _U32.pack(len(head)), head]
@@ -151,6 +156,7 @@ class KVStateMachine:
         self.data = {}
         self.attributes = {}
         if not blob.startswith(SNAPSHOT_MAGIC):
+            self.foreign = True
             return None
         pos = len(SNAPSHOT_MAGIC)
         try:
@@ -174,4 +180,5 @@ class KVStateMachine:
         except (struct.error, ValueError, TypeError, AttributeError) as e:
             raise CommandError("damaged snapshot: %s" % (e,)) from None
         self.data = data
+        self.foreign = bool(head.get("foreign", False))
         return head.get("members", [])

@@ -26,7 +26,7 @@ from raftmux.muxado import MuxadoServerFactory
 from raftmux.node import identity
 from raftmux.node.api import ClusterResource, HealthResource, KVResource, NodeSite
 from raftmux.node.config import addressOf
-from raftmux.node.dialer import MUXADO, PeerDialer
+from raftmux.node.dialer import MUXADO, PLAIN, PeerDialer
 from raftmux.node.join import fetchMembers
 from raftmux.node.kv import KVStateMachine, encodeAttributes
 from raftmux.node.members import MemberTable, memberContext, parseMemberContext
@@ -44,6 +44,7 @@ from raftmux.raftpb import (
     ConfChangeUpdateNode,
 )
 from raftmux.sniff import SniffingFactory, http1, http2, http2HeaderField, muxado
+from raftmux.tls import H2, HTTP11, MUXADO_ALPN, ClientPolicy, tlsOnlyFactory, tlsServerFactory
 
 __all__ = ["RaftNode", "NodeStartError"]
 
@@ -106,12 +107,18 @@ class RaftNode(service.MultiService):
         self._startResult = None
         self._publisher = None
         self._factory = None
+        self._muxadoServer = None
         self.metrics = NodeMetrics(self, self.registry)
         self.site = NodeSite(self)
+        self.tlsPolicy = ClientPolicy(config.peerTLS) if config.usesTLS else None
+        self._tlsFactories = {}
+        gossipTLS = None
+        if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
+            gossipTLS = lambda host: self.tlsPolicy.creatorFor(host, [H2])  # noqa: E731
         self.gossip = GossipTransport(self.reactor, self._gossipAddress(),
                                       onPacket=self._gossipPacket,
                                       onStream=lambda stream: stream.loseConnection(),
-                                      registry=self.registry)
+                                      contextFactory=gossipTLS, registry=self.registry)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -177,6 +184,9 @@ class RaftNode(service.MultiService):
                        initialMembers)
         if self.listen:
             await self._listen()
+        if config.tlsWatchInterval > 0:
+            for reloadable in self._reloadables():
+                reloadable.watch(self.reactor, config.tlsWatchInterval)
         self.driver.start()
         self._publisher = self.reactor.callLater(0, self._publish)
         for url in config.listenURLs:
@@ -188,7 +198,7 @@ class RaftNode(service.MultiService):
     def _makeClient(self):
         """The dialer and the Agent every request to a peer goes through."""
         self.dialer = PeerDialer(self.reactor, self.id, streamFactory=self.site,
-                                 clientEndpoint=self._clientEndpoint,
+                                 clientEndpoint=self._clientEndpoint, tlsPolicy=self.tlsPolicy,
                                  registry=self.registry, useMuxado=self.useMuxado)
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
         self.pool.maxPersistentPerHost = 8
@@ -253,8 +263,8 @@ class RaftNode(service.MultiService):
         return [dict(m, name=m.get("name", "")) for m in members]
 
     async def _listen(self):
-        factory = self.portFactory()
         for url in self.config.listenURLs:
+            factory = self.portFactory(url)
             description = self._serverEndpoint(url) if self._serverEndpoint else \
                 _endpointDescription(url)
             endpoint = serverFromString(self.reactor, description) \
@@ -265,23 +275,64 @@ class RaftNode(service.MultiService):
                 raise NodeStartError("cannot listen on %s: %s" % (url, e)) from e
             self.ports.append(port)
 
-    def portFactory(self):
-        """The one-port factory: gossip h2c, other h2c, HTTP/1.1 and muxado."""
-        if self._factory is None:
-            self._factory = SniffingFactory([
-                (http2HeaderField(b"content-type", b"application/x.ckit"),
-                 self.gossip.serverFactory(), "gossip"),
-                (http2(), self.site, "h2c"),
-                (http1(), self.site, "http1"),
-                (muxado(), MuxadoServerFactory(self.site, registry=self.registry), "muxado"),
-            ], registry=self.registry, name="node")
-        return self._factory
+    def portFactory(self, url=None):
+        """
+        The factory for a listening URL.  http: one sniffer routing gossip
+        h2c (by content type), other h2c, HTTP/1.1 and muxado sessions.
+        https: a TLS-only port (plaintext is closed) whose inner bytes go to
+        the same routes, by ALPN where it decides (http/1.1,
+        raftmux-muxado/1) and by sniffing otherwise (h2: gossip or Site).
+        """
+        info = self.config.tlsFor(url) if url else None
+        if info is None:
+            if self._factory is None:
+                self._factory = SniffingFactory(self._routes(), registry=self.registry,
+                                                name="node")
+            return self._factory
+        key = info.role
+        if key not in self._tlsFactories:
+            inner = SniffingFactory(self._routes(), registry=self.registry, name="node-tls",
+                                    alpn={HTTP11: self.site, MUXADO_ALPN: self._muxadoFactory()})
+            tlsFactory = tlsServerFactory(info, inner, clock=self.reactor)
+            self._tlsFactories[key] = (tlsOnlyFactory(tlsFactory, registry=self.registry,
+                                                      clock=self.reactor), tlsFactory)
+        return self._tlsFactories[key][0]
+
+    def _routes(self):
+        return [
+            (http2HeaderField(b"content-type", b"application/x.ckit"),
+             self.gossip.serverFactory(), "gossip"),
+            (http2(), self.site, "h2c"),
+            (http1(), self.site, "http1"),
+            (muxado(), self._muxadoFactory(), "muxado"),
+        ]
+
+    def _muxadoFactory(self):
+        if self._muxadoServer is None:
+            self._muxadoServer = MuxadoServerFactory(self.site, registry=self.registry)
+        return self._muxadoServer
+
+    def _reloadables(self):
+        found = [tlsFactory.contextFactory for _, tlsFactory in self._tlsFactories.values()]
+        if self.tlsPolicy is not None:
+            found.append(self.tlsPolicy)
+        return found
+
+    def reloadTLS(self):
+        """
+        Re-read every certificate, key and CA file (SIGHUP, or the file
+        watch): new connections use them; a bad file keeps the old ones.
+        """
+        for reloadable in self._reloadables():
+            reloadable.reload()
 
     def stopService(self):
         service.MultiService.stopService(self)
         return self._teardown()
 
     def _teardown(self):
+        for reloadable in self._reloadables():
+            reloadable.stopWatching()
         if self._publisher is not None and self._publisher.active():
             self._publisher.cancel()
         self._publisher = None
@@ -321,18 +372,28 @@ class RaftNode(service.MultiService):
 
     def clusterIsRaftmux(self):
         """
-        Is every other member known to be a raftmux node?  Only then may
-        this node propose entries: an etcd member could not apply them.
+        May this member propose?  Not when any member is known not to be a
+        raftmux node (it answered ``/version`` as etcd does, or the log
+        holds entries that are not ours): an etcd member could not apply a
+        raftmux entry.  Members not heard from yet do not block writes.
         """
-        if not self.useMuxado:
-            return all(m == self.id for m in self.members.ids())
+        if self.kv.foreign:
+            return False
         for id in self.members.ids():
             if id == self.id:
                 continue
             for url in self.peerURLsOf(id):
-                if self.dialer.kinds.get(addressOf(url)) != MUXADO:
+                if self.dialer.kinds.get(addressOf(url)) == PLAIN:
                     return False
         return True
+
+    def everyMemberIsRaftmux(self):
+        """Has every other member answered ``/version`` as a raftmux node?"""
+        if self.kv.foreign:
+            return False
+        return all(self.dialer.kinds.get(addressOf(url)) == MUXADO
+                   for id in self.members.ids() if id != self.id
+                   for url in self.peerURLsOf(id))
 
     def resources(self):
         """The Site's children besides ``/raft``."""
@@ -449,7 +510,9 @@ class RaftNode(service.MultiService):
         wanted = self.config.advertiseClientURLs
         if me is not None and me.clientURLs == wanted and me.name == self.config.name:
             return
-        if self.leader and self.clusterIsRaftmux():
+        # Strict here: a proposal forwarded to an etcd leader would be
+        # appended to etcd's log, which etcd cannot apply.
+        if self.leader and self.everyMemberIsRaftmux():
             self.driver.forwardProposal(encodeAttributes(self.id, self.config.name, wanted))
         self._publisher = self.reactor.callLater(PUBLISH_INTERVAL, self._publish)
 

@@ -45,33 +45,36 @@ async def bindPorts(reactor, n):
     return ports
 
 
-def urlOf(port):
-    return "http://127.0.0.1:%d" % (port.getHost().port,)
+def urlOf(port, scheme="http"):
+    return "%s://127.0.0.1:%d" % (scheme, port.getHost().port)
 
 
-async def makeCluster(reactor, directory, n=3, token="test", **options):
+async def makeCluster(reactor, directory, n=3, token="test", scheme="http", flags=None,
+                      **options):
     """
     ``n`` nodes (not started) named n1..nN, each with one port for peers and
     clients, data under ``directory``.  Returns ``(nodes, ports)``; start a
-    node with ``startNode(node, port)``.
+    node with ``startNode(node, port)``.  ``flags(i)`` may add flags for
+    node ``i`` (e.g. its TLS files); ``scheme="https"`` makes TLS URLs.
     """
     ports = await bindPorts(reactor, n)
-    cluster = ",".join("n%d=%s" % (i + 1, urlOf(p)) for i, p in enumerate(ports))
+    cluster = ",".join("n%d=%s" % (i + 1, urlOf(p, scheme)) for i, p in enumerate(ports))
     nodes = []
     for i, port in enumerate(ports):
-        url = urlOf(port)
+        url = urlOf(port, scheme)
+        extra = flags(i) if flags is not None else {}
         config = NodeConfig({
             "name": "n%d" % (i + 1,), "data-dir": os.path.join(directory, "n%d" % (i + 1,)),
             "listen-peer-urls": url, "initial-advertise-peer-urls": url,
             "listen-client-urls": url, "advertise-client-urls": url,
-            "initial-cluster": cluster, "initial-cluster-token": token}, **options)
+            "initial-cluster": cluster, "initial-cluster-token": token}, **dict(options, **extra))
         nodes.append(RaftNode(config, reactor=reactor, listen=False, fsync=False))
     return nodes, ports
 
 
 def startNode(node, port):
     """Serve ``node`` on ``port`` (from ``bindPorts``) and start it."""
-    factory = node.portFactory()
+    factory = node.portFactory(node.config.listenURLs[0])
     factory.doStart()
     port.lateFactory.target = factory
     node._testPort = port
@@ -82,7 +85,7 @@ def startNode(node, port):
 def stopNode(node):
     """Stop ``node``; its port stays bound (and refuses connections) for a restart."""
     port = getattr(node, "_testPort", None)
-    if port is not None and port.lateFactory.target is node.portFactory():
+    if port is not None and port.lateFactory.target is not None:
+        port.lateFactory.target.doStop()
         port.lateFactory.target = None
-        node.portFactory().doStop()
     return defer.maybeDeferred(node.stopService)

@@ -72,6 +72,24 @@ class CommandTests(SynchronousTestCase):
         self.assertIsNone(sm.apply(MAGIC + b"Zjunk"))
         self.assertEqual((sm.data, sm.skipped), ({}, 2))
 
+    def test_foreignEntriesMarkTheLog(self):
+        """
+        Once an entry that is not ours was applied, the state says so, and
+        its snapshots carry that: the node then never proposes.
+        """
+        sm = KVStateMachine()
+        sm.apply(encodePut(b"a", b"1"))
+        self.assertFalse(sm.foreign)
+        sm.apply(b"\x08\x01")
+        self.assertTrue(sm.foreign)
+        other = KVStateMachine()
+        other.restore(sm.snapshot([]))
+        self.assertTrue(other.foreign)
+        clean = KVStateMachine()
+        clean.apply(encodePut(b"a", b"1"))
+        other.restore(clean.snapshot([]))
+        self.assertFalse(other.foreign)
+
 
 class StateMachineTests(SynchronousTestCase):
 
