@@ -229,7 +229,7 @@ class RaftNode(service.MultiService):
         raftConfig = Config(
             id=self.id, storage=self.storage, electionTick=config.electionTicks,
             heartbeatTick=1, applied=self.snapshotIndex, checkQuorum=True, preVote=True,
-            maxSizePerMsg=1024 * 1024, maxInflightMsgs=512)
+            maxSizePerMsg=1024 * 1024, maxInflightMsgs=512, mayCampaign=self.clusterIsRaftmux)
         self.rawNode = self.driver.rawNode = RawNode(raftConfig)
         self.driver.applied = self.snapshotIndex
         if bootstrap:

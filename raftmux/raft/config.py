@@ -23,6 +23,10 @@ class Config:
     ``random`` is anything with ``randrange(n)`` (a ``random.Random``):
     pass a seeded one for deterministic elections.
 
+    ``mayCampaign`` (a callable, or None for always): asked when the
+    election timeout passes; False keeps this member a follower (a raftmux
+    member beside etcd members must not lead them).  It still votes.
+
     ``peers``/``learners`` are for tests only, as in etcd: the initial
     configuration when the storage holds none.
     """
@@ -32,7 +36,7 @@ class Config:
                  maxCommittedSizePerReady=None, checkQuorum=False,
                  preVote=False, readOnlyOption=ReadOnlySafe,
                  disableProposalForwarding=False, random=None,
-                 peers=(), learners=(), logger=None):
+                 peers=(), learners=(), logger=None, mayCampaign=None):
         self.id = id
         self.storage = storage
         self.electionTick = electionTick
@@ -49,6 +53,7 @@ class Config:
         self.peers = tuple(peers)
         self.learners = tuple(learners)
         self.logger = logger
+        self.mayCampaign = mayCampaign
 
     def validate(self):
         if not self.id:

@@ -157,6 +157,7 @@ class Raft:
         self.heartbeatElapsed = 0
         self.checkQuorum = config.checkQuorum
         self.preVote = config.preVote
+        self.mayCampaign = config.mayCampaign
         self.heartbeatTimeout = config.heartbeatTick
         self.electionTimeout = config.electionTick
         self.randomizedElectionTimeout = config.electionTick
@@ -390,6 +391,10 @@ class Raft:
     def tickElection(self):
         self.electionElapsed += 1
         if self.promotable() and self.pastElectionTimeout():
+            if self.mayCampaign is not None and not self.mayCampaign():
+                # Keep counting: past the timeout the leader lease is over,
+                # so this member still grants other candidates' votes.
+                return
             self.electionElapsed = 0
             self.step(Message(**{"from": self.id, "type": MsgHup}))
 

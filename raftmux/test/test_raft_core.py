@@ -1138,3 +1138,37 @@ class PreVoteMigrationTests(SynchronousTestCase):
         # The leader learns n3's higher term and steps down, freeing n3.
         self.assertEqual(n1.state, StateFollower)
         self.assertEqual(n3.term, n1.term)
+
+
+class MayCampaignTests(SynchronousTestCase):
+    """``Config.mayCampaign``: a member that must not lead still votes."""
+
+    def _member(self, allowed):
+        from raftmux.raft.config import Config as _Config
+        from raftmux.raft.memorystorage import MemoryStorage as _Storage
+        from raftmux.raft.rawnode import RawNode as _RawNode
+
+        node = _RawNode(_Config(id=2, storage=_Storage(), peers=[1, 2, 3], checkQuorum=True,
+                                mayCampaign=lambda: allowed[0]))
+        return node
+
+    def test_followerDoesNotCampaignButVotes(self):
+        from raftmux.raft.core import StateFollower as _Follower
+        from raftmux.raftpb import Message as _Message
+        from raftmux.raftpb import MsgVote as _MsgVote
+        from raftmux.raftpb import MsgVoteResp as _MsgVoteResp
+
+        allowed = [False]
+        node = self._member(allowed)
+        for _ in range(100):
+            node.tick()
+        self.assertEqual((node.raft.state, node.raft.term), (_Follower, 0))
+        vote = _Message(type=_MsgVote, to=2, term=1, index=0, logTerm=0)
+        setattr(vote, "from", 3)
+        node.step(vote)
+        replies = [m for m in node.ready().messages if m.type == _MsgVoteResp]
+        self.assertEqual([(m.to, m.reject) for m in replies], [(3, False)])
+        allowed[0] = True
+        for _ in range(30):
+            node.tick()
+        self.assertNotEqual(node.raft.state, _Follower)
