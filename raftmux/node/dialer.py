@@ -80,6 +80,7 @@ class PeerDialer:
         self._waiters = {}
         self._probeAgent = probeAgent
         self._stopped = False
+        self._connecting = set()
 
     # -- membership -------------------------------------------------------------
 
@@ -169,9 +170,34 @@ class PeerDialer:
             # Re-ask /version next time: the address may now be someone else.
             self.kinds.pop(address, None)
             return f
-        d = connectSession(endpoint, self.streamFactory, self.sessionConfig, self.reactor,
-                           self.registry)
+        d = self.track(connectSession(endpoint, self.streamFactory, self.sessionConfig,
+                                      self.reactor, self.registry))
         return d.addCallbacks(connected, failed)
+
+    def track(self, d):
+        """Keep ``d`` (a connection attempt) so that ``stop`` can cancel it."""
+        if self._stopped:
+            d.cancel()
+            return d
+        self._connecting.add(d)
+
+        def done(result):
+            self._connecting.discard(d)
+            return result
+        return d.addBoth(done)
+
+    def stop(self):
+        """Cancel every connection attempt and close every session."""
+        self._stopped = True
+        for d in list(self._connecting):
+            d.cancel()
+        for d in list(self._waiters.values()):
+            for waiter in list(d):
+                if not waiter.called:
+                    waiter.errback(ConnectError(string="dialer stopped"))
+        self._waiters = {}
+        for session in list(self.sessions.values()):
+            session.close()
 
     def _waitForPeer(self, scheme, address, peerID):
         """
@@ -211,7 +237,7 @@ class PeerDialer:
             agent = Agent.usingEndpointFactory(self.reactor, _Direct(self))
         self.dials[(address, "probe")] += 1
         url = ("%s://%s:%d/version" % (scheme, address[0], address[1])).encode("ascii")
-        d = agent.request(b"GET", url)
+        d = self.track(agent.request(b"GET", url))
         timeout = self.reactor.callLater(self.connectTimeout * 2, d.cancel)
 
         def answered(response):
@@ -281,12 +307,14 @@ class _PeerEndpoint:
 
     def connect(self, protocolFactory):
         dialer = self.dialer
+        if dialer._stopped:
+            return defer.fail(ConnectError(string="dialer stopped"))
 
         def withKind(kind):
             if kind == MUXADO:
                 d = dialer.session(self.scheme, self.host, self.port)
                 return d.addCallback(lambda s: SessionEndpoint(s).connect(protocolFactory))
             dialer.dials[((self.host, self.port), PLAIN)] += 1
-            return dialer.clientEndpoint(self.scheme, self.host, self.port, (HTTP11,)).connect(
-                protocolFactory)
+            return dialer.track(dialer.clientEndpoint(
+                self.scheme, self.host, self.port, (HTTP11,)).connect(protocolFactory))
         return dialer.kind(self.scheme, self.host, self.port).addCallback(withKind)

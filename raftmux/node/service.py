@@ -347,8 +347,7 @@ class RaftNode(service.MultiService):
         if self.gossip is not None:
             waits.append(self.gossip.shutdown())
         if self.dialer is not None:
-            for session in list(self.dialer.sessions.values()):
-                session.close()
+            self.dialer.stop()
         if self.pool is not None:
             waits.append(self.pool.closeCachedConnections())
         if self.storage is not None:

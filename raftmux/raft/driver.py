@@ -48,6 +48,8 @@ from raftmux.raftpb import (
     ConfChangeV2,
     EntryConfChange,
     EntryConfChangeV2,
+    Message,
+    MsgProp,
     MsgSnap,
 )
 
@@ -98,6 +100,28 @@ class _Proposal:
         self.deferred = deferred
         self.timeout = timeout
         self.withResult = withResult
+
+
+class _ReadBatch:
+    """The reads asked for in one reactor turn: one ReadIndex answers them all."""
+
+    __slots__ = ("waiters", "timeout", "index", "ctx")
+
+    def __init__(self):
+        self.waiters = []
+        self.timeout = None
+        self.index = None
+        self.ctx = None
+
+    def finish(self, result, failed=False):
+        if self.timeout is not None and self.timeout.active():
+            self.timeout.cancel()
+        waiters, self.waiters = self.waiters, []
+        for d in waiters:
+            if failed:
+                d.errback(result)
+            else:
+                d.callback(result)
 
 
 @implementer(IRaft)
@@ -153,6 +177,8 @@ class RaftDriver:
         self._readSeq = 0
         self._reads = {}
         self._readsWaitingApply = []
+        self._readBatch = None
+        self._queued = []
 
     # -- IService-like --------------------------------------------------------
 
@@ -178,13 +204,16 @@ class RaftDriver:
         self._scheduled = None
         for p in list(self._proposals.values()):
             self._failProposal(p, DriverStopped("driver stopped"))
-        for ctx in list(self._reads):
-            self._failRead(ctx, DriverStopped("driver stopped"))
-        waiting, self._readsWaitingApply = self._readsWaitingApply, []
-        for _index, _ctx, d, timeout in waiting:
-            if timeout.active():
-                timeout.cancel()
-            d.errback(DriverStopped("driver stopped"))
+        stopped = DriverStopped("driver stopped")
+        batches = list(self._reads.values()) + list(self._readsWaitingApply)
+        if self._readBatch is not None:
+            batches.append(self._readBatch)
+        self._reads, self._readsWaitingApply, self._readBatch = {}, [], None
+        for batch in batches:
+            batch.finish(stopped, failed=True)
+        queued, self._queued = self._queued, []
+        for _data, d, _withResult in queued:
+            d.errback(stopped)
         waiters, self._readyWaiters = self._readyWaiters, []
         for d in waiters:
             d.errback(DriverStopped("driver stopped"))
@@ -238,11 +267,47 @@ class RaftDriver:
         is committed and applied here; fails with ``ProposalOverwritten``,
         ``ProposalTimeout``, ``ProposalDropped`` or ``DriverStopped``.
         """
-        return self._propose(self.rawNode.propose, data)
+        return self._queue(data, False)
 
     def proposeForResult(self, data):
         """As ``propose``, firing with ``(entry, what apply(entry) returned)``."""
-        return self._propose(self.rawNode.propose, data, True)
+        return self._queue(data, True)
+
+    def _queue(self, data, withResult):
+        """
+        Proposals made in one reactor turn are stepped together, as one
+        MsgProp, when the Ready is handled: one append and one MsgApp per
+        follower for the whole batch instead of one per proposal.
+        """
+        if not self.running:
+            return fail(DriverStopped("driver not running"))
+        raft = self.rawNode.raft
+        if raft.state != StateLeader:
+            return fail(NotLeader(raft.lead))
+        d = Deferred()
+        self._queued.append((data, d, withResult))
+        self._scheduleReady()
+        return d
+
+    def _flushProposals(self):
+        queued, self._queued = self._queued, []
+        raft = self.rawNode.raft
+        if raft.state != StateLeader:
+            for _data, d, _withResult in queued:
+                d.errback(NotLeader(raft.lead))
+            return
+        m = Message(**{"type": MsgProp, "from": raft.id})
+        for data, _d, _withResult in queued:
+            m.entries.add(Data=data)
+        try:
+            raft.step(m)
+        except RaftError as e:
+            for _data, d, _withResult in queued:
+                d.errback(e)
+            return
+        last, term = raft.raftLog.lastIndex(), raft.term
+        for offset, (_data, d, withResult) in enumerate(queued):
+            self._track(last - len(queued) + 1 + offset, term, d, withResult)
 
     def forwardProposal(self, data):
         """
@@ -273,16 +338,18 @@ class RaftDriver:
             method(arg)
         except RaftError as e:
             return fail(e)
-        index, term = raft.raftLog.lastIndex(), raft.term
         d = Deferred()
+        self._track(raft.raftLog.lastIndex(), raft.term, d, withResult)
+        self._scheduleReady()
+        return d
+
+    def _track(self, index, term, d, withResult):
         p = _Proposal(index, term, d, None, withResult)
         p.timeout = self.reactor.callLater(
             self.requestTimeout, self._failProposal, p,
             ProposalTimeout("entry %d@%d not applied in %.3gs" % (
                 index, term, self.requestTimeout)))
         self._proposals[index] = p
-        self._scheduleReady()
-        return d
 
     def readIndex(self):
         """
@@ -293,20 +360,28 @@ class RaftDriver:
         """
         if not self.running:
             return fail(DriverStopped("driver not running"))
+        batch = self._readBatch
+        if batch is None:
+            batch = self._readBatch = _ReadBatch()
+        d = Deferred()
+        batch.waiters.append(d)
+        self._scheduleReady()
+        return d
+
+    def _flushReads(self):
+        """Ask once for every read of this turn (etcd's linearizableReadLoop)."""
+        batch, self._readBatch = self._readBatch, None
         self._readSeq += 1
         ctx = struct.pack(">Q", ((self.rawNode.raft.id & 0xFFFF) << 48)
                           | (self._readSeq & 0xFFFFFFFFFFFF))
-        d = Deferred()
-        timeout = self.reactor.callLater(
+        batch.timeout = self.reactor.callLater(
             self.requestTimeout, self._failRead, ctx,
             ReadIndexTimeout("no read state in %.3gs" % (self.requestTimeout,)))
-        self._reads[ctx] = (d, timeout)
+        self._reads[ctx] = batch
         try:
             self.rawNode.readIndex(ctx)
         except RaftError as e:
             self._failRead(ctx, e)
-        self._scheduleReady()
-        return d
 
     def _failProposal(self, p, error):
         if self._proposals.get(p.index) is p:
@@ -317,20 +392,15 @@ class RaftDriver:
             p.deferred.errback(error)
 
     def _failRead(self, ctx, error):
-        entry = self._reads.pop(ctx, None)
-        if entry is not None:
-            d, timeout = entry
-            if timeout.active():
-                timeout.cancel()
-            d.errback(error)
-            return
-        for item in self._readsWaitingApply:
-            if item[1] == ctx:
-                self._readsWaitingApply.remove(item)
-                if item[3].active():
-                    item[3].cancel()
-                item[2].errback(error)
-                return
+        batch = self._reads.pop(ctx, None)
+        if batch is None:
+            for waiting in self._readsWaitingApply:
+                if waiting.ctx == ctx:
+                    self._readsWaitingApply.remove(waiting)
+                    batch = waiting
+                    break
+        if batch is not None:
+            batch.finish(error, failed=True)
 
     # -- Ready ----------------------------------------------------------------
 
@@ -344,6 +414,10 @@ class RaftDriver:
             return
         self._handling = True
         try:
+            if self._queued:
+                self._flushProposals()
+            if self._readBatch is not None:
+                self._flushReads()
             if self.rawNode.hasReady():
                 self._handleReady(self.rawNode.ready())
         except Exception:
@@ -442,21 +516,19 @@ class RaftDriver:
                     p.deferred.errback(ProposalOverwritten(
                         "entry %d@%d replaced by a term %d entry" % (p.index, p.term, e.Term)))
         for rs in rd.readStates:
-            entry = self._reads.pop(rs.requestCtx, None)
-            if entry is not None:
+            batch = self._reads.pop(rs.requestCtx, None)
+            if batch is not None:
                 # The timeout keeps running until the index is applied.
-                d, timeout = entry
-                self._readsWaitingApply.append((rs.index, rs.requestCtx, d, timeout))
+                batch.index, batch.ctx = rs.index, rs.requestCtx
+                self._readsWaitingApply.append(batch)
         if self.onApplied is not None and (rd.snapshot is not None or rd.committedEntries):
             self.onApplied(self.applied)
         if self._readsWaitingApply:
-            ready = [r for r in self._readsWaitingApply if r[0] <= self.applied]
-            self._readsWaitingApply = [r for r in self._readsWaitingApply
-                                       if r[0] > self.applied]
-            for index, _ctx, d, timeout in ready:
-                if timeout.active():
-                    timeout.cancel()
-                d.callback(index)
+            ready = [b for b in self._readsWaitingApply if b.index <= self.applied]
+            self._readsWaitingApply = [b for b in self._readsWaitingApply
+                                       if b.index > self.applied]
+            for batch in ready:
+                batch.finish(batch.index)
 
     def _applyConfChange(self, cc, entry):
         confState = self.rawNode.applyConfChange(cc)

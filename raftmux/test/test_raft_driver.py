@@ -164,9 +164,10 @@ class SingleNodeTests(SynchronousTestCase):
         self.electAndPropose()
         order = []
         self.driver.applyEntry = lambda entry: order.append((entry.Index, list(seen)))
+        # Proposals of one turn are appended together when the Ready runs.
+        last = self.node.raft.raftLog.lastIndex() + 3
         for data in (b"a", b"b", b"c"):
             self.driver.propose(data)
-        last = self.node.raft.raftLog.lastIndex()
         seen = []
         self.driver.readIndex().addCallback(
             lambda index: seen.append((index, self.driver.applied)))
@@ -174,6 +175,24 @@ class SingleNodeTests(SynchronousTestCase):
         # Not fired before the last entry was applied, fired right after.
         self.assertEqual(order, [(last - 2, []), (last - 1, []), (last, [])])
         self.assertEqual(seen, [(last, last)])
+
+    def test_proposalsOfOneTurnShareOneAppend(self):
+        """
+        Proposals and reads made in one reactor turn are stepped together:
+        one append (and so one MsgApp per follower), one ReadIndex.
+        """
+        self.startDriver(MemoryStorage())
+        self.electAndPropose()
+        before = self.node.raft.raftLog.lastIndex()
+        ds = [self.driver.proposeForResult(b"v%d" % (i,)) for i in range(10)]
+        reads = [self.driver.readIndex() for _ in range(5)]
+        self.assertEqual(self.node.raft.raftLog.lastIndex(), before)
+        turn(self.clock)
+        results = [self.successResultOf(d) for d in ds]
+        self.assertEqual([e.Index for e, _ in results], list(range(before + 1, before + 11)))
+        self.assertEqual([e.Data for e, _ in results], [b"v%d" % (i,) for i in range(10)])
+        self.assertEqual(len({self.successResultOf(r) for r in reads}), 1)
+        self.assertEqual(self.driver._readSeq, 1)
 
     def test_proposeNotLeader(self):
         self.startDriver(MemoryStorage())
