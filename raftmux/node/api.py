@@ -17,6 +17,7 @@ import time
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.client import FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
@@ -104,6 +105,7 @@ class _NodeResource(Resource):
     def __init__(self, node):
         Resource.__init__(self)
         self.node = node
+        self._observers = {}
 
     def render(self, request):
         began = time.perf_counter()
@@ -112,15 +114,26 @@ class _NodeResource(Resource):
             request.setHeader(b"Allow", self.allowed)
             sendError(request, 405, "method not allowed")
             return NOT_DONE_YET
-        d = defer.maybeDeferred(handler, request)
-        d.addErrback(self._failed, request)
-        d.addBoth(self._count, request, began)
+        try:
+            result = handler(request)
+        except Exception:
+            self._failed(Failure(), request)
+            self._count(None, request, began)
+            return NOT_DONE_YET
+        if isinstance(result, defer.Deferred):
+            result.addErrback(self._failed, request)
+            result.addBoth(self._count, request, began)
+        else:
+            self._count(None, request, began)
         return NOT_DONE_YET
 
     def _count(self, _, request, began):
-        self.node.metrics.requests.labels(request.method.decode("ascii", "replace"),
-                                          str(request.code)).observe(
-            time.perf_counter() - began)
+        key = (request.method, request.code)
+        child = self._observers.get(key)
+        if child is None:
+            child = self._observers[key] = self.node.metrics.requests.labels(
+                request.method.decode("ascii", "replace"), str(request.code))
+        child.observe(time.perf_counter() - began)
 
     def _failed(self, failure, request):
         error = failure.value
@@ -213,21 +226,25 @@ class KVResource(_NodeResource):
             raise _Refused(400, "key longer than 4096 bytes")
         return key
 
-    @defer.inlineCallbacks
     def handle_GET(self, request):
         key = self._key(request)
         node = self.node
-        if request.args.get(b"serializable", [b""])[0] not in (b"true", b"1"):
-            if node.driver is None or not node.driver.running:
-                raise _Refused(503, "this member is not running raft")
-            yield node.driver.readIndex()
+        if request.args.get(b"serializable", [b""])[0] in (b"true", b"1"):
+            return self._answerRead(request, key)
+        if node.driver is None or not node.driver.running:
+            raise _Refused(503, "this member is not running raft")
+        return node.driver.readIndex().addCallback(lambda _: self._answerRead(request, key))
+
+    def _answerRead(self, request, key):
+        node = self.node
         value = node.kv.get(key)
         if value is None:
             raise _Refused(404, "key not found")
         if getattr(request, "_disconnected", False):
             return
         request.setHeader(b"content-type", b"application/octet-stream")
-        request.setHeader(b"x-raftmux-index", b"%d" % (node.driver.applied,))
+        applied = node.driver.applied if node.driver is not None else 0
+        request.setHeader(b"x-raftmux-index", b"%d" % (applied,))
         request.setHeader(b"content-length", b"%d" % (len(value),))
         request.write(value)
         request.finish()
