@@ -16,13 +16,21 @@ import json
 import time
 
 from twisted.internet import defer
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import FileBodyProducer, readBody
+from twisted.web.client import (
+    FileBodyProducer,
+    RequestTransmissionFailed,
+    ResponseFailed,
+    ResponseNeverReceived,
+    readBody,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from raftmux.muxado.errors import MuxadoError
 from raftmux.node.config import ConfigError, addressOf, parseURLs
 from raftmux.node.dialer import PLAIN
 from raftmux.node.kv import encodeDelete, encodePut
@@ -192,8 +200,13 @@ class _NodeResource(Resource):
         d = node.agent.request(request.method, urls[0].encode("ascii") + request.uri, headers,
                                FileBodyProducer(io.BytesIO(body)) if body else None)
         d.addTimeout(node.config.requestTimeout, node.reactor)
-        response = yield d
-        answer = yield readBody(response)
+        try:
+            response = yield d
+            answer = yield readBody(response)
+        except _UNREACHABLE as e:
+            # The leader died or moved under us: a client should try again.
+            raise _Refused(503, "the leader %s could not be reached: %s" % (
+                formatID(leader), _describe(e))) from None
         if getattr(request, "_disconnected", False) or request.finished:
             return
         request.setResponseCode(response.code)
@@ -204,6 +217,20 @@ class _NodeResource(Resource):
         request.setHeader(b"content-length", b"%d" % (len(answer),))
         request.write(answer)
         request.finish()
+
+
+# What a forward to a leader that is gone fails with (refused, reset, closed
+# session, a response cut short).
+_UNREACHABLE = (ConnectError, ConnectionLost, ConnectionDone, MuxadoError,
+                ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed)
+
+
+def _describe(error):
+    """A short reason: the first wrapped failure's message for twisted.web's errors."""
+    reasons = getattr(error, "reasons", None)
+    if reasons:
+        return reasons[0].getErrorMessage()
+    return str(error) or type(error).__name__
 
 
 class _Refused(Exception):

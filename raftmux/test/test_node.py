@@ -166,6 +166,36 @@ class ThreeNodeTests(ClusterCase):
         code, body, _ = await self.request(b"GET", leader, "/kv/missing")
         self.assertEqual((code, json.loads(body)), (404, {"error": "key not found"}))
 
+    async def test_forwardToAnUnreachableLeaderIsA503(self):
+        """
+        A follower whose forward to the leader fails (refused, reset, a
+        response cut short: the leader just died) answers 503, which a
+        client retries, not a 500.
+        """
+        from twisted.internet.error import ConnectionRefusedError
+        from twisted.python.failure import Failure
+        from twisted.web.client import ResponseNeverReceived
+
+        await self.startCluster()
+        leader = self.leaderOf()
+        follower = next(n for n in self.nodes if n is not leader)
+        errors = [ConnectionRefusedError("leader gone"),
+                  ResponseNeverReceived([Failure(ConnectionRefusedError("cut short"))])]
+
+        class DeadAgent:
+            def request(self, *args, **kwargs):
+                from twisted.internet import defer
+                return defer.fail(errors.pop(0))
+
+        follower.agent = DeadAgent()
+        for reason in ("leader gone", "cut short"):
+            code, body, _ = await self.request(b"PUT", follower, "/kv/k", b"v")
+            self.assertEqual(code, 503, body)
+            error = json.loads(body)["error"]
+            self.assertIn("could not be reached", error)
+            self.assertIn(reason, error)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     async def test_health(self):
         await self.startCluster()
         code, body, _ = await self.request(b"GET", self.nodes[0], "/health")

@@ -93,6 +93,34 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsInstance(list(top)[0], RaftNode)
 
 
+class _FailingNode:
+    """A node whose start already failed (as a damaged log makes it)."""
+
+    def whenStarted(self):
+        from twisted.internet import defer
+        return defer.fail(RuntimeError("the raft log cannot be used"))
+
+
+class ReporterTests(SynchronousTestCase):
+    """A node that cannot start stops twistd, even before the reactor runs."""
+
+    def test_failureBeforeTheReactorRunsStopsItOnceRunning(self):
+        from twisted.internet.testing import MemoryReactor
+        memory = MemoryReactor()
+        reporter = tap._Reporter(_FailingNode(), memory, exitOnFailure=False)
+        reporter.startService()
+        self.assertFalse(memory.hasStopped)
+        memory.run()
+        self.assertTrue(memory.hasStopped)
+
+    def test_failureWhileRunningStops(self):
+        from twisted.internet.testing import MemoryReactor
+        memory = MemoryReactor()
+        memory.run()
+        tap._Reporter(_FailingNode(), memory, exitOnFailure=False).startService()
+        self.assertTrue(memory.hasStopped)
+
+
 class PluginTests(SynchronousTestCase):
 
     def test_pluginIsFound(self):
