@@ -8,6 +8,8 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -98,3 +100,31 @@ def serverProcess(module, *args, env=None):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def threadedRate(call, seconds, workers):
+    """
+    Calls per second of ``call`` from ``workers`` threads, each calling it
+    in a loop for ``seconds``; the first error a thread met is raised.
+    """
+    stop = time.monotonic() + seconds
+    counts = [0] * workers
+    errors = []
+
+    def worker(i):
+        try:
+            while time.monotonic() < stop:
+                call()
+                counts[i] += 1
+        except Exception as e:  # reported, not hidden
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return sum(counts) / (time.monotonic() - started)

@@ -18,14 +18,13 @@ anyway.  The second half of point 7, the cost of one fsynced append:
 import os
 import random
 import shutil
-import statistics
 import tempfile
 import time
 
 from raftmux.bench._harness import Result, median
 from raftmux.raft.config import Config
 from raftmux.raft.core import Raft
-from raftmux.raft.diskstorage import DiskStorage, measureFsyncAppend
+from raftmux.raft.diskstorage import measureFsyncAppend
 from raftmux.raft.memorystorage import MemoryStorage
 from raftmux.raft.rawnode import RawNode
 from raftmux.raftpb import Entry, Message, MsgApp, MsgHeartbeat, encode
@@ -120,7 +119,7 @@ def fsyncResults(options):
     directory = tempfile.mkdtemp(prefix="raftmux-bench-fsync-")
     try:
         synced = measureFsyncAppend(os.path.join(directory, "sync"), n=n)
-        unsynced = _measureUnsyncedAppend(os.path.join(directory, "nosync"), n=n)
+        unsynced = measureFsyncAppend(os.path.join(directory, "nosync"), n=n, fsync=False)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return [
@@ -129,21 +128,6 @@ def fsyncResults(options):
                      "in %s; baseline: the same appends with fsync=False"
                      % (n, tempfile.gettempdir())),
     ]
-
-
-def _measureUnsyncedAppend(directory, n, size=100):
-    storage = DiskStorage(directory, fsync=False)
-    try:
-        payload = b"x" * size
-        times = []
-        for k in range(n):
-            entry = Entry(Term=1, Index=k + 1, Data=payload)
-            began = time.perf_counter()
-            storage.append([entry])
-            times.append(time.perf_counter() - began)
-    finally:
-        storage.close()
-    return statistics.median(times)
 
 
 def run(options):

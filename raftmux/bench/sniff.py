@@ -16,10 +16,8 @@ MODE``); the load comes from threads with blocking sockets in this process.
 import socket
 import ssl
 import sys
-import threading
-import time
 
-from raftmux.bench._harness import Result, median, serverProcess
+from raftmux.bench._harness import Result, median, serverProcess, threadedRate
 
 HOST = "127.0.0.1"
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
@@ -135,37 +133,12 @@ def _h2c(port):
         sock.close()
 
 
-def _rate(call, seconds):
-    """Requests per second from WORKERS threads calling ``call`` in a loop."""
-    stop = time.monotonic() + seconds
-    counts = [0] * WORKERS
-    errors = []
-
-    def worker(i):
-        try:
-            while time.monotonic() < stop:
-                call()
-                counts[i] += 1
-        except Exception as e:  # reported, not hidden
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(WORKERS)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return sum(counts) / (time.monotonic() - started)
-
-
 def _measure(figures, mode, http1Port, h2Port, tlsPort, context, seconds):
-    _rate(lambda: _http1(http1Port), 0.3)  # warm up
+    threadedRate(lambda: _http1(http1Port), 0.3, WORKERS)  # warm up
     for kind, call in [("http1", lambda: _http1(http1Port)),
                        ("h2c", lambda: _h2c(h2Port)),
                        ("tls", lambda: _http1(tlsPort, context))]:
-        figures.setdefault((mode, kind), []).append(_rate(call, seconds))
+        figures.setdefault((mode, kind), []).append(threadedRate(call, seconds, WORKERS))
 
 
 def run(options):

@@ -24,10 +24,9 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from raftmux.bench._harness import Result, median, serverProcess
+from raftmux.bench._harness import Result, median, serverProcess, threadedRate
 
 HOST = "127.0.0.1"
 WORKERS = 8
@@ -182,40 +181,16 @@ def _handshake(port, context):
         sock.close()
 
 
-def _rate(call, seconds):
-    """Calls per second from WORKERS threads calling ``call`` in a loop."""
-    stop = time.monotonic() + seconds
-    counts = [0] * WORKERS
-    errors = []
-
-    def worker(i):
-        try:
-            while time.monotonic() < stop:
-                call()
-                counts[i] += 1
-        except Exception as e:  # reported, not hidden
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(WORKERS)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return sum(counts) / (time.monotonic() - started)
-
-
 def _handshakes(directory, seconds, rounds):
     context = _clientContext(directory)
     figures = {"sniffed": [], "direct": []}
     with serverProcess(MODULE, "server", "handshake", directory) as (proc, line):
         sniffedPort, directPort = (int(p) for p in line.split())
-        _rate(lambda: _handshake(directPort, context), 0.3)  # warm up
+        threadedRate(lambda: _handshake(directPort, context), 0.3, WORKERS)  # warm up
         for _ in range(rounds):
             for mode, port in [("direct", directPort), ("sniffed", sniffedPort)]:
-                figures[mode].append(_rate(lambda port=port: _handshake(port, context), seconds))
+                figures[mode].append(threadedRate(
+                    lambda port=port: _handshake(port, context), seconds, WORKERS))
     return median(figures["sniffed"]), median(figures["direct"])
 
 

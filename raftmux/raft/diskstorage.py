@@ -384,12 +384,13 @@ class DiskStorage:
         self._removeSegments()
 
 
-def measureFsyncAppend(directory, n=200, size=100):
+def measureFsyncAppend(directory, n=200, size=100, fsync=True):
     """
-    Median seconds of one ``append`` of one ``size``-byte entry with fsync,
-    over ``n`` appends in a fresh ``DiskStorage`` in ``directory``.
+    Median seconds of one ``append`` of one ``size``-byte entry with fsync
+    (without, for ``fsync=False``: the baseline), over ``n`` appends in a
+    fresh ``DiskStorage`` in ``directory``.
     """
-    storage = DiskStorage(directory)
+    storage = DiskStorage(directory, fsync=fsync)
     try:
         start = storage.lastIndex() + 1
         payload = b"x" * size

@@ -1,16 +1,18 @@
 # -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
 """
-Test helpers for code built on ``Transport``: a recording ``IRaft`` and a
-bounded wait for a condition on a real reactor.
+Test helpers for code built on ``Transport``: a recording ``IRaft``, a
+bounded wait for a condition on a real reactor, and a process protocol
+that keeps a real peer's (etcd's) output in a log file.
 """
 
+from twisted.internet import protocol
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from raftmux.rafthttp.interfaces import IRaft
 
-__all__ = ["FakeRaft", "waitFor"]
+__all__ = ["FakeRaft", "LoggedProcess", "waitFor"]
 
 
 @implementer(IRaft)
@@ -75,3 +77,22 @@ async def waitFor(reactor, predicate, timeout=10.0, interval=0.01, what="conditi
         await deferLater(reactor, interval, lambda: None)
     if not predicate():
         raise AssertionError("timed out waiting for %s" % (what,))
+
+
+class LoggedProcess(protocol.ProcessProtocol):
+    """
+    A child process (a real etcd, say) whose stdout and stderr go to
+    ``log`` (a binary file); ``ended`` fires once it has been reaped.
+    """
+
+    def __init__(self, log):
+        self.log = log
+        self.ended = Deferred()
+
+    def outReceived(self, data):
+        self.log.write(data)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        self.ended.callback(None)

@@ -11,43 +11,23 @@ import io
 import json
 import os
 import shutil
-import socket
 import tempfile
 
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
 
+from raftmux.cluster import freePort
 from raftmux.node import NodeConfig, RaftNode
 from raftmux.node.dialer import PLAIN
 from raftmux.node.testing import bindPorts, startNode, stopNode, urlOf
-from raftmux.rafthttp.testing import waitFor
+from raftmux.rafthttp.testing import LoggedProcess, waitFor
 from raftmux.testing.tlsca import CertificateAuthority, writeFiles
 from raftmux.tls import ClientPolicy, TLSInfo
 
 ETCD = "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
-
-
-def _freePort():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Process(protocol.ProcessProtocol):
-    def __init__(self, log):
-        self.log = log
-        self.ended = defer.Deferred()
-
-    def outReceived(self, data):
-        self.log.write(data)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason):
-        self.ended.callback(None)
 
 
 class EtcdOverHTTPSTests(TestCase):
@@ -68,8 +48,8 @@ class EtcdOverHTTPSTests(TestCase):
         (port,) = await bindPorts(reactor, 1)
         self.addCleanup(port.stopListening)
         p2URL = urlOf(port, "https")
-        e1URL = "https://127.0.0.1:%d" % (_freePort(),)
-        clientURL = "http://127.0.0.1:%d" % (_freePort(),)
+        e1URL = "https://127.0.0.1:%d" % (freePort(),)
+        clientURL = "http://127.0.0.1:%d" % (freePort(),)
         cluster = "e1=%s,p2=%s" % (e1URL, p2URL)
         config = NodeConfig({
             "name": "p2", "data-dir": os.path.join(self.dir, "p2"),
@@ -84,7 +64,7 @@ class EtcdOverHTTPSTests(TestCase):
 
         log = open(os.path.join(self.dir, "etcd.log"), "wb")
         self.addCleanup(log.close)
-        etcd = _Process(log)
+        etcd = LoggedProcess(log)
         process = reactor.spawnProcess(etcd, ETCD, [
             ETCD, "--name", "e1", "--data-dir", os.path.join(self.dir, "e1"),
             "--listen-peer-urls", e1URL, "--initial-advertise-peer-urls", e1URL,

@@ -22,6 +22,7 @@ import time
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from raftmux import raftpb
+from raftmux.cluster import freePort
 from raftmux.rafthttp.codec import (
     MessageDecoder,
     MsgAppV2Decoder,
@@ -41,12 +42,6 @@ def clusterID(ids):
     """Spec 11.2."""
     data = b"".join(struct.pack(">Q", i) for i in sorted(ids))
     return struct.unpack(">Q", hashlib.sha1(data).digest()[:8])[0]
-
-
-def freePort():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Dechunker:

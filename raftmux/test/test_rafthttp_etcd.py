@@ -11,11 +11,10 @@ etcd's streams to us and both of ours to etcd must be established.
 import os
 import re
 import shutil
-import socket
 import tempfile
 
 from prometheus_client import CollectorRegistry
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, TestCase
@@ -24,6 +23,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from raftmux import raftpb
+from raftmux.cluster import freePort
 from raftmux.rafthttp import (
     Member,
     MembersResource,
@@ -35,31 +35,11 @@ from raftmux.rafthttp import (
 from raftmux.rafthttp.codec import isLinkHeartbeat
 from raftmux.rafthttp.peer import PIPELINE
 from raftmux.rafthttp.stream import MESSAGE, MSGAPP
-from raftmux.rafthttp.testing import FakeRaft, waitFor
+from raftmux.rafthttp.testing import FakeRaft, LoggedProcess, waitFor
 from raftmux.raftpb import Message
 
 ETCD = "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
-
-
-def _freePort():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _EtcdProcess(protocol.ProcessProtocol):
-    def __init__(self, log):
-        self.log = log
-        self.ended = defer.Deferred()
-
-    def outReceived(self, data):
-        self.log.write(data)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason):
-        self.ended.callback(None)
 
 
 class Follower(FakeRaft):
@@ -108,8 +88,8 @@ class EtcdHarness(TestCase):
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
         self.addCleanup(port.stopListening)
         self.p2URL = "http://127.0.0.1:%d" % (port.getHost().port,)
-        self.e1URL = "http://127.0.0.1:%d" % (_freePort(),)
-        self.clientURL = "http://127.0.0.1:%d" % (_freePort(),)
+        self.e1URL = "http://127.0.0.1:%d" % (freePort(),)
+        self.clientURL = "http://127.0.0.1:%d" % (freePort(),)
         self.e1 = memberID([self.e1URL], "tok")
         self.p2 = memberID([self.p2URL], "tok")
         cid = clusterID([self.e1, self.p2])
@@ -128,7 +108,7 @@ class EtcdHarness(TestCase):
         self.addCleanup(shutil.rmtree, self.dir, True)
         log = self.logFile = open(os.path.join(self.dir, "etcd.log"), "wb")
         self.addCleanup(log.close)
-        self.etcd = _EtcdProcess(log)
+        self.etcd = LoggedProcess(log)
         process = reactor.spawnProcess(self.etcd, ETCD, [
             ETCD, "--name", "e1", "--data-dir", os.path.join(self.dir, "e1"),
             "--listen-peer-urls", self.e1URL, "--initial-advertise-peer-urls", self.e1URL,

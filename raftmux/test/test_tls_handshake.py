@@ -10,7 +10,6 @@ names not allowed) with the one log line each side writes, and bad bytes
 logged error.
 """
 
-from OpenSSL import SSL
 from prometheus_client import CollectorRegistry
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -25,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from raftmux.test.test_sniff import metric
+from raftmux.test.test_sniff_matchers import clientHello
 from raftmux.testing.tlsca import CertificateAuthority
 from raftmux.tls import (
     HTTP11,
@@ -338,17 +338,6 @@ class ServerVerificationTests(TLSTestCase):
         self.assertEqual(policy.creatorForNetloc(b"node1.raft", 2380).acceptableProtocols,
                          [HTTP11])
         self.assertEqual(policy.creatorFor("node1.raft", [b"h2"]).acceptableProtocols, [b"h2"])
-
-
-def clientHello():
-    """A real ClientHello, from OpenSSL itself."""
-    connection = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
-    connection.set_connect_state()
-    try:
-        connection.do_handshake()
-    except SSL.WantReadError:
-        pass
-    return connection.bio_read(65536)
 
 
 class BadBytesTests(TLSTestCase):
