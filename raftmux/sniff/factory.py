@@ -64,7 +64,6 @@ class SniffingProtocol(Protocol):
 
     _state = _SNIFFING
     _buffer = b""
-    _timer = None
     _greeted = False
     _ackFilter = None
     _handshakeDone = False
@@ -72,17 +71,16 @@ class SniffingProtocol(Protocol):
     _rebound = False
     proto = None
 
-    def __init__(self, factory):
+    def __init__(self, factory, addr=None):
         self.factory = factory
+        self._addr = addr  # the peer, as the port gave it to buildProtocol
 
     def logPrefix(self):
         return "SniffingProtocol"
 
     def connectionMade(self):
         factory = self.factory
-        factory._sniffing.add(self)
-        if factory.timeout is not None:
-            self._timer = factory.clock.callLater(factory.timeout, self._timedOut)
+        factory._track(self)
         # Inside TLS with ALPN routes, wait: ALPN may decide before any byte.
         if factory._alpnRoutes and _isTLS(self.transport):
             self._awaitHandshake = True
@@ -165,7 +163,6 @@ class SniffingProtocol(Protocol):
             self.transport.write(payload)
 
     def _timedOut(self):
-        self._timer = None
         if self._state is not _SNIFFING:
             return
         route = self.factory._decide(self._buffer, final=True)
@@ -175,12 +172,7 @@ class SniffingProtocol(Protocol):
             self._handOff(route)
 
     def _stopSniffing(self):
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
-        factory = self.factory
-        factory._sniffing.discard(self)
+        self.factory._sniffing.pop(self, None)
 
     def _reject(self, outcome, why):
         factory = self.factory
@@ -214,7 +206,8 @@ class SniffingProtocol(Protocol):
         if route.h2Site:
             proto = _web.buildH2Connection(route.factory)
         else:
-            proto = route.factory.buildProtocol(transport.getPeer())
+            addr = self._addr
+            proto = route.factory.buildProtocol(transport.getPeer() if addr is None else addr)
         if proto is None:
             self._state = _CLOSED
             _abort(transport)
@@ -251,6 +244,11 @@ def _greets(matcher):
     """Does ``matcher`` have a greeting of its own (not the base class no-op)?"""
     greeting = getattr(type(matcher), "greeting", None)
     return callable(greeting) and greeting is not Matcher.greeting
+
+
+def _canStartWith(matcher, byte):
+    firstBytes = getattr(matcher, "firstBytes", None)
+    return firstBytes is None or byte in firstBytes
 
 
 def _isTLS(transport):
@@ -323,6 +321,9 @@ class SniffingFactory(ServerFactory):
                 label = "%d-%s" % (index, getattr(matcher, "name", "matcher"))
             built.append(_Route(matcher, factory, label, getattr(matcher, "protocolName", None)))
         self._routes = tuple(built)
+        # The routes worth asking, by a connection's first byte.
+        self._routesByFirstByte = tuple(
+            tuple(r for r in self._routes if _canStartWith(r.matcher, byte)) for byte in range(256))
         self._alpnRoutes = {
             token: _Route(None, factory, "alpn-" + token.decode("ascii", "replace"), token)
             for token, factory in (alpn or {}).items()}
@@ -348,7 +349,11 @@ class SniffingFactory(ServerFactory):
         metrics.sniffing.labels(name).set_function(lambda: len(self._sniffing))
         for route in self._routes + tuple(self._alpnRoutes.values()):
             route.matched = metrics.matched.labels(name, route.label)
-        self._sniffing = set()
+        # Connections being sniffed -> their deadline, in accept order; one
+        # timer for the earliest (a callLater per connection cost more than
+        # the rest of the sniff together).
+        self._sniffing = {}
+        self._sweeper = None
 
     @property
     def clock(self):
@@ -370,7 +375,33 @@ class SniffingFactory(ServerFactory):
         if self.maxSniffing is not None and len(self._sniffing) >= self.maxSniffing:
             self._count["refused"].inc()
             return None
-        return self.protocol(self)
+        return self.protocol(self, addr)
+
+    def _track(self, protocol):
+        """Start ``protocol``'s deadline: ``timeout`` seconds from now."""
+        if self.timeout is None:
+            self._sniffing[protocol] = None
+            return
+        clock = self.clock
+        self._sniffing[protocol] = clock.seconds() + self.timeout
+        if self._sweeper is None:
+            self._sweeper = clock.callLater(self.timeout, self._sweep)
+
+    def _sweep(self):
+        """Time out every connection past its deadline; wait for the next one."""
+        self._sweeper = None
+        now = self.clock.seconds()
+        expired = []
+        for protocol, deadline in self._sniffing.items():
+            if deadline is None:
+                continue
+            if deadline > now:
+                # Accept order is deadline order while timeout is unchanged.
+                self._sweeper = self.clock.callLater(deadline - now, self._sweep)
+                break
+            expired.append(protocol)
+        for protocol in expired:
+            protocol._timedOut()
 
     def _factories(self):
         seen = []
@@ -399,6 +430,10 @@ class SniffingFactory(ServerFactory):
         """
         for protocol in list(self._sniffing):
             protocol.abortSniffing()
+        if self._sweeper is not None:
+            if self._sweeper.active():
+                self._sweeper.cancel()
+            self._sweeper = None
 
     def _decide(self, data, final):
         """
@@ -408,7 +443,7 @@ class SniffingFactory(ServerFactory):
         """
         size = len(data)
         capped = final or size >= self.maxBytes
-        for route in self._routes:
+        for route in self._routesByFirstByte[data[0]] if size else self._routes:
             matcher = route.matcher
             result = matcher.match(data)
             if result is MATCH:

@@ -14,6 +14,9 @@ A matcher is any object with
 * ``protocolName``: what a match means on the wire (``b"h2"``,
   ``b"http/1.1"``, ``b"tls"``, ``b"muxado"``) or ``None``; the shell uses
   ``b"h2"`` to hand a twisted.web ``Site`` straight to its HTTP/2 code;
+* optionally ``firstBytes``: the byte values a matching connection can
+  start with (a frozenset), or ``None`` for any; the shell does not ask
+  the matcher about a connection that starts with another byte;
 * optionally ``greeting(data) -> bytes``: bytes the shell writes to the
   client (at most once per connection) while this matcher is the one
   waiting; only ``http2HeaderField(..., sendSettings=True)`` has one.
@@ -42,6 +45,7 @@ class Matcher:
     name = "matcher"
     protocolName = None
     maxBytes = 0
+    firstBytes = None
 
     def match(self, data):
         raise NotImplementedError()
@@ -76,6 +80,7 @@ class _Prefix(Matcher):
             raise ValueError("prefix() needs one or more non-empty bytes")
         self._prefixes = tuple(prefixes)
         self.maxBytes = max(len(p) for p in prefixes)
+        self.firstBytes = frozenset(p[0] for p in prefixes)
 
     def match(self, data):
         waiting = False
@@ -99,6 +104,8 @@ def prefix(*prefixes):
 # -- HTTP/1.x ----------------------------------------------------------------
 
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TCHAR_BYTES = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _TARGET = rb"[^\x00-\x20\x7f]"
 _REQUEST_LINE = re.compile(_TCHAR + rb"+ " + _TARGET + rb"+ HTTP/1\.[0-9]\r?\n")
 _PARTIAL_LINE = re.compile(
@@ -121,6 +128,7 @@ def _requestLine(data):
 class _HTTP1(Matcher):
     name = "http1"
     protocolName = b"http/1.1"
+    firstBytes = _TCHAR_BYTES
 
     def __init__(self, maxBytes):
         self.maxBytes = maxBytes
@@ -149,6 +157,7 @@ def _valueMatches(found, value, valuePrefix):
 class _HTTP1HeaderField(Matcher):
     name = "http1HeaderField"
     protocolName = b"http/1.1"
+    firstBytes = _TCHAR_BYTES
 
     def __init__(self, name, value, valuePrefix, maxBytes):
         self._field = _asBytes(name).lower()
@@ -197,6 +206,7 @@ def _preface(data):
 class _HTTP2(Matcher):
     name = "http2"
     protocolName = b"h2"
+    firstBytes = frozenset(_h2.PREFACE[:1])
     maxBytes = len(_h2.PREFACE)
 
     def match(self, data):
@@ -215,6 +225,7 @@ def http2():
 class _HTTP2HeaderField(Matcher):
     name = "http2HeaderField"
     protocolName = b"h2"
+    firstBytes = _HTTP2.firstBytes
 
     def __init__(self, name, value, valuePrefix, sendSettings, maxBytes):
         self._field = _asBytes(name).lower()
@@ -270,6 +281,7 @@ def http2HeaderField(name, value, valuePrefix=False, sendSettings=False,
 class _TLS(Matcher):
     name = "tls"
     protocolName = b"tls"
+    firstBytes = frozenset({_tls.CONTENT_HANDSHAKE})
 
     def __init__(self, serverNames, alpn, validate, maxBytes):
         self._serverNames = None if serverNames is None else frozenset(
@@ -322,6 +334,7 @@ class _Muxado(Matcher):
 
     def __init__(self, maxLength):
         self._maxLength = maxLength
+        self.firstBytes = frozenset(range(min(maxLength >> 16, 0xFF) + 1))
 
     def match(self, data):
         n = len(data)

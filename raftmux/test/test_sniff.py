@@ -46,8 +46,10 @@ from raftmux.test.test_sniff_matchers import (
     HTTP1_REQUEST,
     MUXADO_SYN,
     SETTINGS_ACK,
+    allMatchers,
     frame,
     h2ClientBytes,
+    nearValid,
 )
 from raftmux.testing.tlsca import CertificateAuthority
 
@@ -130,6 +132,17 @@ def _registryOf(factory):
     return factory._testRegistry
 
 
+def assertDeadlineGone(case, factory, transport, wasClosed=False):
+    """
+    The connection's deadline no longer applies: past it, nothing happens to
+    the connection, no timeout is counted, and no timer is left behind.
+    """
+    factory.clock.advance(factory.timeout)
+    case.assertEqual(transport.disconnecting, wasClosed)
+    case.assertEqual(metric(factory, "raftmux_sniff_timeouts_total"), 0)
+    case.assertEqual(factory.clock.getDelayedCalls(), [])
+
+
 def build(routes, **kw):
     registry = kw.setdefault("registry", CollectorRegistry())
     factory = sniffer(routes, **kw)
@@ -157,7 +170,7 @@ class HandOffTests(SynchronousTestCase):
         self.assertIs(transport.protocol, handed, "rebound: the sniffer left the data path")
         self.assertEqual(metric(factory, "raftmux_sniff_matched_total", route="1-http1"), 1)
         self.assertEqual(factory.sniffing, 0)
-        self.assertEqual(factory.clock.getDelayedCalls(), [], "deadline cancelled")
+        assertDeadlineGone(self, factory, transport)
 
     @settings(max_examples=100, deadline=None)
     @given(st.sampled_from([HTTP1_REQUEST, h2ClientBytes(), HELLO, MUXADO_SYN]),
@@ -251,6 +264,55 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(event["outcome"], "timedOut")
         self.assertEqual(factory.sniffing, 0)
 
+    def test_eachConnectionItsOwnDeadlineOneTimer(self):
+        """
+        Each connection is closed ``timeout`` after its own accept, by one
+        factory timer that follows the earliest deadline.
+        """
+        factory = build([(http1(), RecordingFactory())], timeout=10)
+        clock = factory.clock
+        first = accept(factory)[1]
+        clock.advance(4)
+        second = accept(factory)[1]
+        third = accept(factory)[1]
+        clock.advance(3)
+        handed, handedTransport = accept(factory)
+        handed.dataReceived(HTTP1_REQUEST)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(2.9)
+        self.assertEqual([t.disconnecting for t in (first, second, third)], [False] * 3)
+        clock.advance(0.1)
+        self.assertEqual([t.disconnecting for t in (first, second, third)], [True, False, False])
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(3.9)
+        self.assertFalse(second.disconnecting)
+        clock.advance(0.1)
+        self.assertEqual([second.disconnecting, third.disconnecting], [True, True])
+        self.assertEqual(metric(factory, "raftmux_sniff_timeouts_total"), 3)
+        self.assertEqual(factory.sniffing, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(10)
+        self.assertFalse(handedTransport.disconnecting)
+
+    def test_connectionsAfterTheTimerWentIdle(self):
+        """A connection accepted after every earlier one ended still gets a deadline."""
+        factory = build([(http1(), RecordingFactory())], timeout=5)
+        accept(factory)[0].dataReceived(HTTP1_REQUEST)
+        factory.clock.advance(5)
+        self.assertEqual(factory.clock.getDelayedCalls(), [])
+        proto, transport = accept(factory)
+        factory.clock.advance(5)
+        self.assertTrue(transport.disconnecting)
+
+    def test_noDeadline(self):
+        """``timeout=None``: no timer at all, the connection waits."""
+        factory = build([(http1(), RecordingFactory())], timeout=None)
+        proto, transport = accept(factory)
+        self.assertEqual(factory.clock.getDelayedCalls(), [])
+        factory.clock.advance(3600)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(factory.sniffing, 1)
+
     def test_oneDeadlineForTheWholeSniff(self):
         """Trickling bytes does not extend the deadline (cmux's semantics)."""
         factory = build([(http1HeaderField("x-route", "a"), RecordingFactory())], timeout=5)
@@ -286,7 +348,7 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(event["head"], junk[:32].hex())
         self.assertEqual(event["peer"], "192.0.2.7:40123")
         self.assertEqual(metric(factory, "raftmux_sniff_unmatched_total"), 1)
-        self.assertEqual(factory.clock.getDelayedCalls(), [])
+        assertDeadlineGone(self, factory, transport, wasClosed=True)
 
     def test_byteCap(self):
         """Reaching maxBytes without a decision closes, whatever the matchers want."""
@@ -329,7 +391,7 @@ class LimitTests(SynchronousTestCase):
         proto.connectionLost(None)
         self.assertEqual(metric(factory, "raftmux_sniff_lost_total"), 1)
         self.assertEqual(factory.sniffing, 0)
-        self.assertEqual(factory.clock.getDelayedCalls(), [])
+        assertDeadlineGone(self, factory, transport)
 
     def test_maxSniffing(self):
         factory = build([(http1(), RecordingFactory())], maxSniffing=2)
@@ -611,6 +673,35 @@ class TLSTests(SynchronousTestCase):
         factory = build([(tls(serverNames=["node1.raft"]), RecordingFactory())])
         proto, transport = accept(factory)
         proto.dataReceived(b"\x16\x03\x01\x00\x40\x01" + b"\xee" * 64)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(metric(factory, "raftmux_sniff_unmatched_total"), 1)
+
+
+class FirstByteTests(SynchronousTestCase):
+    @settings(max_examples=300, deadline=None)
+    @given(nearValid, st.booleans(), st.permutations(range(len(allMatchers()))))
+    def test_skippingByFirstByteDecidesAsAskingEveryMatcher(self, data, final, order):
+        """
+        The routes skipped for a connection's first byte change no decision:
+        the same route (or wait, or no route) as asking every matcher in order.
+        """
+        matchers = allMatchers()
+        routes = [(matchers[i], RecordingFactory()) for i in order]
+        factory = build(routes)
+        everyone = build(routes)
+        everyone._routesByFirstByte = (everyone._routes,) * 256
+        mine, theirs = factory._decide(data, final), everyone._decide(data, final)
+        if mine is None or theirs is None or mine is theirs:
+            self.assertIs(mine, theirs)
+        else:
+            self.assertEqual(mine.label, theirs.label)
+
+    def test_aByteNoRouteCanStartWithIsRefusedAtOnce(self):
+        factory = build([(http2(), RecordingFactory()), (tls(), RecordingFactory()),
+                         (http1(), RecordingFactory())])
+        self.assertEqual(factory._routesByFirstByte[0x00], ())
+        proto, transport = accept(factory)
+        proto.dataReceived(b"\x00")
         self.assertTrue(transport.disconnecting)
         self.assertEqual(metric(factory, "raftmux_sniff_unmatched_total"), 1)
 

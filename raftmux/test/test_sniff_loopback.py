@@ -321,6 +321,6 @@ class BadClients(TestCase):
         yield self.listening.stopListening()
         yield defer.gatherResults([c.done for c in clients])
         self.assertEqual(self.factory.sniffing, 0)
-        self.assertEqual(reactor.getDelayedCalls() and [
+        self.assertEqual([
             c for c in reactor.getDelayedCalls()
-            if getattr(c.func, "__func__", None) is SniffingProtocol._timedOut], [])
+            if getattr(c.func, "__self__", None) is self.factory], [], "the deadline timer")

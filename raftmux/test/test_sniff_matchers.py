@@ -409,6 +409,26 @@ class PropertyTests(SynchronousTestCase):
         matched = [name for name, m in protocolMatchers().items() if m.match(data) is MATCH]
         self.assertLessEqual(len(matched), 1, (matched, data))
 
+    def test_firstBytesAreExactlyTheBytesNotRefusedAtOnce(self):
+        """
+        ``firstBytes`` (which lets the shell skip a matcher) names exactly
+        the first bytes the matcher does not refuse on sight.
+        """
+        for m in allMatchers() + [muxado(maxLength=0x1000000), muxado(maxLength=0x2ffff)]:
+            refusedAtOnce = {b for b in range(256) if m.match(bytes([b])) is NO_MATCH}
+            if m.firstBytes is None:
+                self.assertEqual(refusedAtOnce, set(), m)
+            else:
+                self.assertEqual(set(range(256)) - refusedAtOnce, set(m.firstBytes), m)
+
+    @settings(max_examples=300, deadline=None)
+    @given(nearValid)
+    def test_otherFirstByteNeverMatches(self, data):
+        """However it goes on, a connection starting with another byte is NO_MATCH."""
+        for m in allMatchers():
+            if data and m.firstBytes is not None and data[0] not in m.firstBytes:
+                self.assertIs(m.match(data), NO_MATCH, (m, data))
+
     @given(st.sampled_from(sorted(EXAMPLES)), st.data())
     def test_prefixesOfValidInput(self, name, data):
         """A truncated valid opening is NEED_MORE (or already MATCH), never NO_MATCH."""
