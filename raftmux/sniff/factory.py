@@ -443,7 +443,7 @@ class SniffingFactory(ServerFactory):
         """
         size = len(data)
         capped = final or size >= self.maxBytes
-        for route in self._routesByFirstByte[data[0]] if size else self._routes:
+        for route in self._candidates(data):
             matcher = route.matcher
             result = matcher.match(data)
             if result is MATCH:
@@ -454,9 +454,13 @@ class SniffingFactory(ServerFactory):
                 raise TypeError("%r returned %r" % (matcher, result))
         return _NO_ROUTE
 
+    def _candidates(self, data):
+        """The routes, in order, that ``data``'s first byte does not rule out."""
+        return self._routesByFirstByte[data[0]] if data else self._routes
+
     def _waitingMatcher(self, data):
         """The matcher that is holding the decision back (for its greeting)."""
-        for route in self._routes:
+        for route in self._candidates(data):
             result = route.matcher.match(data)
             if result is NEED_MORE:
                 return route.matcher

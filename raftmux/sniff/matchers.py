@@ -104,8 +104,7 @@ def prefix(*prefixes):
 # -- HTTP/1.x ----------------------------------------------------------------
 
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_TCHAR_BYTES = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TCHAR_BYTES = frozenset(b for b in range(256) if re.fullmatch(_TCHAR, bytes([b])))
 _TARGET = rb"[^\x00-\x20\x7f]"
 _REQUEST_LINE = re.compile(_TCHAR + rb"+ " + _TARGET + rb"+ HTTP/1\.[0-9]\r?\n")
 _PARTIAL_LINE = re.compile(
