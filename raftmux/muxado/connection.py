@@ -32,13 +32,20 @@ DEFAULT_WINDOW = 0x40000  # 262,144: Go's MaxWindowSize; both peers must agree.
 
 
 class StreamOpened:
-    """The peer opened ``streamId`` (SYN); its first frame carries ``length`` bytes."""
+    """
+    The peer opened ``streamId`` (SYN); its first frame carries ``length``
+    bytes.  ``streamType`` and ``priority`` are what a v1 SYN declared (None
+    when absent, and always None from v2, whose stream type travels in the
+    stream's first 4 bytes instead).
+    """
 
-    __slots__ = ("streamId", "length")
+    __slots__ = ("streamId", "length", "streamType", "priority")
 
-    def __init__(self, streamId, length):
+    def __init__(self, streamId, length, streamType=None, priority=None):
         self.streamId = streamId
         self.length = length
+        self.streamType = streamType
+        self.priority = priority
 
 
 class StreamRefusedLocally:
