@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from raftmux._tcp import setNoDelay
+from raftmux.streamtransport import IStreamHost
 
 DEFAULT_WINDOW = 1024 * 1024          # our receive window, per stream
 DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024
@@ -43,17 +44,16 @@ HIGH_WATER = 256 * 1024               # queued bytes per stream before its write
 
 
 class _Outbound:
-    __slots__ = ("chunks", "size", "end", "paused", "resetCode")
+    __slots__ = ("chunks", "size", "end", "paused")
 
     def __init__(self):
         self.chunks = deque()
         self.size = 0
         self.end = False
         self.paused = False
-        self.resetCode = None
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IStreamHost)
 class H2Base(Protocol):
     log = Logger()
 
@@ -75,6 +75,11 @@ class H2Base(Protocol):
         })
         self._connectionWindow = connectionWindow
         self.handlers = {}
+        self._waitingStreams = {}           # stream transports waiting for window or the transport
+        self._soon = []
+        #: the RST_STREAM code for a stream transport closed while the peer may
+        #: still send: CANCEL from a client, NO_ERROR from a server (as Go's)
+        self.closeCode = ErrorCodes.CANCEL if config.client_side else ErrorCodes.NO_ERROR
         self._out = {}
         self._receiving = False
         self._transportPaused = False
@@ -114,13 +119,17 @@ class H2Base(Protocol):
         finally:
             self._receiving = False
         self.flush()
+        if self._soon:
+            self._runSoon()
 
     def connectionLost(self, reason=None):
         self.closed = True
         handlers, self.handlers = self.handlers, {}
         self._out.clear()
+        self._waitingStreams.clear()
         for handler in handlers.values():
             handler.lost(reason)
+        self._runSoon()
 
     # -- IPushProducer (the TCP transport pushes back on us) ---------------
     #
@@ -136,12 +145,15 @@ class H2Base(Protocol):
     def pauseProducing(self):
         self._transportPaused = True
         self._pausedWritten = 0
+        for stream in list(self._waitingStreams):
+            stream.writabilityChanged()
 
     def resumeProducing(self):
         self._transportPaused = False
         if self.transport is not None and not self.closed:
             for streamID in list(self._out):
                 self._flushStream(streamID)
+            self._windowOpened()
             self.flush()
 
     def stopProducing(self):
@@ -177,10 +189,6 @@ class H2Base(Protocol):
         self._flushStream(streamID)
         self.flush()
 
-    def queuedBytes(self, streamID):
-        out = self._out.get(streamID)
-        return 0 if out is None else out.size
-
     def _flushStream(self, streamID):
         out = self._out.get(streamID)
         if out is None or self._transportPaused:
@@ -208,8 +216,6 @@ class H2Base(Protocol):
                 conn.end_stream(streamID)
                 out.end = False
                 last = True
-            if last and out.resetCode is not None and self.streamOpen(streamID):
-                conn.reset_stream(streamID, out.resetCode)
         except (StreamClosedError, H2Error):
             self._out.pop(streamID, None)
             return
@@ -226,15 +232,6 @@ class H2Base(Protocol):
         if not out.chunks and not out.end and self._out.get(streamID) is out:
             del self._out[streamID]
 
-    def resetStream(self, streamID, code=ErrorCodes.CANCEL):
-        self._out.pop(streamID, None)
-        self.handlers.pop(streamID, None)
-        try:
-            self.conn.reset_stream(streamID, code)
-        except (StreamClosedError, H2Error):
-            pass
-        self.flush()
-
     def acknowledge(self, streamID, flowLength):
         """Hand ``flowLength`` received bytes back to the peer's send window."""
         if flowLength and not self.closed:
@@ -246,17 +243,6 @@ class H2Base(Protocol):
         stream = self.conn.streams.get(streamID)
         return stream is not None and stream.state_machine.state in (
             StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
-
-    def endStream(self, streamID, resetCode=None):
-        """
-        Our half is done: END_STREAM once the queued bytes are out; then, with
-        ``resetCode``, RST_STREAM if the peer may still send (we will not read).
-        """
-        out = self._out.get(streamID)
-        if out is None:
-            out = self._out[streamID] = _Outbound()
-        out.resetCode = resetCode
-        self.sendData(streamID, b"", end=True)
 
     def holdBytes(self, delta):
         """
@@ -307,9 +293,13 @@ class H2Base(Protocol):
         elif isinstance(event, ev.WindowUpdated):
             if event.stream_id:
                 self._flushStream(event.stream_id)
+                handler = self.handlers.get(event.stream_id)
+                if handler is not None and handler in self._waitingStreams:
+                    handler.windowOpened()
             else:
                 for streamID in list(self._out):
                     self._flushStream(streamID)
+                self._windowOpened()
         elif isinstance(event, ev.StreamReset):
             self._out.pop(event.stream_id, None)
             handler = self.handlers.pop(event.stream_id, None)
@@ -321,6 +311,7 @@ class H2Base(Protocol):
         elif isinstance(event, ev.RemoteSettingsChanged):
             for streamID in list(self._out):
                 self._flushStream(streamID)
+            self._windowOpened()
         elif isinstance(event, ev.ConnectionTerminated):
             self.goneAway(event)
         else:
@@ -336,6 +327,103 @@ class H2Base(Protocol):
             return False
         self._resetTokens -= 1
         return True
+
+    # -- IStreamHost (stream transports on this connection) -----------------
+
+    def sendStreamData(self, stream, data):
+        conn = self.conn
+        streamID = stream.streamId
+        sent = 0
+        try:
+            while sent < len(data):
+                n = min(conn.local_flow_control_window(streamID), conn.max_outbound_frame_size,
+                        len(data) - sent)
+                if n <= 0:
+                    break
+                conn.send_data(streamID, data[sent:sent + n] if n < len(data) else data)
+                sent += n
+        except (StreamClosedError, H2Error):
+            pass
+        return sent
+
+    def creditStream(self, stream, count):
+        if count and not self.closed:
+            try:
+                self.conn.acknowledge_received_data(count, stream.streamId)
+            except (StreamClosedError, H2Error):
+                pass
+
+    def endStream(self, stream):
+        try:
+            self.conn.end_stream(stream.streamId)
+        except (StreamClosedError, H2Error):
+            return True
+        return not self.streamOpen(stream.streamId)
+
+    def closeStream(self, stream):
+        streamID = stream.streamId
+        try:
+            state = self.conn.streams[streamID].state_machine.state
+        except (KeyError, AttributeError):
+            return
+        try:
+            if state in (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE):
+                self.conn.end_stream(streamID)
+            if self.streamOpen(streamID):
+                self.conn.reset_stream(streamID, self.closeCode)
+        except (StreamClosedError, H2Error):
+            pass
+
+    def resetStream(self, stream, code=ErrorCodes.CANCEL):
+        """Reset ``stream`` (a stream transport or a stream ID)."""
+        streamID = getattr(stream, "streamId", stream)
+        self._out.pop(streamID, None)
+        self.handlers.pop(streamID, None)
+        try:
+            self.conn.reset_stream(streamID, code)
+        except (StreamClosedError, H2Error):
+            pass
+        self.flush()
+
+    def resetStreamWith(self, stream, code):
+        self.resetStream(stream, code)
+
+    def isWritable(self):
+        return not self._transportPaused
+
+    def setWaiting(self, stream, waiting):
+        if waiting:
+            self._waitingStreams[stream] = None
+        else:
+            self._waitingStreams.pop(stream, None)
+
+    def streamGone(self, stream):
+        self._waitingStreams.pop(stream, None)
+        if self.handlers.get(stream.streamId) is stream:
+            del self.handlers[stream.streamId]
+        self.streamFinished(stream.streamId)
+
+    def callSoon(self, f, *args):
+        self._soon.append((f, args))
+        if not self._receiving and len(self._soon) == 1:
+            self.clock.callLater(0, self._runSoon)
+
+    def getPeer(self):
+        return self.transport.getPeer()
+
+    def getHost(self):
+        return self.transport.getHost()
+
+    def _runSoon(self):
+        pending, self._soon = self._soon, []
+        for f, args in pending:
+            f(*args)
+
+    def _windowOpened(self):
+        for stream in list(self._waitingStreams):
+            if self._transportPaused:
+                break
+            stream.windowOpened()
 
     def goneAway(self, event):
         """The peer sent GOAWAY: by default, close."""

@@ -153,8 +153,7 @@ class H2ClientProtocol(H2Base):
             if holder[0] is None:
                 self._unqueue(start)
             else:
-                holder[0]._response = None  # so d fails with CancelledError
-                holder[0].abortConnection()
+                holder[0].cancelResponse()  # so d fails with CancelledError
 
         d = defer.Deferred(cancel)
 
@@ -166,10 +165,8 @@ class H2ClientProtocol(H2Base):
 
         def start():
             streamID = self.conn.get_next_available_stream_id()
-            stream = holder[0] = GossipStream(
-                self, streamID, self.transport.getHost(), self.transport.getPeer(),
-                self.maxFrameSize, self.metrics, isClient=True)
-            stream._response = answered
+            stream = holder[0] = GossipStream(self, streamID, self.maxFrameSize, self.metrics,
+                                              onResponse=answered)
             self.handlers[streamID] = stream
             self.conn.send_headers(streamID, self._headers(path))
             self.flush()

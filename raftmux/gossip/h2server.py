@@ -231,8 +231,7 @@ class GossipServerProtocol(H2Base):
                 self, streamID, self._peerText, self.gossip.reactor.seconds())
             return
         self.conn.send_headers(streamID, [(b":status", b"200")])
-        stream = GossipStream(self, streamID, self.transport.getHost(), self.transport.getPeer(),
-                              self.maxFrameSize, self.gossip.metrics, isClient=False)
+        stream = GossipStream(self, streamID, self.maxFrameSize, self.gossip.metrics)
         self.handlers[streamID] = stream
         self.flush()
         self.gossip.streamAccepted(stream)

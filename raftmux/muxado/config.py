@@ -1,16 +1,34 @@
-"""Session settings, with Go muxado's defaults where Go has one."""
+"""Session settings, with Go muxado's defaults (per generation) where Go has one."""
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from raftmux.muxado.connection import DEFAULT_WINDOW
+
+#: Go v1's fixed stream window (its 64 KiB receive ring).
+V1_WINDOW = 0x10000
+
+# Go's heartbeat defaults per generation: (interval, tolerance) in seconds.
+_HEARTBEAT_DEFAULTS = {1: (3.0, 10.0), 2: (10.0, 15.0)}
 
 
 @dataclass
 class MuxadoConfig:
     """
+    ``version``: the muxado generation a client speaks, 2 (Go master and
+    ngrok's ``muxado/v2``; the default) or 1 (the 2014 generation Debian
+    ships, with SYN frames, priorities and stream types).  A server built
+    with ``version=None`` (the default for servers, see
+    ``MuxadoServerFactory``) takes either, told apart by the first frame.
+
+    ``versionWait``: seconds a server that does not yet know the client's
+    generation holds its own ``openStream`` calls, waiting for the client's
+    first frame (a Go v1 client always speaks at once: its heartbeat SYN);
+    then it speaks v2, which lets a v2 client speak only after the server.
+
     ``maxWindowSize``: per-stream receive buffer and initial send window.  Go
-    never negotiates it, so both peers must use the same value (Go: 256 KiB).
+    never negotiates it, so both peers must start from the same value; None
+    means the generation's (v2: 256 KiB, v1: 64 KiB).
 
     ``acceptBacklog``: streams opened by the peer that wait for
     ``MuxadoSession.acceptStream`` when the session has no stream factory
@@ -19,16 +37,18 @@ class MuxadoConfig:
     ``maxIncomingStreams``: peer-opened streams open at once; bounds memory
     to about ``maxIncomingStreams * maxWindowSize``.
 
-    ``heartbeatInterval``: seconds between heartbeat pings on a Go-compatible
-    heartbeat stream (spec 8.2); ``None`` sends none (the peer must run Go's
-    Heartbeat wrapper, or raftmux, to answer).  With no echo for
-    ``heartbeatInterval + heartbeatTolerance`` seconds ``onHeartbeat(0, True)``
-    is called and, if ``closeOnHeartbeatTimeout``, the session is closed
-    (Go only calls back).  ``onHeartbeat(rtt, timedOut)`` also reports each
-    round trip.
+    ``heartbeat``: run our own heartbeat requester.  None means the
+    generation's habit: on for v1 (every Go v1 session runs one, and closes
+    a session whose peer never echoes), off for v2 unless
+    ``heartbeatInterval`` is set.  Pings go every ``heartbeatInterval``
+    seconds (None: Go's 3 s for v1, 10 s for v2); with no echo for
+    ``heartbeatInterval + heartbeatTolerance`` (tolerance None: 10 s / 15 s)
+    ``onHeartbeat(0, True)`` is called and, if ``closeOnHeartbeatTimeout``,
+    the session is closed.  ``onHeartbeat(rtt, timedOut)`` also reports
+    each round trip.
 
-    ``answerHeartbeats``: echo a peer's heartbeat stream (a stream whose
-    first frame starts with the 4 bytes ``ff ff ff ff``).
+    ``answerHeartbeats``: echo a peer's heartbeat stream (v1: a stream of
+    type 0xFFFFFEFF; v2: a stream whose first 4 bytes are ``ff ff ff ff``).
 
     ``maxGoAwayDebug``: how much of a GOAWAY's debug text is kept.
 
@@ -37,13 +57,40 @@ class MuxadoConfig:
     window.  Go sends one per read; any value up to the window is valid.
     """
 
-    maxWindowSize: int = DEFAULT_WINDOW
+    version: Optional[int] = 2
+    versionWait: float = 1.0
+    maxWindowSize: Optional[int] = None
     acceptBacklog: int = 128
     maxIncomingStreams: int = 1024
     maxGoAwayDebug: int = 65536
-    heartbeatInterval: float | None = None
-    heartbeatTolerance: float = 15.0
+    heartbeat: Optional[bool] = None
+    heartbeatInterval: Optional[float] = None
+    heartbeatTolerance: Optional[float] = None
     closeOnHeartbeatTimeout: bool = True
-    onHeartbeat: Callable[[float, bool], None] | None = None
+    onHeartbeat: Optional[Callable[[float, bool], None]] = None
     answerHeartbeats: bool = True
-    windowUpdateThreshold: int | None = None
+    windowUpdateThreshold: Optional[int] = None
+
+    def __post_init__(self):
+        if self.version not in (None, 1, 2):
+            raise ValueError("muxado version must be 1 or 2, not %r" % (self.version,))
+
+    def windowFor(self, version):
+        """The stream window a session of ``version`` starts with."""
+        if self.maxWindowSize is not None:
+            return self.maxWindowSize
+        return V1_WINDOW if version == 1 else DEFAULT_WINDOW
+
+    def heartbeatFor(self, version):
+        """``(interval, tolerance)`` of our heartbeat on a ``version`` session, or None."""
+        enabled = self.heartbeat
+        if enabled is None:
+            enabled = version == 1 or self.heartbeatInterval is not None
+        if not enabled:
+            return None
+        interval, tolerance = _HEARTBEAT_DEFAULTS[version]
+        if self.heartbeatInterval is not None:
+            interval = self.heartbeatInterval
+        if self.heartbeatTolerance is not None:
+            tolerance = self.heartbeatTolerance
+        return interval, tolerance

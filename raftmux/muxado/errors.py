@@ -30,6 +30,9 @@ class ErrorCode(IntEnum):
     WRITE_TIMEOUT = 13
     SESSION_CLOSED = 14
     PEER_EOF = 15
+    # raftmux's own, local only (never on the wire): the peer stopped echoing
+    # heartbeats and this side closed the session.
+    HEARTBEAT_TIMEOUT = 16
     UNKNOWN = 0xFF
 
 

@@ -7,55 +7,75 @@ from raftmux.muxado.session import MuxadoSession
 
 class _SessionFactoryMixin:
     isClient = False
+    noisy = False
 
-    def __init__(self, streamFactory=None, config=None, reactor=None, registry=None):
+    def __init__(self, streamFactory=None, config=None, reactor=None, registry=None,
+                 streamFactories=None, version=None):
         self.streamFactory = streamFactory
+        self.streamFactories = dict(streamFactories or {})
         self.registry = registry
         self.config = config
         self.reactor = reactor
+        self.version = version
         self.sessions = set()
 
     def buildProtocol(self, addr):
         session = MuxadoSession(self.isClient, self.streamFactory, self.config, self.reactor,
-                                self.registry)
+                                self.registry, self.streamFactories, self.version)
         session.factory = self
         self.sessions.add(session)
         session.whenClosed().addCallback(lambda _: self.sessions.discard(session))
         return session
 
-    def doStart(self):
+    def _streamFactories(self):
+        factories = list(self.streamFactories.values())
         if self.streamFactory is not None:
-            self.streamFactory.doStart()
+            factories.append(self.streamFactory)
+        return factories
+
+    def doStart(self):
+        for factory in self._streamFactories():
+            factory.doStart()
         super().doStart()
 
     def doStop(self):
         super().doStop()
-        if self.streamFactory is not None:
-            self.streamFactory.doStop()
+        for factory in self._streamFactories():
+            factory.doStop()
 
 
 class MuxadoServerFactory(_SessionFactoryMixin, Factory):
     """
-    Accept muxado sessions (server role: even stream IDs).  Every stream a
-    peer opens is given to ``streamFactory.buildProtocol``; so
+    Accept muxado sessions (server role: even stream IDs), of either
+    generation: each session tells v1 from v2 by the client's first frame.
+    ``version=1`` or ``version=2`` accepts only that one (the other is
+    refused with a log line and a closed connection).
+
+    Every stream a peer opens is given to ``streamFactories[streamType]``
+    when its type is listed, else to ``streamFactory.buildProtocol``; so
     ``MuxadoServerFactory(Site(root))`` serves HTTP/1.1 on every stream.
     ``sessions`` holds the live sessions.
     """
 
-    def __init__(self, streamFactory, config=None, reactor=None, registry=None):
-        _SessionFactoryMixin.__init__(self, streamFactory, config, reactor, registry)
+    def __init__(self, streamFactory, config=None, reactor=None, registry=None,
+                 streamFactories=None, version=None):
+        _SessionFactoryMixin.__init__(self, streamFactory, config, reactor, registry,
+                                      streamFactories, version)
 
 
 class MuxadoClientFactory(_SessionFactoryMixin, ClientFactory):
-    """Dial muxado sessions (client role: odd stream IDs from 3)."""
+    """Dial muxado sessions (client role: odd stream IDs from 3) of ``config.version``."""
 
     isClient = True
 
 
-def connectSession(endpoint, streamFactory=None, config=None, reactor=None, registry=None):
+def connectSession(endpoint, streamFactory=None, config=None, reactor=None, registry=None,
+                   streamFactories=None):
     """
-    Connect ``endpoint`` and run a client session on it; returns a Deferred
-    firing with the ``MuxadoSession``.  Streams the server opens go to
-    ``streamFactory`` (or wait for ``session.acceptStream``).
+    Connect ``endpoint`` and run a client session on it, speaking
+    ``config.version`` (default 2); returns a Deferred firing with the
+    ``MuxadoSession``.  Streams the server opens go to
+    ``streamFactories``/``streamFactory`` (or wait for ``session.acceptStream``).
     """
-    return endpoint.connect(MuxadoClientFactory(streamFactory, config, reactor, registry))
+    return endpoint.connect(MuxadoClientFactory(streamFactory, config, reactor, registry,
+                                                streamFactories))

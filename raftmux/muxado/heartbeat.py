@@ -1,10 +1,13 @@
 """
-Go muxado's heartbeat (spec 8.2), as two small stream protocols.
+Go muxado's heartbeat, as two small stream protocols, for both generations.
 
-The requester opens a typed stream (first 4 bytes ``ff ff ff ff``, all in the
-SYN frame), sends a random 31-bit ping every interval and expects it echoed;
-the responder echoes every 4 bytes unchanged.  Unlike Go, the session can
-close itself when echoes stop (``MuxadoConfig.closeOnHeartbeatTimeout``).
+v2 (spec 8.2): the requester opens a typed stream (first 4 bytes
+``ff ff ff ff``, all in the SYN frame).  v1 (spec 15.2): the stream type
+0xFFFFFEFF and priority 0x7FFFFFFF travel in the SYN itself.  Either way the
+requester sends a 4-byte ping every interval and expects it echoed; the
+responder echoes every 4 bytes unchanged.  Unlike Go v2, the session can
+close itself when echoes stop (``MuxadoConfig.closeOnHeartbeatTimeout``), as
+Go v1 does.
 """
 
 import os
@@ -13,6 +16,12 @@ from struct import Struct
 from twisted.internet.protocol import Protocol
 
 HEARTBEAT_TYPE = b"\xff\xff\xff\xff"
+
+#: v1's heartbeat extension: stream type and the priority Go asks for.
+V1_HEARTBEAT_TYPE = 0xFFFFFEFF
+V1_HEARTBEAT_PRIORITY = 0x7FFFFFFF
+#: v1 stream types from here up belong to extensions (Go: MinExtensionType).
+V1_MIN_EXTENSION_TYPE = 0xFFFFFEFF
 _u32 = Struct(">I")
 
 
@@ -34,10 +43,15 @@ class HeartbeatRequester(Protocol):
     """
     Ping every ``interval`` seconds; call ``onBeat(rtt, False)`` per echo and
     ``onBeat(0, True)`` once when no echo came for ``interval + tolerance``.
-    A wrong echo stops the heartbeat for good, as in Go.
+    A wrong echo stops the heartbeat for good, as in Go v2; with
+    ``failOnMismatch`` (Go v1, which then closes the session) it also
+    reports ``onBeat(0, True)``.
     """
 
-    def __init__(self, interval, tolerance, clock, onBeat):
+    def __init__(self, interval, tolerance, clock, onBeat, prefix=HEARTBEAT_TYPE,
+                 failOnMismatch=False):
+        self.prefix = prefix
+        self.failOnMismatch = failOnMismatch
         self.interval = interval
         self.tolerance = tolerance
         self.clock = clock
@@ -51,7 +65,8 @@ class HeartbeatRequester(Protocol):
         self._stopped = False
 
     def connectionMade(self):
-        self.transport.write(HEARTBEAT_TYPE)
+        if self.prefix:
+            self.transport.write(self.prefix)
         self._pingCall = self.clock.callLater(self.interval, self._ping)
         self._armDeadline()
 
@@ -73,6 +88,8 @@ class HeartbeatRequester(Protocol):
         echo, self._buf = self._buf[:4], self._buf[4:]
         if echo != self._expected:
             self.stop()
+            if self.failOnMismatch:
+                self.onBeat(0, True)
             return
         self.lastRTT = self.clock.seconds() - self._sentAt
         self._expected = None

@@ -1,10 +1,16 @@
+# -*- test-case-name: raftmux.test.test_muxado_session -*-
 """
-``MuxadoSession``: the Twisted protocol that runs a muxado session over one
-transport (TCP, TLS, or anything else), turning the sans-IO
-``MuxadoConnection``'s events into stream transports and protocol calls.
+``MuxadoSession``: the Twisted protocol that runs a muxado session (either
+generation) over one transport (TCP, TLS, or anything else), turning the
+sans-IO connection's events into stream transports and protocol calls.
+
+The session is the ``IStreamHost`` of its ``MuxadoStream``s: it frames what
+they send, within the windows the connection keeps, and schedules them when
+the underlying transport pushes back (larger ``priority`` first, round robin
+among equals).
 """
 
-from collections import deque
+from struct import Struct
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IPushProducer
@@ -25,63 +31,112 @@ from raftmux.muxado.errors import (
     StreamsExhausted,
     codeName,
 )
-from raftmux.muxado.heartbeat import HEARTBEAT_TYPE, HeartbeatRequester, HeartbeatResponder
+from raftmux.muxado.generation import NEITHER, firstFrameVersion, likelyVersion
+from raftmux.muxado.heartbeat import (
+    HEARTBEAT_TYPE,
+    V1_HEARTBEAT_PRIORITY,
+    V1_HEARTBEAT_TYPE,
+    V1_MIN_EXTENSION_TYPE,
+    HeartbeatRequester,
+    HeartbeatResponder,
+)
 from raftmux.muxado.metrics import SessionMetrics
 from raftmux.muxado.stream import MuxadoStream
+from raftmux.streamtransport import IStreamHost
 
 _hot = hotLogger("raftmux.muxado")
+_u32 = Struct(">I")
 
 # Bytes the session's transport may buffer before pausing the session (and
 # its read size): two 64 KiB DATA frames with their headers.
 TRANSPORT_BUFFER = 2 * (65536 + 8)
 
+MAX_STREAM_TYPE = 0xFFFFFFFF
+MAX_PRIORITY = 0x7FFFFFFF
 
-@implementer(IPushProducer)
+
+@implementer(IPushProducer, IStreamHost)
 class MuxadoSession(Protocol):
     """
     One muxado session.  ``isClient`` picks the stream-ID parity (the dialer
-    is the client).  Each stream the peer opens is given to
-    ``streamFactory.buildProtocol(peerAddress)``; without a factory, peer
-    streams wait (up to ``config.acceptBacklog``) for ``acceptStream``.
+    is the client).  ``version`` is the generation spoken: a client's comes
+    from ``config.version``; a server's is 1 or 2 to accept only that one,
+    or None to tell it from the client's first frame.
 
-    The session is a push producer toward its transport: when the transport's
-    buffer fills it pauses every stream's registered producer, so a slow peer
-    pushes back all the way to the writers.
+    Each stream the peer opens goes to ``streamFactories[streamType]`` when
+    its type is listed, else to ``streamFactory.buildProtocol(peerAddress)``;
+    with neither, peer streams wait (up to ``config.acceptBacklog``) for
+    ``acceptStream``.  On v2, giving ``streamFactories`` makes the session a
+    typed one: every peer stream's first 4 bytes are its type (Go's
+    ``TypedStreamSession``).
 
-    Metrics go to ``registry`` (default ``raftmux.metrics.REGISTRY``).
+    The session is a push producer toward its transport: when the
+    transport's buffer fills, streams queue what they write and pause their
+    registered producers, so a slow peer pushes back all the way to the
+    writers.  Metrics go to ``registry`` (default ``raftmux.metrics.REGISTRY``).
     """
 
     log = Logger()
 
-    def __init__(self, isClient, streamFactory=None, config=None, reactor=None, registry=None):
+    def __init__(self, isClient, streamFactory=None, config=None, reactor=None, registry=None,
+                 streamFactories=None, version=None):
         self.isClient = isClient
         self.streamFactory = streamFactory
+        self.streamFactories = dict(streamFactories or {})
         self.config = config = config if config is not None else MuxadoConfig()
+        if isClient:
+            version = config.version if config.version is not None else 2
+        if version not in (None, 1, 2):
+            raise ValueError("muxado version must be 1, 2 or None, not %r" % (version,))
+        self._acceptVersion = version
         self._reactor = reactor
-        self._conn = MuxadoConnection(
-            isClient, window=config.maxWindowSize,
-            maxIncomingStreams=config.maxIncomingStreams,
-            maxGoAwayDebug=config.maxGoAwayDebug,
-            windowUpdateThreshold=config.windowUpdateThreshold)
+        self._conn = None
+        self._head = b""
         self._streams = {}
-        self._producingStreams = set()
+        self._waiting = {}            # streams wanting windowOpened on resume, in order
+        self._prioritised = 0         # of those, how many have a non-zero priority
+        self._sniffing = set()        # v2 streams whose type is still being read
         self._paused = False
-        self._acceptQueue = deque()
-        self._acceptWaiters = deque()
+        self._acceptQueue = []
+        self._acceptWaiters = []
+        self._pendingOpens = []       # openStream calls before the version is known
         self._closedWaiters = []
         self._closing = False
         self._closeReason = None      # SessionClosed, once the session is over
         self._localCode = None        # why this side ended the session, if it did
         self._heartbeat = None
+        self._checkFirstFrame = not isClient
+        self._versionTimer = None
         self._dispatching = False
-        self._lostLater = []          # (protocol, reason) to tell after this dispatch
+        self._soon = []               # (f, args) to call after this dispatch
         self._metrics = SessionMetrics(registry, "client" if isClient else "server")
+        if version is not None:
+            self._conn = self._newConnection(version)
 
     def __repr__(self):
-        return "<MuxadoSession %s %s>" % ("client" if self.isClient else "server",
-                                          "closed" if self._closeReason else "open")
+        return "<MuxadoSession v%s %s %s>" % (
+            self.version or "?", "client" if self.isClient else "server",
+            "closed" if self._closeReason else "open")
+
+    def _newConnection(self, version):
+        config = self.config
+        if version == 1:
+            from raftmux.muxado.v1connection import MuxadoV1Connection as kind
+        else:
+            kind = MuxadoConnection
+        return kind(self.isClient, window=config.windowFor(version),
+                    maxIncomingStreams=config.maxIncomingStreams,
+                    maxGoAwayDebug=config.maxGoAwayDebug,
+                    windowUpdateThreshold=config.windowUpdateThreshold)
 
     # -- public API ---------------------------------------------------------------
+
+    @property
+    def version(self):
+        """The generation this session speaks (1 or 2), or None until a server knows."""
+        if self._conn is None:
+            return None
+        return 2 if isinstance(self._conn, MuxadoConnection) else 1
 
     @property
     def streams(self):
@@ -91,32 +146,58 @@ class MuxadoSession(Protocol):
     @property
     def isOpen(self):
         """Can ``openStream`` succeed (connected, no GOAWAY either way)?"""
+        conn = self._conn
         return (self._closeReason is None and self.transport is not None
-                and not self._conn.goAwaySent and self._conn.goAwayReceived is None)
+                and (conn is None or (not conn.goAwaySent and conn.goAwayReceived is None)))
 
-    def openStream(self, protocol):
+    def openStream(self, protocol, streamType=None, priority=None):
         """
         Open a stream and connect ``protocol`` to it.  Returns a Deferred that
-        fires with ``protocol`` once it is connected (at once: like Go, the
-        peer hears of the stream with its first DATA frame).  Fails with
-        ``StreamRefused`` (retryable) after the peer's GOAWAY,
+        fires with ``protocol`` once it is connected (at once, unless a
+        server does not yet know the client's generation).  ``streamType``
+        (u32) and ``priority`` (31 bits, larger is more urgent) travel in a
+        v1 SYN; on v2 the type is the stream's first 4 bytes (Go's typed
+        streams) and the priority only orders our own sending.
+
+        Fails with ``StreamRefused`` (retryable) after the peer's GOAWAY,
         ``StreamsExhausted`` when the ID space is used up, ``SessionClosed``
         when the session is over.
         """
-        if self._closeReason is not None or self._conn.goAwaySent or self.transport is None:
+        if streamType is not None and not 0 <= streamType <= MAX_STREAM_TYPE:
+            return fail(ValueError("stream type %r is not a u32" % (streamType,)))
+        if priority is not None and not 0 <= priority <= MAX_PRIORITY:
+            return fail(ValueError("priority %r is not a 31-bit number" % (priority,)))
+        conn = self._conn
+        if self._closeReason is not None or self.transport is None or (
+                conn is not None and conn.goAwaySent):
             return fail(self._closeReason or SessionClosed(ErrorCode.SESSION_CLOSED))
-        if self._conn.goAwayReceived is not None:
+        if conn is None:
+            d = Deferred()
+            self._pendingOpens.append((protocol, streamType, priority, d))
+            if self._versionTimer is None:
+                self._versionTimer = self._callLater(self.config.versionWait,
+                                                     self._assumeVersion)
+            return d
+        if conn.goAwayReceived is not None:
             return fail(StreamRefused(ErrorCode.REMOTE_GONE_AWAY, retryable=True,
                                       message="the peer has sent GOAWAY"))
+        v1 = self.version == 1
         try:
-            streamId = self._conn.openStream()
+            if v1:
+                streamId = conn.openStream(streamType, priority)
+            else:
+                streamId = conn.openStream()
         except ValueError:
             return fail(StreamsExhausted("all stream IDs of this session are used"))
-        stream = MuxadoStream(self, streamId)
+        stream = MuxadoStream(self, streamId, streamType, priority)
         self._streams[streamId] = stream
         self._metrics.localStreams.inc()
         _hot.debug("muxado: opened stream {streamId}", streamId=streamId)
-        stream._attach(protocol)
+        if v1:
+            self.flush()
+        elif streamType is not None:
+            stream.write(_u32.pack(streamType))
+        stream.attach(protocol)
         return succeed(protocol)
 
     def acceptStream(self, protocol):
@@ -125,9 +206,9 @@ class MuxadoSession(Protocol):
         without a stream factory).  Returns a Deferred firing with ``protocol``.
         """
         if self._acceptQueue:
-            stream = self._acceptQueue.popleft()
-            stream._attach(protocol)
-            self._flush()
+            stream = self._acceptQueue.pop(0)
+            stream.attach(protocol)
+            self.flush()
             return succeed(protocol)
         if self._closeReason is not None:
             return fail(self._closeReason)
@@ -143,8 +224,13 @@ class MuxadoSession(Protocol):
         """
         if self._localCode is None:
             self._localCode = code
+        if self._conn is None:
+            self._closing = True
+            if self.transport is not None:
+                self.transport.loseConnection()
+            return
         self._conn.goAway(code, debug)
-        self._flush()
+        self.flush()
 
     def close(self):
         """Close cleanly, as Go's ``Close()``: GOAWAY(NO_ERROR, "no error")."""
@@ -180,20 +266,85 @@ class MuxadoSession(Protocol):
         # for delayed ACKs (measured: open/echo/close +10-30%).
         setNoDelay(self.transport)
         self.transport.registerProducer(self, True)
-        if self.config.heartbeatInterval is not None:
-            self._heartbeat = HeartbeatRequester(
-                self.config.heartbeatInterval, self.config.heartbeatTolerance,
-                self._clock(), self._onHeartbeat)
-            self.openStream(self._heartbeat)
+        if self._conn is not None:
+            self._started()
+
+    def _started(self):
+        """The generation is known: run our heartbeat and the opens that waited for it."""
+        version = self.version
+        heartbeat = self.config.heartbeatFor(version)
+        if heartbeat is not None:
+            interval, tolerance = heartbeat
+            if version == 1:
+                self._heartbeat = HeartbeatRequester(
+                    interval, tolerance, self._clock(), self._onHeartbeat, prefix=b"",
+                    failOnMismatch=True)
+                self.openStream(self._heartbeat, V1_HEARTBEAT_TYPE, V1_HEARTBEAT_PRIORITY)
+            else:
+                self._heartbeat = HeartbeatRequester(
+                    interval, tolerance, self._clock(), self._onHeartbeat)
+                self.openStream(self._heartbeat)
+        pending, self._pendingOpens = self._pendingOpens, []
+        for protocol, streamType, priority, d in pending:
+            self.openStream(protocol, streamType, priority).chainDeferred(d)
 
     def dataReceived(self, data):
+        if self._checkFirstFrame:
+            data = self._checkGeneration(data)
+            if data is None:
+                return
         self._dispatching = True
         try:
             self._dispatch(data)
         finally:
             self._dispatching = False
-        if self._lostLater:
-            self._tellLost()
+        if self._soon:
+            self._runSoon()
+
+    def _assumeVersion(self):
+        """The client has said nothing while we wait to open streams: speak v2."""
+        self._versionTimer = None
+        if self._conn is None and self._closeReason is None:
+            self._conn = self._newConnection(2)
+            self._started()
+            self.flush()
+
+    def _checkGeneration(self, data):
+        """
+        A server reads the client's generation from its first frame (spec
+        15.3), and refuses the other one if it speaks only one.  Returns the
+        bytes to dispatch, or None.
+        """
+        head = self._head + data
+        version = firstFrameVersion(head)
+        if version is None:
+            self._head = head
+            return None
+        self._head = b""
+        self._checkFirstFrame = False
+        accepted = self._acceptVersion
+        if version == NEITHER:
+            # Not an opening frame of either generation: let the likelier one
+            # (or the only one we speak) answer it with its own GOAWAY.
+            version = accepted or likelyVersion(head)
+        elif accepted is not None and version != accepted:
+            self.log.warn("muxado: refusing {peer}: it speaks muxado v{version}, and this "
+                          "server speaks only v{accepted}", peer=self._peer(),
+                          version=version, accepted=accepted)
+            self._metrics.protocolError(ErrorCode.PROTOCOL_ERROR)
+            self._localCode = ErrorCode.PROTOCOL_ERROR
+            self._closing = True
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+            return None
+        if self._conn is None:
+            self._conn = self._newConnection(version)
+            if self._versionTimer is not None:
+                self._versionTimer.cancel()
+                self._versionTimer = None
+            _hot.debug("muxado: {peer} speaks v{version}", peer=self._peer(), version=version)
+            self._started()
+        return head
 
     def _dispatch(self, data):
         streams = self._streams
@@ -202,21 +353,25 @@ class MuxadoSession(Protocol):
             if kind is events.DataReceived:
                 stream = streams.get(event.streamId)
                 if stream is not None:
-                    stream._dataReceived(event.data)
+                    stream.dataReceived(event.data)
+                    if stream in self._sniffing:
+                        self._sniffStreamType(stream)
             elif kind is events.WindowUpdated:
                 stream = streams.get(event.streamId)
                 if stream is not None:
-                    stream._windowOpened()
+                    stream.windowOpened()
             elif kind is events.StreamOpened:
                 self._streamOpened(event)
             elif kind is events.StreamEnded:
                 stream = streams.get(event.streamId)
                 if stream is not None:
-                    stream._ended()
+                    stream.readEnded()
+                    if stream in self._sniffing:
+                        self._sniffStreamType(stream)
             elif kind is events.StreamReset:
                 stream = streams.get(event.streamId)
                 if stream is not None:
-                    stream._reset(event.code, event.remote)
+                    stream.resetReceived(event.code, event.remote)
             elif kind is events.StreamRefusedLocally:
                 self._metrics.refused(event.code)
                 self.log.info("muxado: refused stream {streamId} from {peer} ({code})",
@@ -230,12 +385,13 @@ class MuxadoSession(Protocol):
                 self.log.warn("muxado: closing session with {peer}: {message} ({code})",
                               peer=self._peer(), message=event.message,
                               code=codeName(event.code))
-        self._flush()
+        self.flush()
 
     def connectionLost(self, reason):
-        self._tellLost()
+        self._runSoon()
         self._metrics.sessions.dec()
-        goAway = self._conn.goAwayReceived
+        conn = self._conn
+        goAway = None if conn is None else conn.goAwayReceived
         localCode = self._localCode
         if localCode is None:
             localCode = ErrorCode.PEER_EOF
@@ -243,17 +399,24 @@ class MuxadoSession(Protocol):
             localCode,
             None if goAway is None else goAway.code,
             b"" if goAway is None else goAway.debug)
-        self._conn.terminated = self._conn.terminated or events.ConnectionTerminated(
-            localCode, "transport closed")
+        if conn is not None and conn.terminated is None:
+            conn.terminated = events.ConnectionTerminated(localCode, "transport closed")
         for stream in list(self._streams.values()):
-            stream._connectionLost(Failure(closed))
+            stream.streamLost(Failure(closed))
         self._streams.clear()
+        self._waiting.clear()
         for stream in self._acceptQueue:
-            stream._connectionLost(Failure(closed))
-        self._acceptQueue.clear()
-        waiters, self._acceptWaiters = self._acceptWaiters, deque()
+            stream.streamLost(Failure(closed))
+        self._acceptQueue = []
+        waiters, self._acceptWaiters = self._acceptWaiters, []
         for d, _ in waiters:
             d.errback(closed)
+        pending, self._pendingOpens = self._pendingOpens, []
+        for _, _, _, d in pending:
+            d.errback(closed)
+        if self._versionTimer is not None:
+            self._versionTimer.cancel()
+            self._versionTimer = None
         if self._heartbeat is not None:
             self._heartbeat.stop()
         closedWaiters, self._closedWaiters = self._closedWaiters, []
@@ -264,22 +427,49 @@ class MuxadoSession(Protocol):
 
     def pauseProducing(self):
         self._paused = True
-        for stream in list(self._producingStreams):
-            stream._updateProducer()
+        for stream in list(self._waiting):
+            stream.writabilityChanged()
 
     def resumeProducing(self):
         self._paused = False
-        for stream in list(self._producingStreams):
-            stream._updateProducer()
+        waiting = self._waiting
+        order = list(waiting)
+        if self._prioritised:
+            order.sort(key=_urgency)
+        for stream in order:
+            if self._paused:
+                break
+            stream.windowOpened()
+            if stream in waiting:
+                # Served: to the back of the line among its equals.
+                del waiting[stream]
+                waiting[stream] = None
 
     def stopProducing(self):
         pass
 
-    # -- internals -------------------------------------------------------------------
+    # -- IStreamHost ---------------------------------------------------------------------
 
-    def _flush(self):
+    def sendStreamData(self, stream, data):
+        return self._conn.sendData(stream.streamId, data)
+
+    def creditStream(self, stream, count):
+        self._conn.acknowledgeReceivedData(stream.streamId, count)
+
+    def endStream(self, stream):
+        return self._conn.endStream(stream.streamId)
+
+    def closeStream(self, stream):
+        self._conn.closeStream(stream.streamId)
+
+    def resetStream(self, stream):
+        self._conn.resetStream(stream.streamId, ErrorCode.STREAM_CANCELLED)
+
+    def flush(self):
         conn = self._conn
-        if conn._out:
+        if conn is None:
+            return
+        if conn.hasDataToSend():
             self.transport.writeSequence(conn.dataToSend())
         if conn.goAwaySent and not self._closing:
             # Nothing may follow a GOAWAY toward a Go peer: close right away.
@@ -289,43 +479,95 @@ class MuxadoSession(Protocol):
             self.transport.unregisterProducer()
             self.transport.loseConnection()
 
+    def isWritable(self):
+        return not self._paused
+
+    def setWaiting(self, stream, waiting):
+        if waiting == (stream in self._waiting):
+            return
+        if waiting:
+            self._waiting[stream] = None
+        else:
+            del self._waiting[stream]
+        if stream.priority:
+            self._prioritised += 1 if waiting else -1
+
+    def streamGone(self, stream):
+        self._streams.pop(stream.streamId, None)
+        self._sniffing.discard(stream)
+        if stream.protocol is None and stream in self._acceptQueue:
+            self._acceptQueue.remove(stream)
+
+    def callSoon(self, f, *args):
+        """
+        Call ``f(*args)`` soon, never from inside the call that asked (TCP
+        never calls ``connectionLost`` re-entrantly; twisted.web's HTTP client
+        relies on it): after the current dispatch of received data, or on the
+        next reactor turn.
+        """
+        self._soon.append((f, args))
+        if not self._dispatching and len(self._soon) == 1:
+            self._callLater(0, self._runSoon)
+
+    def getPeer(self):
+        return self.transport.getPeer()
+
+    def getHost(self):
+        return self.transport.getHost()
+
+    # -- internals -------------------------------------------------------------------
+
     def _streamOpened(self, event):
-        stream = MuxadoStream(self, event.streamId)
+        streamType = event.streamType
+        stream = MuxadoStream(self, event.streamId, streamType, event.priority)
         self._streams[event.streamId] = stream
         self._metrics.remoteStreams.inc()
         _hot.debug("muxado: peer opened stream {streamId}", streamId=event.streamId)
-        if self.config.answerHeartbeats and event.length >= len(HEARTBEAT_TYPE):
-            # Possibly Go's heartbeat stream: decide on the first 4 bytes, all
-            # of which are in this first frame.
-            stream._typeSniff = True
+        if self.version == 1:
+            if streamType == V1_HEARTBEAT_TYPE and self.config.answerHeartbeats:
+                stream.attach(HeartbeatResponder())
+            elif streamType is not None and streamType >= V1_MIN_EXTENSION_TYPE:
+                # An extension we do not run: Go answers RST StreamClosed.
+                self._refuse(stream, ErrorCode.STREAM_CLOSED)
+            else:
+                self._attachIncoming(stream)
+        elif self.streamFactories or (self.config.answerHeartbeats
+                                      and event.length >= len(HEARTBEAT_TYPE)):
+            # A typed stream, or maybe Go's heartbeat: decide on the first 4
+            # bytes, which Go puts in the first frame.
+            stream.hold()
+            self._sniffing.add(stream)
         else:
             self._attachIncoming(stream)
 
     def _sniffStreamType(self, stream):
-        """Called as a type-sniffing stream's first bytes arrive."""
-        head = b"".join(stream._inbox)
-        if len(head) < len(HEARTBEAT_TYPE) and not stream._eofPending:
+        """A v2 stream's first bytes have arrived: read its type, then route it."""
+        head = stream.receivedSoFar()
+        if len(head) < len(HEARTBEAT_TYPE) and not stream.peerEnded:
             return
-        stream._typeSniff = False
-        if head.startswith(HEARTBEAT_TYPE):
-            stream._inbox.clear()
-            if len(head) > len(HEARTBEAT_TYPE):
-                stream._inbox.append(head[len(HEARTBEAT_TYPE):])
-            self._conn.acknowledgeReceivedData(stream.streamId, len(HEARTBEAT_TYPE))
-            stream._attach(HeartbeatResponder())
+        self._sniffing.discard(stream)
+        stream.release()
+        isHeartbeat = head.startswith(HEARTBEAT_TYPE) and self.config.answerHeartbeats
+        if isHeartbeat or (self.streamFactories and len(head) >= len(HEARTBEAT_TYPE)):
+            stream.streamType = _u32.unpack(head[:4])[0]
+            stream.consumeReceived(len(HEARTBEAT_TYPE))
+        if isHeartbeat:
+            stream.attach(HeartbeatResponder())
         else:
             self._attachIncoming(stream)
+        self.flush()
 
     def _attachIncoming(self, stream):
-        if self.streamFactory is not None:
-            protocol = self.streamFactory.buildProtocol(self.transport.getPeer())
+        factory = self.streamFactories.get(stream.streamType, self.streamFactory)
+        if factory is not None:
+            protocol = factory.buildProtocol(self.transport.getPeer())
             if protocol is None:
                 self._refuse(stream, ErrorCode.STREAM_REFUSED)
                 return
-            stream._attach(protocol)
+            stream.attach(protocol)
         elif self._acceptWaiters:
-            d, protocol = self._acceptWaiters.popleft()
-            stream._attach(protocol)
+            d, protocol = self._acceptWaiters.pop(0)
+            stream.attach(protocol)
             d.callback(protocol)
         elif len(self._acceptQueue) < self.config.acceptBacklog:
             self._acceptQueue.append(stream)
@@ -335,7 +577,7 @@ class MuxadoSession(Protocol):
     def _refuse(self, stream, code):
         self._metrics.refused(code)
         self._conn.resetStream(stream.streamId, code)
-        stream._connectionLost(Failure(StreamRefused(code, retryable=True)))
+        stream.streamLost(Failure(StreamRefused(code, retryable=True)))
 
     def _goAwayReceived(self, event):
         self._metrics.goAwaysReceived.inc()
@@ -345,26 +587,28 @@ class MuxadoSession(Protocol):
         for streamId in event.refused:
             stream = self._streams.get(streamId)
             if stream is not None:
-                stream._connectionLost(Failure(StreamRefused(
+                stream.streamLost(Failure(StreamRefused(
                     ErrorCode.REMOTE_GONE_AWAY, retryable=True,
                     message="the peer sent GOAWAY before it saw stream %d" % (streamId,))))
-
-    def _streamGone(self, stream):
-        self._streams.pop(stream.streamId, None)
-        self._producingStreams.discard(stream)
-        if stream.protocol is None and stream in self._acceptQueue:
-            self._acceptQueue.remove(stream)
 
     def _onHeartbeat(self, rtt, timedOut):
         callback = self.config.onHeartbeat
         if callback is not None:
             callback(rtt, timedOut)
-        if timedOut:
-            self._metrics.heartbeatTimeouts.inc()
-        if timedOut and self.config.closeOnHeartbeatTimeout and self.transport is not None:
-            self.log.warn("muxado: no heartbeat echo from {peer}; closing the session",
-                          peer=self._peer())
-            self._localCode = ErrorCode.SESSION_CLOSED
+        if not timedOut:
+            return
+        self._metrics.heartbeatTimeouts.inc()
+        if self.config.closeOnHeartbeatTimeout and self.transport is not None \
+                and self._closeReason is None:
+            self.log.warn("muxado: no heartbeat echo from {peer} within {seconds:g} s; "
+                          "closing the session", peer=self._peer(),
+                          seconds=self._heartbeat.interval + self._heartbeat.tolerance)
+            self._localCode = ErrorCode.HEARTBEAT_TIMEOUT
+            self._closing = True
+            self._conn.goAway(ErrorCode.INTERNAL_ERROR, b"heartbeat timeout")
+            if self._conn.hasDataToSend():
+                self.transport.writeSequence(self._conn.dataToSend())
+            self.transport.unregisterProducer()
             self.transport.abortConnection()
 
     def _clock(self):
@@ -373,21 +617,10 @@ class MuxadoSession(Protocol):
             self._reactor = reactor
         return self._reactor
 
-    def _notifyLater(self, protocol, reason):
-        """
-        Call ``protocol.connectionLost(reason)`` soon, never from inside the
-        call that closed it (TCP never does; twisted.web's HTTP client relies
-        on it): after the current dispatch of received data, or on the next
-        reactor turn.
-        """
-        self._lostLater.append((protocol, reason))
-        if not self._dispatching and len(self._lostLater) == 1:
-            self._callLater(0, self._tellLost)
-
-    def _tellLost(self):
-        pending, self._lostLater = self._lostLater, []
-        for protocol, reason in pending:
-            protocol.connectionLost(reason)
+    def _runSoon(self):
+        pending, self._soon = self._soon, []
+        for f, args in pending:
+            f(*args)
 
     def _callLater(self, delay, f, *args):
         return self._clock().callLater(delay, f, *args)
@@ -397,3 +630,7 @@ class MuxadoSession(Protocol):
             return self.transport.getPeer()
         except Exception:
             return None
+
+
+def _urgency(stream):
+    return -stream.priority

@@ -86,7 +86,7 @@ class Producer:
 
 def pair(serverFactory=None, clientFactory=None, serverConfig=None, clientConfig=None):
     clock = Clock()
-    server = MuxadoSession(False, serverFactory, serverConfig, reactor=clock)
+    server = MuxadoSession(False, serverFactory, serverConfig, version=2, reactor=clock)
     client = MuxadoSession(True, clientFactory, clientConfig, reactor=clock)
     _, _, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, clock=clock)
     return server, client, pump, clock
@@ -306,7 +306,7 @@ class GoAwayTests(SynchronousTestCase):
 
     def test_closeSendsGoAwayThenClosesTransport(self):
         transport = StringTransport()
-        session = MuxadoSession(False, reactor=Clock())
+        session = MuxadoSession(False, version=2, reactor=Clock())
         session.makeConnection(transport)
         session.close()
         self.assertEqual(transport.value(), encodeGoAway(1, 0, b"no error"))
@@ -437,7 +437,7 @@ class BadInputTests(SynchronousTestCase):
 
     def feed(self, data, client=False):
         transport = StringTransport()
-        session = MuxadoSession(client, Factory.forProtocol(Echo), reactor=Clock())
+        session = MuxadoSession(client, Factory.forProtocol(Echo), reactor=Clock(), version=2)
         session.makeConnection(transport)
         session.dataReceived(data)
         frames = FrameDecoder().receiveData(transport.value())
@@ -467,7 +467,7 @@ class BadInputTests(SynchronousTestCase):
 
     def test_streamsFailWithSessionClosed(self):
         transport = StringTransport()
-        session = MuxadoSession(False, Factory.forProtocol(Collect), reactor=Clock())
+        session = MuxadoSession(False, Factory.forProtocol(Collect), version=2, reactor=Clock())
         session.makeConnection(transport)
         session.dataReceived(encodeData(3, b"hi", syn=True))
         [stream] = session.streams.values()
@@ -478,7 +478,7 @@ class BadInputTests(SynchronousTestCase):
 
     def test_truncatedFrameThenEof(self):
         transport = StringTransport()
-        session = MuxadoSession(False, Factory.forProtocol(Collect), reactor=Clock())
+        session = MuxadoSession(False, Factory.forProtocol(Collect), version=2, reactor=Clock())
         session.makeConnection(transport)
         session.dataReceived(encodeData(3, b"hello world", syn=True)[:-2])
         [stream] = session.streams.values()
@@ -492,7 +492,7 @@ class MetricsTests(SynchronousTestCase):
         from prometheus_client import CollectorRegistry
         registry = CollectorRegistry()
         clock = Clock()
-        server = MuxadoSession(False, Factory.forProtocol(Echo), reactor=clock, registry=registry)
+        server = MuxadoSession(False, Factory.forProtocol(Echo), version=2, reactor=clock, registry=registry)
         client = MuxadoSession(True, reactor=clock, registry=registry)
         _, _, pump = iosim.connectedServerAndClient(lambda: server, lambda: client, clock=clock)
         for _ in range(3):
@@ -517,7 +517,7 @@ class ConfigTests(SynchronousTestCase):
     def test_windowUpdateThresholdFromConfig(self):
         from raftmux.muxado.frames import encodeWndInc
         transport = StringTransport()
-        session = MuxadoSession(False, Factory.forProtocol(Collect), reactor=Clock(),
+        session = MuxadoSession(False, Factory.forProtocol(Collect), version=2, reactor=Clock(),
                                 config=MuxadoConfig(windowUpdateThreshold=10))
         session.makeConnection(transport)
         session.dataReceived(encodeData(3, b"123456789", syn=True))
@@ -533,7 +533,7 @@ class RandomInputTests(SynchronousTestCase):
     @given(st.binary(max_size=600), st.lists(st.integers(1, 64), max_size=12))
     def test_randomBytes(self, junk, cuts):
         transport = StringTransport()
-        session = MuxadoSession(False, Factory.forProtocol(Echo), reactor=Clock(),
+        session = MuxadoSession(False, Factory.forProtocol(Echo), version=2, reactor=Clock(),
                                 config=MuxadoConfig(maxWindowSize=64))
         session.makeConnection(transport)
         pos = 0
@@ -558,7 +558,7 @@ class RandomInputTests(SynchronousTestCase):
     def test_wellFormedFramesInAnyOrder(self, frames):
         """Valid frames in nonsensical orders (data before SYN, after FIN...) never raise."""
         transport = StringTransport()
-        session = MuxadoSession(False, Factory.forProtocol(Echo), reactor=Clock())
+        session = MuxadoSession(False, Factory.forProtocol(Echo), version=2, reactor=Clock())
         session.makeConnection(transport)
         for streamId, syn, fin, data in frames:
             session.dataReceived(encodeData(streamId, data, fin=fin, syn=syn))

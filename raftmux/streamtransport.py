@@ -1,0 +1,506 @@
+# -*- test-case-name: raftmux.test.test_streamtransport -*-
+"""
+One stream-transport base for every multiplexed stream in raftmux (muxado v1
+and v2, HTTP/2 streams for gossip and gRPC), in the manner of conch's
+``SSHChannel`` over ``SSHConnection``.
+
+A ``StreamTransport`` is what the protocol on a stream sees: an
+``ITransport`` whose ``write`` never blocks (bytes beyond the send window
+wait here and pause a registered producer), with ``IConsumer`` (push and
+pull producers), ``IPushProducer`` (``pauseProducing`` stops delivery, and
+because received bytes are credited back to the peer only once delivered,
+the peer's window bounds what waits here), half-close both ways for
+``IHalfCloseableProtocol``s, and ``connectionLost`` delivered after the call
+that closed the stream returns, as TCP does.
+
+The multiplexer underneath is the stream's *host* (``IStreamHost``): it
+frames what the base hands it, within the window it knows, and reports back
+through the base's public methods (``dataReceived``, ``readEnded``,
+``windowOpened``, ``streamLost``).  Neither side reads the other's private
+state.
+"""
+
+from collections import deque
+
+from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.internet.interfaces import (
+    IConsumer,
+    IHalfCloseableProtocol,
+    IPushProducer,
+    ITransport,
+)
+from twisted.python.failure import Failure
+from zope.interface import Interface, implementer
+
+__all__ = ["HIGH_WATER", "IStreamHost", "StreamTransport"]
+
+# A registered streaming producer is paused while this many bytes wait for
+# send window, like a TCP transport's 64 KiB buffer.
+HIGH_WATER = 65536
+
+# Pull producers get at most this many resumeProducing calls in one go before
+# the stream yields to the reactor.
+_PULL_BURST = 64
+
+_OPEN, _CLOSING, _HALF_CLOSING, _WRITE_CLOSED = range(4)
+
+
+class IStreamHost(Interface):
+    """
+    The multiplexer a ``StreamTransport`` runs on: a muxado session, an
+    HTTP/2 connection.  It owns the framing and the windows; the stream owns
+    the buffering and the protocol above.
+    """
+
+    def sendStreamData(stream, data):
+        """
+        Frame as much of ``data`` as ``stream``'s send window allows and
+        return how many bytes were taken (0 when the window is shut).  The
+        stream keeps the rest until ``stream.windowOpened()``.
+        """
+
+    def creditStream(stream, count):
+        """``count`` received bytes were delivered: give the peer its window back."""
+
+    def endStream(stream):
+        """
+        Half-close: the stream will send nothing more (FIN, END_STREAM).
+        Returns True if the stream is now closed both ways.
+        """
+
+    def closeStream(stream):
+        """The stream is done both ways (FIN if not sent; nothing more is read)."""
+
+    def resetStream(stream):
+        """Abort the stream (RST, RST_STREAM), dropping what is queued."""
+
+    def flush():
+        """Write what the calls above framed to the underlying transport."""
+
+    def isWritable():
+        """False while the underlying transport pushes back."""
+
+    def setWaiting(stream, waiting):
+        """
+        ``stream`` has (True) or no longer has (False) queued bytes or a
+        registered producer, and wants ``windowOpened`` when the underlying
+        transport resumes.
+        """
+
+    def streamGone(stream):
+        """``stream`` is closed; forget it."""
+
+    def callSoon(f, *args):
+        """Call ``f(*args)`` soon, but never from inside the current call."""
+
+    def getPeer():
+        """The underlying transport's peer address."""
+
+    def getHost():
+        """The underlying transport's local address."""
+
+
+@implementer(ITransport, IConsumer, IPushProducer)
+class StreamTransport:
+    """
+    One stream of a multiplexed connection, as a Twisted transport.
+
+    ``host`` provides ``IStreamHost``; ``streamId`` is the stream's ID on the
+    wire.  ``priority`` orders queued streams when the underlying transport
+    pushes back (larger first; see ``IStreamHost.setWaiting``).
+
+    Subclasses that frame their payload (ckit's gossip ``/stream``) override
+    ``frameOutgoing`` and ``deliverIncoming``/``endIncoming``.
+    """
+
+    priority = 0
+    streamType = None
+
+    def __init__(self, host, streamId):
+        self.host = host
+        self.streamId = streamId
+        self.protocol = None
+        self.connected = False
+        self.disconnecting = False
+        self.disconnected = False
+        self._writeState = _OPEN
+        self._readClosed = False
+        self._pending = deque()
+        self._headOffset = 0
+        self._pendingSize = 0
+        self._waiting = False
+        self._producer = None
+        self._streaming = True
+        self._producerPaused = False
+        self._pulling = False
+        self._readPaused = False
+        self._inbox = deque()
+        self._eofPending = False
+        self._held = False
+
+    def __repr__(self):
+        return "<%s %d>" % (self.__class__.__name__, self.streamId)
+
+    # -- wiring ---------------------------------------------------------------------
+
+    def attach(self, protocol):
+        """Connect ``protocol`` and give it whatever arrived before it was chosen."""
+        self.protocol = protocol
+        self.connected = not self.disconnected
+        protocol.makeConnection(self)
+        if self.disconnected:
+            return
+        if (self._inbox or self._eofPending) and not self._readPaused and not self._held:
+            self._drainInbox()
+
+    def hold(self):
+        """
+        Keep received bytes here, undelivered and uncredited, until
+        ``release()`` (a host reading a stream type from the first bytes).
+        """
+        self._held = True
+
+    def release(self):
+        self._held = False
+
+    @property
+    def writeOpen(self):
+        """May the protocol still write (not closed or half-closed for writing)?"""
+        return self._writeState == _OPEN and not self.disconnected
+
+    @property
+    def bufferedBytes(self):
+        """Bytes received and not yet delivered to the protocol."""
+        return sum(len(data) for data, _ in self._inbox)
+
+    @property
+    def pendingBytes(self):
+        """Bytes written and not yet framed (waiting for window or the transport)."""
+        return self._pendingSize
+
+    def receivedSoFar(self):
+        """Bytes received and not yet delivered (the inbox), joined."""
+        return b"".join(data for data, _ in self._inbox)
+
+    @property
+    def peerEnded(self):
+        """Has the peer's FIN arrived and not yet been delivered?"""
+        return self._eofPending
+
+    def consumeReceived(self, count):
+        """
+        Take ``count`` bytes off the front of the inbox without delivering
+        them (a stream-type prefix), crediting them to the peer.
+        """
+        head = self.receivedSoFar()
+        self._inbox.clear()
+        if len(head) > count:
+            self._inbox.append((head[count:], len(head) - count))
+        self.host.creditStream(self, count)
+
+    # -- ITransport -----------------------------------------------------------------
+
+    def write(self, data):
+        if self._writeState != _OPEN or self.disconnected or not data:
+            return
+        data = self.frameOutgoing(data)
+        if self._pending or not self.host.isWritable():
+            self._queue(data)
+        else:
+            host = self.host
+            sent = host.sendStreamData(self, data)
+            host.flush()
+            if sent < len(data):
+                self._queue(data, sent)
+        if self._producer is not None:
+            self._updateProducer(writing=True)
+
+    def writeSequence(self, iovec):
+        self.write(b"".join(iovec))
+
+    def loseConnection(self):
+        """Finish sending what is buffered, then close the stream both ways."""
+        self._closeWrite(_CLOSING)
+
+    def loseWriteConnection(self):
+        """Half-close: end our half after the buffered bytes; reading goes on."""
+        self._closeWrite(_HALF_CLOSING)
+
+    def abortConnection(self):
+        """Drop buffered bytes and reset the stream."""
+        if self.disconnected:
+            return
+        self.host.resetStream(self)
+        self.host.flush()
+        self._lost(Failure(ConnectionAborted()), later=True)
+
+    def getPeer(self):
+        return self.host.getPeer()
+
+    def getHost(self):
+        return self.host.getHost()
+
+    # -- IConsumer --------------------------------------------------------------------
+
+    def registerProducer(self, producer, streaming):
+        if self._producer is not None:
+            raise RuntimeError("Cannot register producer %s, because producer %s was "
+                               "never unregistered." % (producer, self._producer))
+        if self.disconnected:
+            producer.stopProducing()
+            return
+        self._producer = producer
+        self._streaming = streaming
+        self._producerPaused = False
+        self._setWaiting()
+        if streaming:
+            self._updateProducer()
+        else:
+            self._pull()
+
+    def unregisterProducer(self):
+        self._producer = None
+        self._setWaiting()
+        if self._writeState in (_CLOSING, _HALF_CLOSING) and not self._pending:
+            self._finishWrite()
+
+    # -- IPushProducer (delivery of received bytes to the protocol) -------------------
+
+    def pauseProducing(self):
+        self._readPaused = True
+
+    def resumeProducing(self):
+        if not self._readPaused or self.disconnected:
+            return
+        self._readPaused = False
+        if not self._held:
+            self._drainInbox()
+
+    def stopProducing(self):
+        self.loseConnection()
+
+    # -- framing hooks for subclasses -------------------------------------------------
+
+    def frameOutgoing(self, data):
+        """The bytes that carry ``data`` on the wire (default: ``data`` itself)."""
+        return data
+
+    def deliverIncoming(self, data):
+        """Hand received wire bytes to the protocol (default: as they are)."""
+        self.protocol.dataReceived(data)
+
+    def endIncoming(self):
+        """The peer's half ended; a framing subclass checks nothing is left over."""
+
+    # -- events from the host -------------------------------------------------------
+
+    def dataReceived(self, data, credit=None):
+        """
+        The peer sent ``data``; ``credit`` bytes of window (default
+        ``len(data)``; HTTP/2 counts padding too) go back once it is delivered.
+        """
+        if credit is None:
+            credit = len(data)
+        if self._readPaused or self._inbox or self.protocol is None or self._held:
+            self._inbox.append((data, credit))
+            return
+        self.deliverIncoming(data)
+        if not self.disconnected:
+            self.host.creditStream(self, credit)
+
+    def readEnded(self):
+        """The peer half-closed (FIN / END_STREAM)."""
+        if self._inbox or self._readPaused or self.protocol is None or self._held:
+            self._eofPending = True
+            return
+        self._deliverEof()
+
+    def windowOpened(self):
+        """The peer gave credit back, or the transport resumed: send what waits."""
+        if not self._pending:
+            self._updateProducer()
+            return
+        host = self.host
+        pending = self._pending
+        while pending and host.isWritable():
+            head = pending[0]
+            offset = self._headOffset
+            piece = head[offset:] if offset else head
+            sent = host.sendStreamData(self, piece)
+            if sent == 0:
+                break
+            self._pendingSize -= sent
+            if sent == len(piece):
+                pending.popleft()
+                self._headOffset = 0
+            else:
+                self._headOffset = offset + sent
+                break
+        host.flush()
+        if not pending:
+            self._setWaiting()
+            if self._writeState in (_CLOSING, _HALF_CLOSING):
+                self._finishWrite()
+                return
+        self._updateProducer()
+
+    def writabilityChanged(self):
+        """The underlying transport paused or resumed: pause or resume our producer."""
+        self._updateProducer()
+
+    def streamLost(self, reason):
+        """The stream is over without us asking (RST, session lost): tell the protocol now."""
+        self._lost(reason)
+
+    # -- sending side internals ---------------------------------------------------------
+
+    def _queue(self, data, offset=0):
+        """Keep ``data[offset:]`` to send later (``offset`` only on an empty queue)."""
+        if not self._pending:
+            self._headOffset = offset
+        self._pending.append(data)
+        self._pendingSize += len(data) - offset
+        self._setWaiting()
+
+    def _setWaiting(self):
+        waiting = bool(self._pending) or self._producer is not None
+        if waiting != self._waiting and not self.disconnected:
+            self._waiting = waiting
+            self.host.setWaiting(self, waiting)
+
+    def _closeWrite(self, state):
+        if self.disconnected:
+            return
+        current = self._writeState
+        if current == _OPEN:
+            self._writeState = state
+            self.disconnecting = state == _CLOSING
+            if not self._pending:
+                self._finishWrite()
+        elif state == _CLOSING and current == _HALF_CLOSING:
+            self._writeState = _CLOSING
+            self.disconnecting = True
+        elif state == _CLOSING and current == _WRITE_CLOSED:
+            # Already half-closed; now stop reading too.
+            self.host.closeStream(self)
+            self.host.flush()
+            self._lost(Failure(ConnectionDone()), later=True)
+
+    def _finishWrite(self):
+        host = self.host
+        if self._writeState == _CLOSING:
+            self._writeState = _WRITE_CLOSED
+            host.closeStream(self)
+            host.flush()
+            self._lost(Failure(ConnectionDone()), later=True)
+            return
+        self._writeState = _WRITE_CLOSED
+        closed = host.endStream(self)
+        host.flush()
+        halfCloseable = IHalfCloseableProtocol(self.protocol, None)
+        if halfCloseable is not None:
+            halfCloseable.writeConnectionLost()
+        if closed or self._readClosed:
+            self._lost(Failure(ConnectionDone()), later=True)
+
+    def _updateProducer(self, writing=False):
+        producer = self._producer
+        if producer is None:
+            return
+        if not self._streaming:
+            if not writing:
+                self._pull()
+            return
+        shouldPause = self._pendingSize >= HIGH_WATER or not self.host.isWritable()
+        if shouldPause != self._producerPaused:
+            self._producerPaused = shouldPause
+            if shouldPause:
+                producer.pauseProducing()
+            else:
+                producer.resumeProducing()
+
+    def _pull(self):
+        """Drive a pull producer while there is room, a bounded burst at a time."""
+        if self._pulling:
+            return
+        self._pulling = True
+        try:
+            for _ in range(_PULL_BURST):
+                producer = self._producer
+                if (producer is None or self._streaming or self._pending
+                        or not self.host.isWritable() or self.disconnected):
+                    return
+                producer.resumeProducing()
+            if self._producer is not None and not self._streaming:
+                self.host.callSoon(self._pull)
+        finally:
+            self._pulling = False
+
+    # -- receiving side internals -----------------------------------------------------
+
+    def _drainInbox(self):
+        host = self.host
+        inbox = self._inbox
+        while inbox and not self._readPaused and not self.disconnected and not self._held:
+            data, credit = inbox.popleft()
+            self.deliverIncoming(data)
+            if not self.disconnected:
+                host.creditStream(self, credit)
+        host.flush()
+        if not inbox and self._eofPending and not self._readPaused and not self._held:
+            self._eofPending = False
+            self._deliverEof()
+
+    def _deliverEof(self):
+        if self.disconnected:
+            return
+        self._readClosed = True
+        try:
+            self.endIncoming()
+        except Exception as e:
+            self.host.resetStream(self)
+            self.host.flush()
+            self._lost(Failure(e))
+            return
+        halfCloseable = IHalfCloseableProtocol(self.protocol, None)
+        if halfCloseable is None:
+            self.loseConnection()
+            return
+        halfCloseable.readConnectionLost()
+        if self._writeState == _WRITE_CLOSED and not self.disconnected:
+            self._lost(Failure(ConnectionDone()))
+
+    def _lost(self, reason, later=False):
+        """
+        Tear down and tell the protocol.  ``later`` defers the protocol's
+        ``connectionLost`` past the current call, as TCP does, for closes the
+        protocol itself asked for: code such as twisted.web's HTTP client sets
+        state after calling ``loseConnection`` and expects no re-entry.
+        """
+        if self.disconnected:
+            return
+        self.disconnected = True
+        self.connected = False
+        self.disconnecting = False
+        self._writeState = _WRITE_CLOSED
+        self._pending.clear()
+        self._pendingSize = 0
+        self._inbox.clear()
+        if self._waiting:
+            self._waiting = False
+            self.host.setWaiting(self, False)
+        self.host.streamGone(self)
+        producer = self._producer
+        if producer is not None:
+            self._producer = None
+            producer.stopProducing()
+        protocol = self.protocol
+        if protocol is not None:
+            if later:
+                self.host.callSoon(protocol.connectionLost, reason)
+            else:
+                protocol.connectionLost(reason)
+        self.connectionClosed(reason)
+
+    def connectionClosed(self, reason):
+        """Called once the stream is closed, whatever the cause (subclasses: metrics)."""
