@@ -19,7 +19,9 @@ Go v1's ``proto/session.go`` and ``proto/stream.go`` (spec Appendix A and
 * unlike v2 a GOAWAY does not have to be the last frame (Go v1 reads our
   correct GOAWAY exactly), so after ``goAway`` existing streams carry on and
   a peer SYN is answered with RST REFUSED_STREAM.  Only ``terminate`` (a
-  rule break) silences the connection.
+  rule break) silences the connection.  A received GOAWAY is acted on at
+  once; what follows it is read only if it declared no debug text (see
+  ``v1frames.FrameDecoder``: Go v1's own GOAWAY is short and ambiguous).
 
 Go's "FIN on SYN backwards" quirk: Go's ``OpenStream(..., fin=true)`` closes
 the opener's *receive* half while still sending SYN|FIN, and a Go acceptor
@@ -248,7 +250,8 @@ class MuxadoV1Connection:
         """
         Queue a correct GOAWAY (length 8 + len(debug); debug cut to fit one
         frame).  Later peer SYNs are refused with RST REFUSED_STREAM; streams
-        already open carry on (a v1 reader needs no "last frame" rule).
+        already open carry on (a v1 reader needs no "last frame" rule), but
+        a raftmux peer reads on past a GOAWAY only when ``debug`` is empty.
         """
         if self.goAwaySent:
             return

@@ -313,9 +313,10 @@ class FrameDecoder:
     given, and raises ``ProtocolError`` carrying the semantic ``ErrorCode``
     the connection must put in its GOAWAY (and, as ``decoded``, the frames
     completed before the bad one): PROTOCOL_ERROR for a PRI frame, an
-    undefined type or a zero stream ID where one is required, and
-    FRAME_SIZE_ERROR for a SYN whose length is not exactly its flagged fields
-    or an RST/WNDINC/GOAWAY of the wrong length.  (Go v1 ends the session with
+    undefined type, a zero stream ID where one is required or a GOAWAY on
+    a stream other than 0, and FRAME_SIZE_ERROR for a SYN whose length is
+    not exactly its flagged fields or an RST/WNDINC/GOAWAY of the wrong
+    length.  (Go v1 ends the session with
     InternalError for all of these, because its check for framing errors
     tests the wrong type; a Go peer never reads the code of a GOAWAY, so we
     send the code that says what went wrong.)  After an error the decoder is
@@ -327,10 +328,13 @@ class FrameDecoder:
     text: any debug bytes that arrive in the same ``receiveData`` call (up to
     the declared length and ``maxGoAwayDebug``) are reported with it, as a
     correct sender's would be, and every byte after that is discarded
-    unparsed.  The session is over once a GOAWAY is read: Go v1 closes right
-    after sending one, our own connection sends nothing after it that
-    matters to a GOAWAY's receiver, and bytes following Go's short frame
-    cannot be told apart from debug text anyway.
+    unparsed (counted in ``discarded``).  After a Go GOAWAY the session is
+    over: Go closes the transport right after it, and even when a Go
+    application calls ``GoAway()`` and carries on, what follows cannot be
+    told from debug text (a Go v1 reader desyncs on it).  The one
+    unambiguous case is a GOAWAY declaring no debug at all, which Go never
+    sends: after it decoding simply goes on, so two correct peers can shut
+    down gracefully with an empty debug text.
     """
 
     def __init__(self, maxGoAwayDebug=65536):
@@ -477,6 +481,10 @@ class FrameDecoder:
         else:
             lastStreamId, code = _twoU32.unpack_from(body, 0)
             declared = self._length - 8
+            if declared == 0:
+                # Never Go's (it declares at least 8 debug bytes): decoding goes on.
+                frames.append(GoAway(lastStreamId & MAX_STREAM_ID, code))
+                return pos
             take = min(declared, self.maxGoAwayDebug, end - pos)
             frames.append(GoAway(lastStreamId & MAX_STREAM_ID, code,
                                  bytes(data[pos:pos + take]), declared))

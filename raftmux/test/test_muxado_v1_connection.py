@@ -464,6 +464,22 @@ class GoAwayTests(SynchronousTestCase):
         self.assertEqual(wire(conn), b"")
         self.assertIsNone(conn.terminated)
 
+    def test_gracefulGoAwayBetweenOurPeers(self):
+        """
+        After a GOAWAY with no debug text (never Go's) the peer's frames are
+        still read, so a stream below last-stream-id can finish; after one
+        with debug text (possibly Go's short frame) nothing more is.
+        """
+        for debug, after in [(b"", ["DataReceived", "StreamEnded"]), (b"bye", [])]:
+            client, server = MuxadoV1Connection(client=True), MuxadoV1Connection(client=False)
+            streamId = client.openStream()
+            kinds(server.receiveData(wire(client)))
+            server.goAway(ErrorCode.NO_ERROR, debug)
+            server.sendData(streamId, b"answer")
+            server.endStream(streamId)
+            events = client.receiveData(wire(server))
+            self.assertEqual(kinds(events), ["GoAwayReceived"] + after)
+
     def test_goAwayCodeTranslated(self):
         conn = MuxadoV1Connection(client=True)
         [goAway] = conn.receiveData(encodeGoAway(0, 5, b"too big"))

@@ -340,9 +340,18 @@ class GoAwayTests(SynchronousTestCase):
         self.assertEqual((f.debug, f.declaredDebug, f.truncated), (b"0123", 10, True))
 
     def test_validFramesAfterGoAwayAreNotDecoded(self):
-        wire = encodeData(3, b"before") + encodeGoAway(3, 0) + encodeData(3, b"after")
+        wire = encodeData(3, b"before") + encodeGoAway(3, 0, b"x") + encodeData(3, b"after")
         self.assertEqual(decodeAll(wire, pieces=[5, 20, 3]),
-                         [("data", 3, 0, b"before", 6), ("goaway", 3, 0, b"", 0)])
+                         [("data", 3, 0, b"before", 6), ("goaway", 3, 0, b"x", 1)])
+
+    def test_decodingGoesOnAfterAGoAwayWithoutDebug(self):
+        """Go never declares less than 8 debug bytes: an empty one is unambiguous."""
+        wire = encodeGoAway(3, 0) + encodeData(3, b"after") + encodeGoAway(3, 1, b"x") + b"z"
+        decoder = FrameDecoder()
+        self.assertEqual(decodeAll(wire, pieces=[5, 20, 3], decoder=decoder),
+                         [("goaway", 3, 0, b"", 0), ("data", 3, 0, b"after", 5),
+                          ("goaway", 3, 1, b"x", 1)])
+        self.assertEqual(decoder.discarded, 1)
 
 
 class StreamingTests(SynchronousTestCase):
