@@ -21,6 +21,8 @@ setup(
     package_dir={"": "."},
     packages=find_packages(include=["raftmux", "raftmux.*"]) + ["twisted.plugins"],
     include_package_data=False,
+    # The Go test peers' source, built on demand by raftmux.testing.gopeer.
+    package_data={"raftmux.test": ["go/*/*.go"]},
     install_requires=[
         "twisted[tls,http2]>=26.4",
         "txaio>=23.1",
