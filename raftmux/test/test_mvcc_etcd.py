@@ -151,6 +151,8 @@ def script():
     add(TXN, success=[opPut(b"x"), opPut(b"x")])
     add(TXN, success=[opPut(b"x"), opDelete(b"w", b"y")])
     add(TXN, success=[opPut(b"x", lease=5)])
+    add(TXN, success=[opDelete(b"a", b"\x00"), opPut(b"b", b"after-from-key-delete")])
+    add(TXN, success=[opTxn(success=[opPut(b"q1")]), opTxn(success=[opDelete(b"q1")])])
     add(TXN, success=[opPut(b"nokey", ignore_value=True)])
     add(TXN, success=[opRange(b"a", revision=500)])
     add(TXN, success=[opRange(b"a", revision=-1)])
