@@ -4,6 +4,8 @@ Leases in L{raftmux.mvcc.KeySpace}: grant, attach, detach, revoke,
 checkpoint, as etcd's lessor keeps them (``lease/lessor.go``).
 """
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from raftmux.etcdpb import rpc_pb2 as pb
@@ -166,3 +168,46 @@ class CheckpointTests(SynchronousTestCase):
         self.assertEqual(other.leases(), ks.leases())
         self.assertEqual(other.lease(2), LeaseInfo(2, 50, 7, [b"b"]))
         self.assertEqual([e.key for e in revoke(other, 1).events], [b"a"])
+
+
+class AttachmentInvariantTests(SynchronousTestCase):
+    """
+    Whatever the sequence, a lease holds exactly the live keys whose
+    current record names it, and a snapshot keeps that.
+    """
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(
+        st.sampled_from(["put", "delete", "revoke", "grant", "txn", "compact"]),
+        st.sampled_from([b"a", b"b", b"c"]), st.integers(0, 3)), min_size=1, max_size=30))
+    def test_invariant(self, steps):
+        ks = KeySpace()
+        for kind, key, n in steps:
+            try:
+                if kind == "put":
+                    put(ks, key, lease=n)
+                elif kind == "delete":
+                    ks.deleteRange(pb.DeleteRangeRequest(key=key, range_end=b"\x00" if n else b""))
+                elif kind == "revoke":
+                    revoke(ks, n)
+                elif kind == "grant":
+                    grant(ks, n)
+                elif kind == "txn":
+                    ks.txn(pb.TxnRequest(success=[pb.RequestOp(request_put=pb.PutRequest(
+                        key=key, ignore_lease=True, value=b"t"))]))
+                else:
+                    ks.compact(pb.CompactionRequest(revision=ks.revision - n))
+            except errors.EtcdError:
+                pass
+            self.assertAttachments(ks)
+        other = KeySpace()
+        other.restore(ks.snapshot())
+        self.assertEqual(other.leases(), ks.leases())
+
+    def assertAttachments(self, ks):
+        live = ks.range(pb.RangeRequest(key=b"\x00", range_end=b"\x00")).kvs
+        for info in ks.leases():
+            self.assertEqual(info.keys, [kv.key for kv in live if kv.lease == info.id])
+        known = {info.id for info in ks.leases()}
+        for kv in live:
+            self.assertTrue(kv.lease == 0 or kv.lease in known)
