@@ -177,11 +177,13 @@ class AttachmentInvariantTests(SynchronousTestCase):
     """
 
     @settings(max_examples=150, deadline=None)
-    @given(st.lists(st.tuples(
-        st.sampled_from(["put", "delete", "revoke", "grant", "txn", "compact"]),
-        st.sampled_from([b"a", b"b", b"c"]), st.integers(0, 3)), min_size=1, max_size=30))
+    @given(st.integers(5, 30).flatmap(lambda n: st.lists(st.tuples(
+        st.sampled_from(["put", "put", "delete", "revoke", "grant", "txn", "compact"]),
+        st.sampled_from([b"a", b"b", b"c"]), st.integers(0, 3)), min_size=n, max_size=n)))
     def test_invariant(self, steps):
         ks = KeySpace()
+        for leaseID in (1, 2, 3):
+            grant(ks, leaseID)
         for kind, key, n in steps:
             try:
                 if kind == "put":
