@@ -7,19 +7,22 @@ a descriptor-driven gRPC server needs.
 """
 
 import os
+import shutil
+import subprocess
+import tempfile
 
 from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from raftmux import etcdpb, grpcpb
 from raftmux.etcdpb import kv_pb2, raft_internal_pb2
 from raftmux.etcdpb import rpc_pb2 as pb
 from raftmux.grpcpb import health_pb2
 
-# Printed by a Go program marshalling the same values with etcd 3.4's own
-# (gogoproto) code: GOPATH=<tmp>:/usr/share/gocode GO111MODULE=off go build.
+# Printed by GO_PROGRAM (below), marshalling the same values with etcd 3.4's
+# own (gogoproto) code; GoldenTests.test_goAgrees rebuilds and reruns it.
 GOLDEN = [
     ("PutRequest", "0a03666f6f120362617218b4242001",
      pb.PutRequest(key=b"foo", value=b"bar", lease=0x1234, prev_kv=True)),
@@ -73,7 +76,92 @@ GOLDEN = [
 ]
 
 
+GOPATH_ETCD = "/usr/share/gocode"
+GO_PROGRAM = r"""package main
+
+import (
+	"encoding/hex"
+	"fmt"
+
+	pb "go.etcd.io/etcd/etcdserver/etcdserverpb"
+	"go.etcd.io/etcd/mvcc/mvccpb"
+)
+
+type marshaler interface{ Marshal() ([]byte, error) }
+
+func out(name string, m marshaler) {
+	b, err := m.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s %s\n", name, hex.EncodeToString(b))
+}
+
+func main() {
+	out("PutRequest", &pb.PutRequest{Key: []byte("foo"), Value: []byte("bar"), Lease: 0x1234, PrevKv: true})
+	out("RangeRequest", &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("\x00"), Limit: 10, Revision: 7,
+		SortOrder: pb.RangeRequest_DESCEND, SortTarget: pb.RangeRequest_MOD, KeysOnly: true, MinCreateRevision: 3})
+	out("RangeResponse", &pb.RangeResponse{
+		Header: &pb.ResponseHeader{ClusterId: 0xcdf818194e3a8c32, MemberId: 0x8e9e05c52164694d, Revision: 12, RaftTerm: 2},
+		Kvs: []*mvccpb.KeyValue{{Key: []byte("k1"), CreateRevision: 2, ModRevision: 5, Version: 3, Value: []byte("v"), Lease: -1},
+			{Key: []byte("k2"), CreateRevision: 4, ModRevision: 4, Version: 1}},
+		More: true, Count: 5})
+	out("TxnRequest", &pb.TxnRequest{
+		Compare: []*pb.Compare{
+			{Result: pb.Compare_EQUAL, Target: pb.Compare_VERSION, Key: []byte("k"), TargetUnion: &pb.Compare_Version{Version: 0}},
+			{Result: pb.Compare_GREATER, Target: pb.Compare_VALUE, Key: []byte("k"), RangeEnd: []byte("l"), TargetUnion: &pb.Compare_Value{Value: []byte("x")}},
+		},
+		Success: []*pb.RequestOp{
+			{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("k"), Value: []byte("v")}}},
+			{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{Failure: []*pb.RequestOp{
+				{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: []byte("z"), PrevKv: true}}}}}}},
+		},
+		Failure: []*pb.RequestOp{{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("k")}}}},
+	})
+	out("WatchResponse", &pb.WatchResponse{
+		Header: &pb.ResponseHeader{Revision: 9}, WatchId: 1, Created: true,
+		Events: []*mvccpb.Event{
+			{Type: mvccpb.PUT, Kv: &mvccpb.KeyValue{Key: []byte("a"), CreateRevision: 9, ModRevision: 9, Version: 1, Value: []byte("1")}},
+			{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: []byte("b"), ModRevision: 9},
+				PrevKv: &mvccpb.KeyValue{Key: []byte("b"), CreateRevision: 3, ModRevision: 8, Version: 2, Value: []byte("2")}},
+		}})
+	out("InternalRaftRequest", &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: 0x1122334455667788},
+		Put: &pb.PutRequest{Key: []byte("foo"), Value: []byte("bar")}})
+	out("LeaseGrantResponse", &pb.LeaseGrantResponse{Header: &pb.ResponseHeader{Revision: 1}, ID: 0x694d77b1d0a6f20b, TTL: 60})
+	out("TxnResponse", &pb.TxnResponse{Header: &pb.ResponseHeader{Revision: 3}, Succeeded: true,
+		Responses: []*pb.ResponseOp{{Response: &pb.ResponseOp_ResponsePut{ResponsePut: &pb.PutResponse{Header: &pb.ResponseHeader{Revision: 3}}}},
+			{Response: &pb.ResponseOp_ResponseTxn{ResponseTxn: &pb.TxnResponse{Header: &pb.ResponseHeader{}}}}}})
+}
+"""
+
+
 class GoldenTests(SynchronousTestCase):
+
+    def test_goAgrees(self):
+        """
+        The Go program prints GOLDEN's bytes (built offline against
+        Debian's etcd sources; skipped without Go or those sources).
+        """
+        goBinary = shutil.which("go")
+        if goBinary is None or not os.path.isdir(
+                os.path.join(GOPATH_ETCD, "src/go.etcd.io/etcd/etcdserver/etcdserverpb")):
+            raise SkipTest("Go or Debian's etcd sources (golang-etcd-server-dev) missing")
+        work = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, work, True)
+        source = os.path.join(work, "src", "golden")
+        os.makedirs(source)
+        with open(os.path.join(source, "main.go"), "w") as f:
+            f.write(GO_PROGRAM)
+        env = dict(os.environ, GOPATH="%s:%s" % (work, GOPATH_ETCD), GO111MODULE="off",
+                   GOFLAGS="")
+        if not any(env.get(name) for name in ("GOCACHE", "XDG_CACHE_HOME", "HOME")):
+            env["GOCACHE"] = os.path.join(work, "cache")
+        binary = os.path.join(work, "golden")
+        subprocess.run([goBinary, "build", "-o", binary, "."], cwd=source, env=env,
+                       check=True, timeout=300, capture_output=True)
+        out = subprocess.run([binary], check=True, timeout=30, capture_output=True).stdout
+        printed = dict(line.split() for line in out.decode().splitlines())
+        self.assertEqual(printed, {name: hexBytes for name, hexBytes, _ in GOLDEN})
 
     def test_encode(self):
         """Each message encodes to the bytes etcd's Go code wrote."""
