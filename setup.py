@@ -30,6 +30,7 @@ setup(
         "service-identity>=24.1",
         "protobuf>=4.21",
         "prometheus_client>=0.17",
+        "sortedcontainers>=2.4",
     ],
     extras_require={
         "test": ["hypothesis>=6.100", "treq>=24.9"],
