@@ -22,6 +22,7 @@ setup(
     packages=find_packages(include=["raftmux", "raftmux.*"]) + ["twisted.plugins"],
     include_package_data=False,
     install_requires=[
+        "msgpack>=1.0",
         "twisted[tls,http2]>=26.4",
         "txaio>=23.1",
         "pyopenssl>=25.3.0",
