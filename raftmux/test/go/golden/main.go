@@ -1,3 +1,7 @@
+// Prints memberlist's wire encodings (go-msgpack with memberlist's handle,
+// compress/lzw, hash/crc32) as hex for raftmux/test/test_memberlist_codec.py.
+// The structs mirror memberlist's private message types field for field.
+// Build: GOPATH=<tmp>:/usr/share/gocode GO111MODULE=off go build
 package main
 
 import (
