@@ -218,7 +218,7 @@ class _Message:
                 if entry is not None:
                     kwargs[entry[0]] = entry[1](value)
         elif isinstance(obj, (list, tuple)):
-            for spec, value in zip(cls.FIELDS, obj):
+            for spec, value in zip(cls.FIELDS, obj, strict=False):
                 kwargs[spec[1]] = spec[2](value)
         elif obj is None:
             pass

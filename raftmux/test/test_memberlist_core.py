@@ -174,7 +174,7 @@ class SimulationTests(SynchronousTestCase):
             net, nodes = cluster(n, seed=n)
             # gossip alone may miss a node (as in Go); the first push/pull
             # round (within pushPullInterval, 15 s) completes the picture
-            self.assertTrue(net.runUntil(lambda: converged(nodes), 20.0), n)
+            self.assertTrue(net.runUntil(lambda nodes=nodes: converged(nodes), 20.0), n)
             for node in nodes:
                 self.assertEqual(node.core.numMembers(), n)
                 self.assertLessEqual(set(node.results.values()), {None})
