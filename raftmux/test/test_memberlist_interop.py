@@ -271,7 +271,7 @@ class GoInteropTests(TestCase):
         deadAt = reactor.seconds()
         self.assertGreaterEqual(deadAt - suspectedAt, minimum * 0.9)
         self.assertLess(deadAt - killedAt, maximum + 2 * suspectBound + 1.0)
-        for member, _, events in self.members:
+        for _, _, events in self.members:
             left = [n for kind, n in events.log if kind == "leave"]
             self.assertEqual([(n.name, n.state) for n in left], [("go1", NodeStateType.DEAD)])
 
