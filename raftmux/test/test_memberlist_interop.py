@@ -167,6 +167,19 @@ class Events:
         self.log.append(("update", node))
 
 
+class RecordingMemberlist(Memberlist):
+    """Remembers the framing of each packet: (outer type byte, type inside a CRC wrapper)."""
+
+    def __init__(self, *a, **kw):
+        Memberlist.__init__(self, *a, **kw)
+        self.framings = set()
+
+    def packetReceived(self, data, fromAddress, timestamp):
+        if data:
+            self.framings.add((data[0], data[5] if data[0] == 12 and len(data) > 5 else None))
+        Memberlist.packetReceived(self, data, fromAddress, timestamp)
+
+
 def config(name):
     return MemberlistConfig.local(name=name, bindAddr="127.0.0.1", bindPort=0,
                                   probeInterval=PROBE_INTERVAL, probeTimeout=PROBE_TIMEOUT,
@@ -195,7 +208,7 @@ class GoInteropTests(TestCase):
         self.members = []
         for name in ("py1", "py2"):
             delegate, events = Delegate(meta=name.encode() + b"-meta"), Events()
-            member = Memberlist(config(name), delegate=delegate, events=events)
+            member = RecordingMemberlist(config(name), delegate=delegate, events=events)
             member.startService()
             yield member.whenRunning()
             self.addCleanup(self._stopMember, member)
@@ -242,6 +255,11 @@ class GoInteropTests(TestCase):
         # no probe failures while all are up
         for member, _, _ in self.members:
             self.assertEqual(member.healthScore(), 0)
+        # Go wrapped its gossip to us in a CRC (we announce protocol max 5)
+        # and compressed what LZW made smaller; we read both
+        framings = self.members[0][0].framings | self.members[1][0].framings
+        self.assertIn(12, {outer for outer, _ in framings})
+        self.assertIn(9, {inner for _, inner in framings})
 
     @defer.inlineCallbacks
     def test_killedGoNodeSuspectedThenDead(self):
