@@ -163,7 +163,9 @@ class _NodeState:
         self.meta = meta
         self.incarnation = 0
         self.state = NodeStateType.DEAD
-        self.stateChange = None
+        # Go's zero time: a node added by an alive message that then loses
+        # (incarnation 0) is dead since forever, never gossiped to, reaped first
+        self.stateChange = float("-inf")
         self.vsn = vsn
 
     @property
@@ -753,7 +755,7 @@ class MemberlistCore:
             self._nodes.append(state)
             self._nodes[offset], self._nodes[n] = self._nodes[n], self._nodes[offset]
         elif state.addr != addr or state.port != a.port:
-            canReclaim = (self.config.deadNodeReclaimTime > 0 and state.stateChange is not None
+            canReclaim = (self.config.deadNodeReclaimTime > 0
                           and now - state.stateChange > self.config.deadNodeReclaimTime)
             if state.state == NodeStateType.LEFT or (state.state == NodeStateType.DEAD
                                                      and canReclaim):

@@ -358,7 +358,11 @@ class Memberlist(Service):
         """A whole message on a stream a peer opened: the answer's bytes, or None."""
         if self.core is None:
             return None
-        outputs = self.core.streamReceived(message, peerAddress, self.reactor.seconds())
+        try:
+            outputs = self.core.streamReceived(message, peerAddress, self.reactor.seconds())
+        except Exception:
+            self.log.failure("memberlist: stream from {peer} broke the core", peer=peerAddress)
+            return None
         replies = [o.data for o in outputs if isinstance(o, StreamReply)]
         self._dispatch([o for o in outputs if not isinstance(o, StreamReply)])
         return replies[0] if replies else None
@@ -454,7 +458,13 @@ class Memberlist(Service):
         self._timer = None
         if self.core is None or not self.running:
             return
-        self._dispatch(self.core.tick(self.reactor.seconds()))
+        try:
+            outputs = self.core.tick(self.reactor.seconds())
+        except Exception:
+            # periodic timers re-arm before they work, so the core keeps ticking
+            self.log.failure("memberlist: a timer broke the core")
+            outputs = []
+        self._dispatch(outputs)
 
     def _coreLog(self, level, text):
         method = {"info": self.log.info, "warn": self.log.warn}.get(level, self.log.debug)

@@ -407,7 +407,7 @@ class RandomScheduleTests(SynchronousTestCase):
     * after the faults stop, the survivors agree within a bounded time.
     """
 
-    @settings(max_examples=12, deadline=None)
+    @settings(max_examples=20, deadline=None)
     @given(st.integers(0, 2 ** 16), st.lists(
         st.tuples(st.sampled_from(["kill", "cut", "heal", "loss", "meta", "leave", "run"]),
                   st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=8))
@@ -469,3 +469,50 @@ class RandomScheduleTests(SynchronousTestCase):
             bound), (ops, [(m.core.name, [(x.name, x.state) for x in m.core.allNodes()])
                            for m in live]))
         self.assertTrue(math.isfinite(net.now))
+
+
+NAMES = st.sampled_from(["me", "peer", "other", ""])
+
+
+def gossipMessages():
+    inc = st.integers(0, 8)
+    addr = st.sampled_from([ipToBytes("127.0.0.1"), ipToBytes("127.0.0.2"), b"", b"\x01"])
+    vsn = st.sampled_from([bytes([1, 5, 2, 0, 0, 0]), b"", bytes([0, 5, 2, 0, 0, 0]), b"\x01"])
+    alive = st.builds(Alive, incarnation=inc, node=NAMES, addr=addr,
+                      port=st.sampled_from([7000, 7001, 0]), meta=st.binary(max_size=4), vsn=vsn)
+    suspect = st.builds(Suspect, incarnation=inc, node=NAMES, fromNode=NAMES)
+    dead = st.builds(Dead, incarnation=inc, node=NAMES, fromNode=NAMES)
+    return st.one_of(alive, suspect, dead)
+
+
+class RandomInputTests(SynchronousTestCase):
+    """
+    Random gossip about ourselves and others, and random bytes, never raise;
+    our own view of ourselves stays alive; recorded incarnations never go
+    down; an alive with a higher incarnation always wins over suspect/dead.
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.one_of(gossipMessages(), st.binary(max_size=80)), max_size=30))
+    def test_randomGossip(self, inputs):
+        core = MemberlistCore(fast("me"), "127.0.0.1", 7000)
+        core.start(0.0)
+        seen = {}
+        now = 0.0
+        for item in inputs:
+            now += 0.3
+            data = item if isinstance(item, bytes) else item.encode()
+            before = core.node(item.node) if isinstance(item, Alive) else None
+            core.packetReceived(data, "127.0.0.9:1", now)
+            if isinstance(item, Alive) and item.node not in ("me", "") and item.port and \
+                    item.vsn == bytes([1, 5, 2, 0, 0, 0]) and len(item.addr) == 4 and \
+                    item.incarnation > (before.incarnation if before else 0) and \
+                    (before is None or before.state == LEFT or
+                     (before.addr, before.port) == ("127.0.0.%d" % item.addr[3], item.port)):
+                node = core.node(item.node)
+                self.assertEqual((node.state, node.incarnation), (ALIVE, item.incarnation))
+            core.tick(now)
+            self.assertEqual(core.node("me").state, ALIVE)
+            for node in core.allNodes():
+                self.assertGreaterEqual(node.incarnation, seen.get(node.name, 0))
+                seen[node.name] = node.incarnation
