@@ -8,6 +8,7 @@ for silent peers).
 """
 
 import os
+import random
 import subprocess
 import sys
 
@@ -74,7 +75,8 @@ class FakeClockTests(TestCase):
         """
         clock, transport, events = Clock(), RecordingTransport(), Events()
         cfg = MemberlistConfig.local(name="me", bindPort=7000)
-        member = Memberlist(cfg, transport=transport, events=events, reactor=clock)
+        member = Memberlist(cfg, transport=transport, events=events, reactor=clock,
+                            rng=random.Random(1))
         member.startService()
         self.assertEqual([e[1].name for e in events.log], ["me"])
         peer = Alive(incarnation=1, node="peer", addr=ipToBytes("127.0.0.2"), port=7001,
@@ -100,18 +102,25 @@ class FakeClockTests(TestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_leaveTimesOutWithoutPeersHearing(self):
+        """
+        The leave broadcast needs two transmissions (2 x ceil(log10(2 + 1)));
+        with gossip every second and no probe yet, 0.06 s is too short.
+        """
         clock, transport = Clock(), RecordingTransport()
-        member = Memberlist(MemberlistConfig.local(name="me"), transport=transport,
-                            reactor=clock)
+        cfg = MemberlistConfig.local(name="me", gossipInterval=1.0, probeInterval=10.0)
+        member = Memberlist(cfg, transport=transport, reactor=clock, rng=random.Random(1))
         member.startService()
         peer = Alive(incarnation=1, node="peer", addr=ipToBytes("127.0.0.2"), port=7001,
                      vsn=bytes([1, 5, 2, 0, 0, 0]))
         transport.receiver.packetReceived(peer.encode(), "127.0.0.2:7001", 0)
         d = member.leave(0.05)
         clock.advance(0.01)
-        # gossip runs every 0.1 s: the leave broadcast is not out yet at 0.05 s
         clock.advance(0.05)
         self.failureResultOf(d, defer.TimeoutError)
+        # with time, it goes out and a second leave fires at once
+        for _ in range(30):
+            clock.advance(1.0)
+        self.successResultOf(member.leave(1.0))
         member.stopService()
 
 
