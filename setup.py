@@ -24,6 +24,7 @@ setup(
     # The Go test peers' source, built on demand by raftmux.testing.gopeer.
     package_data={"raftmux.test": ["go/*/*.go"]},
     install_requires=[
+        "msgpack>=1.0",
         "twisted[tls,http2]>=26.4",
         "txaio>=23.1",
         "pyopenssl>=25.3.0",
