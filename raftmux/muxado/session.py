@@ -278,12 +278,14 @@ class MuxadoSession(Protocol):
             if version == 1:
                 self._heartbeat = HeartbeatRequester(
                     interval, tolerance, self._clock(), self._onHeartbeat, prefix=b"",
-                    failOnMismatch=True)
-                self.openStream(self._heartbeat, V1_HEARTBEAT_TYPE, V1_HEARTBEAT_PRIORITY)
+                    strict=True)
+                opened = self.openStream(self._heartbeat, V1_HEARTBEAT_TYPE,
+                                         V1_HEARTBEAT_PRIORITY)
             else:
                 self._heartbeat = HeartbeatRequester(
                     interval, tolerance, self._clock(), self._onHeartbeat)
-                self.openStream(self._heartbeat)
+                opened = self.openStream(self._heartbeat)
+            opened.addErrback(lambda _: None)  # the session is over anyway
         pending, self._pendingOpens = self._pendingOpens, []
         for protocol, streamType, priority, d in pending:
             self.openStream(protocol, streamType, priority).chainDeferred(d)
@@ -389,6 +391,8 @@ class MuxadoSession(Protocol):
 
     def connectionLost(self, reason):
         self._runSoon()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         self._metrics.sessions.dec()
         conn = self._conn
         goAway = None if conn is None else conn.goAwayReceived
@@ -417,8 +421,6 @@ class MuxadoSession(Protocol):
         if self._versionTimer is not None:
             self._versionTimer.cancel()
             self._versionTimer = None
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
         closedWaiters, self._closedWaiters = self._closedWaiters, []
         for d in closedWaiters:
             d.callback(closed)
@@ -526,11 +528,14 @@ class MuxadoSession(Protocol):
         if self.version == 1:
             if streamType == V1_HEARTBEAT_TYPE and self.config.answerHeartbeats:
                 stream.attach(HeartbeatResponder())
-            elif streamType is not None and streamType >= V1_MIN_EXTENSION_TYPE:
-                # An extension we do not run: Go answers RST StreamClosed.
+            elif (streamType is not None and streamType >= V1_MIN_EXTENSION_TYPE
+                  and streamType not in self.streamFactories):
+                # An extension nobody registered: Go answers RST StreamClosed.
                 self._refuse(stream, ErrorCode.STREAM_CLOSED)
             else:
                 self._attachIncoming(stream)
+            if not self._conn.canSend(event.streamId):
+                stream.peerWillNotRead()
         elif self.streamFactories or (self.config.answerHeartbeats
                                       and event.length >= len(HEARTBEAT_TYPE)):
             # A typed stream, or maybe Go's heartbeat: decide on the first 4

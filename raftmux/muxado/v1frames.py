@@ -92,6 +92,7 @@ CODE_TABLE = (
     (ErrorCode.SESSION_CLOSED, WireCode.CANCEL),
     # Sent only: Go v1 itself dies with InternalError on EOF and foreign errors.
     (ErrorCode.PEER_EOF, WireCode.INTERNAL_ERROR),
+    (ErrorCode.HEARTBEAT_TIMEOUT, WireCode.INTERNAL_ERROR),
     (ErrorCode.UNKNOWN, WireCode.INTERNAL_ERROR),
 )
 
