@@ -102,6 +102,7 @@ class MuxadoSession(Protocol):
         self._pendingOpens = []       # openStream calls before the version is known
         self._closedWaiters = []
         self._closing = False
+        self._graceful = False        # a v1 GOAWAY waiting for open streams to end
         self._closeReason = None      # SessionClosed, once the session is over
         self._localCode = None        # why this side ended the session, if it did
         self._heartbeat = None
@@ -218,10 +219,20 @@ class MuxadoSession(Protocol):
 
     def goAway(self, code=ErrorCode.NO_ERROR, debug=b""):
         """
-        Send GOAWAY(code, debug) and close the transport right after it: a Go
-        peer misreads anything sent after a GOAWAY (spec 4.4).  Streams still
-        open fail with ``SessionClosed``.
+        Send GOAWAY(code, debug): the peer may open no more streams.  On v2 the
+        transport is closed right after it, because a Go v2 peer misreads
+        anything that follows a GOAWAY (spec 4.4).  On v1, whose Go reader
+        takes a correct GOAWAY exactly, the streams already open carry on (as
+        after Go v1's ``GoAway``) and the session closes once they have ended.
+        Streams still open when the session closes fail with ``SessionClosed``.
         """
+        self._goAway(code, debug, graceful=True)
+
+    def close(self):
+        """Close at once, as Go's ``Close()``: GOAWAY(NO_ERROR, "no error"), then the transport."""
+        self._goAway(ErrorCode.NO_ERROR, b"no error", graceful=False)
+
+    def _goAway(self, code, debug, graceful):
         if self._localCode is None:
             self._localCode = code
         if self._conn is None:
@@ -229,12 +240,9 @@ class MuxadoSession(Protocol):
             if self.transport is not None:
                 self.transport.loseConnection()
             return
+        self._graceful = graceful and self.version == 1
         self._conn.goAway(code, debug)
         self.flush()
-
-    def close(self):
-        """Close cleanly, as Go's ``Close()``: GOAWAY(NO_ERROR, "no error")."""
-        self.goAway(ErrorCode.NO_ERROR, b"no error")
 
     def whenClosed(self):
         """
@@ -473,13 +481,18 @@ class MuxadoSession(Protocol):
             return
         if conn.hasDataToSend():
             self.transport.writeSequence(conn.dataToSend())
-        if conn.goAwaySent and not self._closing:
-            # Nothing may follow a GOAWAY toward a Go peer: close right away.
+        if conn.goAwaySent and not self._closing and (
+                not self._graceful or conn.terminated is not None or self._drained()):
+            # Nothing may follow a GOAWAY toward a Go v2 peer: close right away.
             # Unregister first: a TLS transport waits for its producer to go
             # before it starts its shutdown.
             self._closing = True
             self.transport.unregisterProducer()
             self.transport.loseConnection()
+
+    def _drained(self):
+        """Only heartbeat streams are left (they never end by themselves)."""
+        return all(stream.streamType == V1_HEARTBEAT_TYPE for stream in self._streams.values())
 
     def isWritable(self):
         return not self._paused
@@ -496,6 +509,8 @@ class MuxadoSession(Protocol):
 
     def streamGone(self, stream):
         self._streams.pop(stream.streamId, None)
+        if self._graceful and not self._closing:
+            self.callSoon(self.flush)
         self._sniffing.discard(stream)
         if stream.protocol is None and stream in self._acceptQueue:
             self._acceptQueue.remove(stream)

@@ -125,6 +125,7 @@ class MuxadoV1Connection:
         self._out = []
         self._current = None          # stream (or _DISCARD) of the DATA frame being read
         self.goAwaySent = False
+        self.goAwayDebugSent = b""       # the debug text of our GOAWAY (kept local)
         self.goAwayReceived = None    # .lastStreamId, .code (ErrorCode), .debug, once received
         self.terminated = None        # ConnectionTerminated, once the session ended on an error
 
@@ -248,16 +249,18 @@ class MuxadoV1Connection:
 
     def goAway(self, code=ErrorCode.NO_ERROR, debug=b""):
         """
-        Queue a correct GOAWAY (length 8 + len(debug); debug cut to fit one
-        frame).  Later peer SYNs are refused with RST REFUSED_STREAM; streams
-        already open carry on (a v1 reader needs no "last frame" rule), but
-        a raftmux peer reads on past a GOAWAY only when ``debug`` is empty.
+        Queue a GOAWAY.  Later peer SYNs are refused with RST REFUSED_STREAM;
+        streams already open carry on (a v1 reader needs no "last frame"
+        rule).  ``debug`` stays local: the frame goes out with none (length
+        8), because a reader cannot tell declared debug text from the frames
+        after Go's GOAWAY, whose debug never comes, so raftmux's decoder
+        reads none (see ``v1frames.FrameDecoder``).
         """
         if self.goAwaySent:
             return
         self.goAwaySent = True
-        self._out.append(encodeGoAway(self.lastRemoteId, toWireCode(code),
-                                      bytes(debug[:MAX_GOAWAY_DEBUG])))
+        self.goAwayDebugSent = bytes(debug[:MAX_GOAWAY_DEBUG])
+        self._out.append(encodeGoAway(self.lastRemoteId, toWireCode(code)))
 
     def terminate(self, code, message):
         """End the session because of ``code``: queue GOAWAY, refuse all further input."""

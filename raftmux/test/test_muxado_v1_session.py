@@ -195,9 +195,8 @@ class GoQuirkTests(SynchronousTestCase):
 
     def test_ourGoAwayIsCorrect(self):
         server, transport = self.session()
-        server.goAway(ErrorCode.NO_ERROR, b"bye")
-        self.assertEqual(transport.value(), bytes.fromhex("000b0006 00000000 00000001 00000000")
-                         + b"bye")
+        server.close()
+        self.assertEqual(transport.value(), bytes.fromhex("00080006 00000000 00000001 00000000"))
         self.assertTrue(transport.disconnecting)
 
     def test_synFinStreamDropsWrites(self):
