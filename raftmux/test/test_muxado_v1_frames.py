@@ -5,9 +5,8 @@ The muxado v1 frame codec against the spec's golden vectors (Appendix A and
 plus every decoder error, Go's broken GOAWAY and random input.
 """
 
-from binascii import unhexlify
-
 import struct
+from binascii import unhexlify
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
