@@ -24,6 +24,7 @@ from raftmux.muxado.frames import (
     encodeRst,
     encodeWndInc,
 )
+from raftmux.muxado.window import WindowTuner
 
 DEFAULT_WINDOW = 0x40000  # 262,144: Go's MaxWindowSize; both peers must agree.
 
@@ -129,14 +130,13 @@ class ConnectionTerminated:
 
 
 class _Stream:
-    __slots__ = ("streamId", "sendWindow", "unacked", "consumed", "synPending",
+    __slots__ = ("streamId", "sendWindow", "recv", "synPending",
                  "localClosed", "remoteClosed")
 
     def __init__(self, streamId, sendWindow, synPending):
         self.streamId = streamId
         self.sendWindow = sendWindow   # bytes we may still send
-        self.unacked = 0               # bytes received and not yet credited back
-        self.consumed = 0              # of those, bytes the application has taken
+        self.recv = None               # our ReceiveWindow for the peer's data
         self.synPending = synPending   # locally opened, SYN not yet sent
         self.localClosed = False       # FIN sent
         self.remoteClosed = False      # FIN received
@@ -161,12 +161,16 @@ class MuxadoConnection:
     """
 
     def __init__(self, client, window=DEFAULT_WINDOW, maxIncomingStreams=1024,
-                 maxGoAwayDebug=65536, windowUpdateThreshold=None):
+                 maxGoAwayDebug=65536, windowUpdateThreshold=None, maxWindow=None,
+                 windowBudget=0):
         self.client = client
         self.window = window
         self.maxIncomingStreams = maxIncomingStreams
         self.windowUpdateThreshold = (window // 4 if windowUpdateThreshold is None
                                       else windowUpdateThreshold)
+        # Receive windows may grow past ``window`` (up to ``maxWindow`` each,
+        # ``windowBudget`` in all) when the peer is window-bound; see window.py.
+        self._tuner = WindowTuner(window, maxWindow, windowBudget, windowUpdateThreshold)
         self._decoder = FrameDecoder(maxGoAwayDebug)
         self._streams = {}
         self._incoming = 0
@@ -208,7 +212,8 @@ class MuxadoConnection:
         if streamId > MAX_STREAM_ID:
             raise ValueError("stream IDs exhausted")
         self._nextId = streamId
-        self._streams[streamId] = _Stream(streamId, self.window, True)
+        self._streams[streamId] = stream = _Stream(streamId, self.window, True)
+        stream.recv = self._tuner.newWindow()
         return streamId
 
     # -- sending ------------------------------------------------------------------
@@ -293,11 +298,8 @@ class MuxadoConnection:
         stream = self._streams.get(streamId)
         if stream is None or stream.remoteClosed:
             return
-        stream.consumed += n
-        if stream.consumed >= self.windowUpdateThreshold:
-            increment = stream.consumed
-            stream.consumed = 0
-            stream.unacked -= increment
+        increment = stream.recv.consume(n, self._tuner)
+        if increment:
             if not self.goAwaySent:
                 self._out.append(encodeWndInc(streamId, increment))
 
@@ -348,8 +350,7 @@ class MuxadoConnection:
                         stream.sendWindow += frame.increment
                         events.append(WindowUpdated(frame.streamId, frame.increment))
                 elif frame.__class__ is Rst:
-                    if self._streams.pop(frame.streamId, None) is not None:
-                        self._countClosed(frame.streamId)
+                    if self._forget(frame.streamId):
                         events.append(StreamReset(frame.streamId, frame.code, True))
                 elif frame.__class__ is GoAway:
                     self._onGoAway(frame, events)
@@ -405,6 +406,7 @@ class MuxadoConnection:
                 return _DISCARD
             self.lastRemoteId = streamId
             stream = _Stream(streamId, self.window, False)
+            stream.recv = self._tuner.newWindow()
             self._streams[streamId] = stream
             self._incoming += 1
             events.append(StreamOpened(streamId, length))
@@ -425,10 +427,9 @@ class MuxadoConnection:
                     return _DISCARD  # Go repeats empty FINs; tolerate them.
                 self._resetLocally(stream, ErrorCode.STREAM_CLOSED, events)
                 return _DISCARD
-        if stream.unacked + length > self.window:
+        if not stream.recv.receive(length):
             self._resetLocally(stream, ErrorCode.FLOW_CONTROL_ERROR, events)
             return _DISCARD
-        stream.unacked += length
         return stream
 
     def _resetLocally(self, stream, code, events):
@@ -441,7 +442,7 @@ class MuxadoConnection:
         refused = [streamId for streamId in self._streams
                    if self.isLocal(streamId) and streamId > frame.lastStreamId]
         for streamId in refused:
-            del self._streams[streamId]
+            self._forget(streamId)
         events.append(GoAwayReceived(frame.lastStreamId, frame.code, frame.debug, refused))
 
     def _queueRst(self, streamId, code):
@@ -449,8 +450,13 @@ class MuxadoConnection:
             self._out.append(encodeRst(streamId, code))
 
     def _forget(self, streamId):
-        if self._streams.pop(streamId, None) is not None:
-            self._countClosed(streamId)
+        """Drop a stream, returning its window growth to the session; True if it was here."""
+        stream = self._streams.pop(streamId, None)
+        if stream is None:
+            return False
+        self._tuner.release(stream.recv)
+        self._countClosed(streamId)
+        return True
 
     def _countClosed(self, streamId):
         if not self.isLocal(streamId):

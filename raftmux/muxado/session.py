@@ -128,7 +128,8 @@ class MuxadoSession(Protocol):
         return kind(self.isClient, window=config.windowFor(version),
                     maxIncomingStreams=config.maxIncomingStreams,
                     maxGoAwayDebug=config.maxGoAwayDebug,
-                    windowUpdateThreshold=config.windowUpdateThreshold)
+                    windowUpdateThreshold=config.windowUpdateThreshold,
+                    maxWindow=config.maxAutoWindowSize, windowBudget=config.autoWindowBudget)
 
     # -- public API ---------------------------------------------------------------
 

@@ -69,19 +69,19 @@ from raftmux.muxado.v1frames import (
     fromWireCode,
     toWireCode,
 )
+from raftmux.muxado.window import WindowTuner
 
 DEFAULT_WINDOW = 0x10000  # 65,536: Go v1's defaultWindowSize; both peers must agree.
 
 
 class _Stream:
-    __slots__ = ("streamId", "sendWindow", "unacked", "consumed", "localClosed",
+    __slots__ = ("streamId", "sendWindow", "recv", "localClosed",
                  "remoteClosed")
 
     def __init__(self, streamId, sendWindow, localClosed=False):
         self.streamId = streamId
         self.sendWindow = sendWindow   # bytes we may still send
-        self.unacked = 0               # bytes received and not yet credited back
-        self.consumed = 0              # of those, bytes the application has taken
+        self.recv = None               # our ReceiveWindow for the peer's data
         self.localClosed = localClosed  # FIN sent (or the peer's SYN|FIN said it won't read)
         self.remoteClosed = False      # FIN received
 
@@ -106,12 +106,16 @@ class MuxadoV1Connection:
     """
 
     def __init__(self, client, window=DEFAULT_WINDOW, maxIncomingStreams=1024,
-                 maxGoAwayDebug=65536, windowUpdateThreshold=None):
+                 maxGoAwayDebug=65536, windowUpdateThreshold=None, maxWindow=None,
+                 windowBudget=0):
         self.client = client
         self.window = window
         self.maxIncomingStreams = maxIncomingStreams
         self.windowUpdateThreshold = (window // 4 if windowUpdateThreshold is None
                                       else windowUpdateThreshold)
+        # Receive windows may grow past ``window`` (up to ``maxWindow`` each,
+        # ``windowBudget`` in all) when the peer is window-bound; see window.py.
+        self._tuner = WindowTuner(window, maxWindow, windowBudget, windowUpdateThreshold)
         self._decoder = FrameDecoder(maxGoAwayDebug)
         self._streams = {}
         self._incoming = 0
@@ -164,7 +168,8 @@ class MuxadoV1Connection:
             raise ValueError("stream IDs exhausted")
         syn = encodeSyn(streamId, priority, streamType)
         self._lastLocalId = streamId
-        self._streams[streamId] = _Stream(streamId, self.window)
+        self._streams[streamId] = stream = _Stream(streamId, self.window)
+        stream.recv = self._tuner.newWindow()
         self._queue(syn)
         return streamId
 
@@ -240,11 +245,8 @@ class MuxadoV1Connection:
         stream = self._streams.get(streamId)
         if stream is None or stream.remoteClosed:
             return
-        stream.consumed += n
-        if stream.consumed >= self.windowUpdateThreshold and stream.consumed > 0:
-            increment = stream.consumed
-            stream.consumed = 0
-            stream.unacked -= increment
+        increment = stream.recv.consume(n, self._tuner)
+        if increment:
             self._queue(encodeWndInc(streamId, increment))
 
     def goAway(self, code=ErrorCode.NO_ERROR, debug=b""):
@@ -344,7 +346,8 @@ class MuxadoV1Connection:
             return
         self.lastRemoteId = streamId
         # SYN|FIN: the opener will not read (see the module docstring).
-        self._streams[streamId] = _Stream(streamId, self.window, localClosed=frame.fin)
+        self._streams[streamId] = stream = _Stream(streamId, self.window, localClosed=frame.fin)
+        stream.recv = self._tuner.newWindow()
         self._incoming += 1
         events.append(StreamOpened(streamId, 0, frame.streamType, frame.priority))
 
@@ -384,10 +387,9 @@ class MuxadoV1Connection:
                 return _DISCARD
             self._resetLocally(stream, ErrorCode.STREAM_CLOSED, events)
             return _DISCARD
-        if stream.unacked + length > self.window:
+        if not stream.recv.receive(length):
             self._resetLocally(stream, ErrorCode.FLOW_CONTROL_ERROR, events)
             return _DISCARD
-        stream.unacked += length
         return stream
 
     def _resetLocally(self, stream, code, events):
@@ -412,5 +414,10 @@ class MuxadoV1Connection:
         self._queue(encodeRst(streamId, toWireCode(code)))
 
     def _forget(self, streamId):
-        if self._streams.pop(streamId, None) is not None and not self.isLocal(streamId):
+        """Drop a stream, returning its window growth to the session."""
+        stream = self._streams.pop(streamId, None)
+        if stream is None:
+            return
+        self._tuner.release(stream.recv)
+        if not self.isLocal(streamId):
             self._incoming -= 1
