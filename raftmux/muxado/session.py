@@ -109,6 +109,8 @@ class MuxadoSession(Protocol):
         self._checkFirstFrame = not isClient
         self._versionTimer = None
         self._dispatching = False
+        self._batching = False        # inside dataReceived: one flush at its end
+        self._peerAddress = None
         self._soon = []               # (f, args) to call after this dispatch
         self._metrics = SessionMetrics(registry, "client" if isClient else "server")
         if version is not None:
@@ -304,13 +306,20 @@ class MuxadoSession(Protocol):
             data = self._checkGeneration(data)
             if data is None:
                 return
-        self._dispatching = True
+        # Everything this data makes anyone write (echoes, FINs, a new
+        # stream opened from a callback) goes out in one transport write.
+        self._batching = True
         try:
-            self._dispatch(data)
+            self._dispatching = True
+            try:
+                self._dispatch(data)
+            finally:
+                self._dispatching = False
+            if self._soon:
+                self._runSoon()
         finally:
-            self._dispatching = False
-        if self._soon:
-            self._runSoon()
+            self._batching = False
+        self.flush()
 
     def _assumeVersion(self):
         """The client has said nothing while we wait to open streams: speak v2."""
@@ -396,7 +405,6 @@ class MuxadoSession(Protocol):
                 self.log.warn("muxado: closing session with {peer}: {message} ({code})",
                               peer=self._peer(), message=event.message,
                               code=codeName(event.code))
-        self.flush()
 
     def connectionLost(self, reason):
         self._runSoon()
@@ -478,7 +486,7 @@ class MuxadoSession(Protocol):
 
     def flush(self):
         conn = self._conn
-        if conn is None:
+        if conn is None or self._batching:
             return
         if conn.hasDataToSend():
             self.transport.writeSequence(conn.dataToSend())
@@ -581,7 +589,9 @@ class MuxadoSession(Protocol):
     def _attachIncoming(self, stream):
         factory = self.streamFactories.get(stream.streamType, self.streamFactory)
         if factory is not None:
-            protocol = factory.buildProtocol(self.transport.getPeer())
+            if self._peerAddress is None:
+                self._peerAddress = self.transport.getPeer()
+            protocol = factory.buildProtocol(self._peerAddress)
             if protocol is None:
                 self._refuse(stream, ErrorCode.STREAM_REFUSED)
                 return
