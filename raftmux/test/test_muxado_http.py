@@ -23,7 +23,7 @@ from raftmux.muxado import (
     SessionEndpoint,
     connectSession,
 )
-from raftmux.muxado.frames import FrameDecoder, GoAway
+from raftmux.muxado.frames import FrameDecoder
 from raftmux.muxado.v1frames import FrameDecoder as V1FrameDecoder
 
 
