@@ -166,10 +166,12 @@ class BadPeerTests(TestCase):
         for garbage, decoder, code in badInputs:
 
             class Raw(Protocol):
+                sends = garbage
+
                 def connectionMade(self):
                     self.received = b""
                     self.lost = Deferred()
-                    self.transport.write(garbage)
+                    self.transport.write(self.sends)
 
                 def dataReceived(self, data):
                     self.received += data
