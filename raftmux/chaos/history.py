@@ -10,7 +10,8 @@ seconds (from the run's start) and heard back at ``complete``.  Its
 compare-and-set's ``result``), ``"fail"`` (certainly took no effect: a
 refused write, a read that got no answer) or ``"info"`` (indeterminate: a
 write or compare-and-set whose answer never came may or may not have taken
-effect, at any time after its invocation; its ``complete`` is None).
+effect, at any time after its invocation; its ``complete``, when set, is
+only when the client stopped waiting, and the checker treats it as open).
 """
 
 import json
