@@ -66,6 +66,8 @@ def _parser():
                         "(./chaos-runs/<time>-<target>-seed<S>)")
     p.add_argument("--keep-data", action="store_true",
                    help="keep the members' data directories (logs are always kept)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait that long for another run on this machine to finish (0)")
     p.add_argument("--cleanup", action="store_true",
                    help="only remove namespaces left by a run that was killed, then exit")
     p.add_argument("--flag", action="append", default=[], metavar="FLAG",
@@ -87,16 +89,24 @@ def _kinds(text):
     return kinds
 
 
-def _lock():
-    """Hold the machine-wide lock for the run, or None if another run holds it."""
+def _lock(wait=0.0):
+    """
+    Hold the machine-wide lock for the run (one run at a time: a run
+    removes stale namespaces of ours), or None if another run holds it for
+    more than ``wait`` seconds.
+    """
     os.makedirs(os.path.dirname(LOCK), exist_ok=True)
     f = open(LOCK, "a")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        return None
-    return f
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except OSError:
+            if time.monotonic() >= deadline:
+                f.close()
+                return None
+        time.sleep(0.2)
 
 
 class _Run:
@@ -148,7 +158,7 @@ class _Run:
         self.nemesis = Nemesis(self.reactor, self.network, self.target, self.relay,
                                self.history, self.clock, random.Random(seed + 2))
         from twisted.internet import defer
-        nemesis = defer.ensureDeferred(self.nemesis.run(
+        nemesis = defer.ensureDeferred(self.nemesis.execute(
             faults, stopped=lambda: self._shutdown is not None))
         await self.workload.run(until=args.time)
         await nemesis
@@ -218,7 +228,7 @@ def main(argv=None, out=None):
         sys.stderr.write("python -m raftmux.chaos: --nodes must be between 1 and 9\n")
         return 2
     kinds = _kinds(args.nemesis)
-    lock = _lock()
+    lock = _lock(args.wait)
     if lock is None:
         sys.stderr.write("python -m raftmux.chaos: another chaos run holds %s\n" % (LOCK,))
         return 2

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_chaos_nemesis -*-
+# -*- test-case-name: raftmux.test.test_chaos_parts -*-
 """
 Faults, Jepsen's "nemesis": a schedule drawn from a seed (``plan``, pure),
 and its execution against the namespaces and the members (``Nemesis``).
@@ -28,6 +28,7 @@ a quiet spell, and the run ends with a quiet spell so the cluster can
 recover before the workload stops.
 """
 
+import shutil
 import signal
 
 from twisted.internet import defer, protocol
@@ -144,7 +145,6 @@ class _Command(protocol.ProcessProtocol):
 
 def runCommand(reactor, argv, input=None):
     """Run ``argv`` without blocking the reactor: ``(exit code, output)``."""
-    import shutil
     command = _Command(input)
     executable = shutil.which(argv[0]) or argv[0]
     reactor.spawnProcess(command, executable, list(argv), env=None)
@@ -157,11 +157,13 @@ class Nemesis:
     ``Target``; ``relay``: a ``RelayProcess`` (None: no delay fault);
     ``history``: where start and stop events are recorded; ``clock()``:
     seconds since the run began; ``rng`` picks a member when the leader is
-    unknown.
+    unknown; ``run(argv, input)``: runs a command, a Deferred of ``(exit
+    code, output)`` (``runCommand`` on the reactor by default).
     """
 
-    def __init__(self, reactor, network, target, relay, history, clock, rng):
+    def __init__(self, reactor, network, target, relay, history, clock, rng, run=None):
         self.reactor = reactor
+        self.run = run or (lambda argv, input=None: runCommand(reactor, argv, input))
         self.network = network
         self.target = target
         self.relay = relay
@@ -176,7 +178,7 @@ class Nemesis:
         self.delayed = False
         self.errors = []
 
-    async def run(self, faults, stopped=lambda: False):
+    async def execute(self, faults, stopped=lambda: False):
         """Each fault at its time; returns when the last one is healed."""
         for fault in faults:
             if stopped():
@@ -276,7 +278,7 @@ class Nemesis:
 
     async def _apply(self, scripts):
         results = await defer.gatherResults([
-            runCommand(self.reactor, self.network.restoreCommand(ns), script)
+            self.run(self.network.restoreCommand(ns), script)
             for ns, script in scripts.items()])
         for (code, output), ns in zip(results, scripts, strict=True):
             if code != 0:

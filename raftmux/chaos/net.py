@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_chaos_net -*-
+# -*- test-case-name: raftmux.test.test_chaos_parts -*-
 """
 The chaos run's network: network namespaces that it creates and removes
 itself, all named with one prefix (``rmxc-`` by default) so that stale

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_chaos_relay -*-
+# -*- test-case-name: raftmux.test.test_chaos_parts -*-
 """
 A TCP relay that can delay what it carries: ``tc netem`` done in user
 space, because this machine's kernel has no netem.

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_chaos_report -*-
+# -*- test-case-name: raftmux.test.test_chaos_parts -*-
 """
 What a chaos run prints and leaves behind: a summary table (or one JSON
 object), and, like Jepsen, plots beside the history: each operation's

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_chaos_run -*-
+# -*- test-case-name: raftmux.test.test_chaos_parts,raftmux.test.test_chaos_run -*-
 """
 What a chaos run tests: a cluster of ``twistd raftmux`` members or of etcd
 3.4 members, each inside its namespace (``ip netns exec``), and the

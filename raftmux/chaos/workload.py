@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_chaos_workload -*-
+# -*- test-case-name: raftmux.test.test_chaos_parts -*-
 """
 The workload: concurrent clients doing reads, writes and compare-and-sets
 on a few keys, each client bound to one member (as Jepsen binds its
