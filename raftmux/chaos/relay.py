@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-__all__ = ["DelayLine", "Relay", "RelayProcess", "main"]
+__all__ = ["DelayLine", "Relay", "RelayControl", "RelayProcess", "main"]
 
 _log = Logger()
 
@@ -244,7 +244,7 @@ class Relay:
                                                      interface=host))
 
 
-class _Control(LineReceiver):
+class RelayControl(LineReceiver):
     delimiter = b"\n"
 
     def __init__(self, relay):
@@ -292,7 +292,7 @@ def main(argv=None):
     sources = dict(item.split("=", 1) for item in args.source)
     relay = Relay(reactor, routes, sources)
     relay.listen()
-    control = _Control(relay)
+    control = RelayControl(relay)
     stdio.StandardIO(control)
     control.sendLine(b"ready")
     reactor.run()

@@ -30,7 +30,7 @@ from zope.interface import Interface, implementer
 
 from raftmux.cluster import ETCD, LocalCluster, Member, twistdCommand
 
-__all__ = ["Failed", "Indeterminate", "IRegisterClient", "RaftmuxClient", "EtcdClient",
+__all__ = ["Failed", "Indeterminate", "IRegisterClient", "HTTPClient", "RaftmuxClient", "EtcdClient",
            "NamespaceCluster", "Target", "TARGETS"]
 
 
@@ -55,7 +55,7 @@ class IRegisterClient(Interface):
         """Deferred: True if ``key`` held ``prev`` and now holds ``new``, else False."""
 
 
-class _HTTP:
+class HTTPClient:
     """A persistent-connection Agent shared by a target's clients."""
 
     def __init__(self, reactor, connections):
@@ -246,7 +246,7 @@ class Target:
         else:
             self.cluster = NamespaceCluster(directory, network, "raftmux", flags=flags,
                                             reactor=reactor)
-        self.http = _HTTP(reactor, max(2, clients))
+        self.http = HTTPClient(reactor, max(2, clients))
         self._ids = {}
 
     @property
