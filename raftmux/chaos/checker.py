@@ -36,7 +36,7 @@ import time
 
 from raftmux.chaos.history import CAS, FAIL, INFO, OK, READ, WRITE
 
-__all__ = ["ANY", "LINEARIZABLE", "NOT_LINEARIZABLE", "UNKNOWN", "Anomaly", "CheckResult",
+__all__ = ["ANY", "FRESH", "LINEARIZABLE", "NOT_LINEARIZABLE", "UNKNOWN", "Anomaly", "CheckResult",
            "SearchResult", "check", "checkKey", "minimalWindow", "search", "step"]
 
 LINEARIZABLE, NOT_LINEARIZABLE, UNKNOWN = "linearizable", "not linearizable", "unknown"
@@ -116,6 +116,78 @@ class _Budget:
             self.steps = max(0, self.steps - used)
 
 
+class _Fresh:
+    """A value nobody ever read or compared with: all such values act alike."""
+
+    def __repr__(self):
+        return "FRESH"
+
+
+FRESH = _Fresh()
+
+
+class _Canonical:
+    """An operation as the search sees it: values nobody observes become ``FRESH``."""
+
+    __slots__ = ("f", "value", "type", "result")
+
+    def __init__(self, op, observed):
+        self.f, self.type, self.result = op.f, op.type, op.result
+        if op.f == WRITE:
+            self.value = op.value if op.value in observed else FRESH
+        elif op.f == CAS:
+            prev, new = op.value
+            self.value = (prev, new if new in observed else FRESH)
+        else:
+            self.value = op.value
+
+
+def _observed(ops):
+    """Every value some operation compares the register with."""
+    seen = set()
+    for op in ops:
+        if op.f == READ:
+            seen.add(op.value)
+        elif op.f == CAS:
+            seen.add(op.value[0])
+    return seen
+
+
+def _pool(op, canonical):
+    """
+    Indeterminate operations that nobody can tell apart once applied: a
+    write of an unobserved value, or a compare-and-set from the same value
+    to an unobserved one.  They never end, so any two of them that have
+    begun can trade places in a linearization; the search only ever tries
+    the earliest of a kind, which keeps many abandoned writes from making
+    it exponential.
+    """
+    if op.type != INFO:
+        return None
+    if canonical.f == WRITE and canonical.value is FRESH:
+        return (WRITE,)
+    if canonical.f == CAS and canonical.value[1] is FRESH:
+        return (CAS, canonical.value[0])
+    return None
+
+
+def _shown(raw, state, op):
+    """
+    The register's real value after ``op`` (``state`` is the canonical one
+    before it), kept beside the canonical state only to explain failures.
+    """
+    if op.f == WRITE:
+        return op.value
+    if op.f == READ:
+        return op.value if state is ANY else raw
+    prev, new = op.value
+    if state is ANY:
+        return new if op.result else ANY
+    if op.type == INFO:
+        return new if state == prev else raw
+    return new if op.result else raw
+
+
 def search(ops, init=None, budget=None):
     """
     Is the single-register history ``ops`` linearizable from ``init``?
@@ -124,6 +196,16 @@ def search(ops, init=None, budget=None):
     """
     budget = budget or _Budget()
     n = len(ops)
+    observed = _observed(ops)
+    model = [_Canonical(op, observed) for op in ops]
+    pool = [_pool(op, m) for op, m in zip(ops, model, strict=True)]
+    # Failed compares not yet linearized, by the value they compared with.
+    failedCompares = {}
+    comparesWith = [None] * n
+    for i, op in enumerate(ops):
+        if op.f == CAS and op.type == OK and op.result is False:
+            comparesWith[i] = op.value[0]
+            failedCompares[op.value[0]] = failedCompares.get(op.value[0], 0) + 1
     events = []
     for i, op in enumerate(ops):
         end = INF if op.type == INFO or op.complete is None else op.complete
@@ -138,6 +220,7 @@ def search(ops, init=None, budget=None):
         nxt[size - 1] = -1
     prv = [head] + list(range(size - 1)) + [-1]
     isCall = [e[1] == 0 for e in events]
+    openEnded = [e[1] == 1 and e[0] == INF for e in events]
     opOf = [e[2] for e in events]
     returnOf = [0] * n
     for node, (_, kind, i) in enumerate(events):
@@ -157,10 +240,11 @@ def search(ops, init=None, budget=None):
         if q != -1:
             prv[q] = x
 
-    state = init
+    state = raw = init
     linearized = 0
     cache = set()
     calls = []
+    tried = frozenset()  # pool kinds already met in this scan of the list
     steps = 0
     best = (-1, None, None)
     entry = nxt[head]
@@ -172,35 +256,56 @@ def search(ops, init=None, budget=None):
                                 depth=max(best[0], 0))
         i = opOf[entry]
         if isCall[entry]:
-            new = step(state, ops[i])
+            kind = pool[i]
+            if kind is not None:
+                if kind in tried or state is ANY or state is FRESH or \
+                        not failedCompares.get(state) or \
+                        (kind[0] == CAS and kind[1] != state):
+                    entry = nxt[entry]
+                    continue
+                tried = tried | {kind}
+            new = step(state, model[i])
             if new is not _REJECT:
                 lin = linearized | bit[i]
                 seen = (lin, new)
                 if seen not in cache:
                     cache.add(seen)
-                    calls.append((entry, state))
+                    calls.append((entry, state, tried, raw))
+                    raw = _shown(raw, state, ops[i])
                     state = new
                     linearized = lin
                     unlink(entry)
                     unlink(returnOf[i])
+                    if comparesWith[i] is not None:
+                        failedCompares[comparesWith[i]] -= 1
                     entry = nxt[head]
+                    tried = frozenset()
                     continue
             entry = nxt[entry]
+        elif openEnded[entry]:
+            # Every determinate operation is placed (their returns all come
+            # earlier in the list); what is left may never have happened.
+            break
         else:
             if len(calls) > best[0]:
-                best = (len(calls), i, state)
+                best = (len(calls), i, raw)
             if not calls:
                 budget.spend(steps)
                 return SearchResult(NOT_LINEARIZABLE, steps, culprit=best[1], state=best[2],
                                     depth=best[0])
-            entry, state = calls.pop()
+            entry, state, tried, raw = calls.pop()
             i = opOf[entry]
+            if comparesWith[i] is not None:
+                failedCompares[comparesWith[i]] += 1
             linearized &= ~bit[i]
             relink(returnOf[i])
             relink(entry)
             entry = nxt[entry]
     budget.spend(steps)
-    return SearchResult(LINEARIZABLE, steps, order=[opOf[c] for c, _ in calls], depth=n)
+    order = [opOf[c] for c, _, _, _ in calls]
+    placed = set(order)
+    order.extend(i for i in range(n) if i not in placed)
+    return SearchResult(LINEARIZABLE, steps, order=order, depth=n)
 
 
 def _checkable(ops):
@@ -321,8 +426,10 @@ class Anomaly:
         self.minimal = minimal
 
     def explain(self):
-        shown = "unknown" if self.state is ANY else (
-            "nil" if self.state is None else repr(self.state))
+        if self.state is ANY:
+            shown = "unknown"
+        else:
+            shown = "nil" if self.state is None else repr(self.state)
         if self.culprit is None:
             return "key %s: no order of these operations is a legal register history" % (
                 self.key,)

@@ -127,8 +127,10 @@ def plot(history, directory, title=""):
     end = max([op.complete for op in ops] + [e.time for e in history.events] + [1.0])
     windows = history.windows()
     kinds = sorted({w[0] for w in windows})
-    palette = ["#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#fc9272", "#d9d9d9", "#c7e9c0"]
-    shade = {k: palette[i % len(palette)] for i, k in enumerate(kinds)}
+    palette = {"partition-halves": "#9ecae1", "partition-leader": "#6baed6",
+               "partition-bridge": "#c6dbef", "kill": "#fc9272", "pause": "#bcbddc",
+               "loss": "#fdd0a2", "delay": "#d9d9d9"}
+    shade = {k: palette.get(k, "#e5e5e5") for k in kinds}
 
     def shadeWindows(ax):
         seen = set()

@@ -216,10 +216,15 @@ class HandMadeTests(SynchronousTestCase):
 
 
 def _hard(count=16):
-    """Many indeterminate writes and a read nobody could explain: exponential."""
+    """
+    Many indeterminate writes, each read later, one after another, and
+    then a read nobody could explain: every subset of the writes might
+    have been applied early, so the search is exponential.
+    """
     m = _Maker()
     ops = [m.w("k", "v%d" % (i,), i * 0.01, None, type=INFO) for i in range(count)]
-    ops.append(m.r("k", "never", 1, 2))
+    ops += [m.r("k", "v%d" % (i,), 1 + i, 1.5 + i) for i in range(count)]
+    ops.append(m.r("k", "never", 100, 101))
     return ops
 
 
