@@ -21,6 +21,8 @@ import signal
 import sys
 import time
 
+from twisted.internet import defer
+
 from raftmux.chaos.checker import check
 from raftmux.chaos.history import History
 from raftmux.chaos.nemesis import KINDS, Nemesis, plan
@@ -157,7 +159,6 @@ class _Run:
             opTimeout=args.op_timeout, serializable=args.reads == "serializable")
         self.nemesis = Nemesis(self.reactor, self.network, self.target, self.relay,
                                self.history, self.clock, random.Random(seed + 2))
-        from twisted.internet import defer
         nemesis = defer.ensureDeferred(self.nemesis.execute(
             faults, stopped=lambda: self._shutdown is not None))
         await self.workload.run(until=args.time)
@@ -167,7 +168,6 @@ class _Run:
     async def shutdown(self):
         """Undo every fault, stop the members and the relay; safe to call twice."""
         if self._shutdown is None:
-            from twisted.internet import defer
             self._shutdown = defer.ensureDeferred(self._stopEverything())
         await self._shutdown
 
@@ -186,7 +186,7 @@ class _Run:
 
 
 def _experiment(args, network, directory, history, kinds):
-    from twisted.internet import defer, reactor
+    from twisted.internet import reactor
 
     run = _Run(reactor, args, network, directory, history, kinds)
 
@@ -223,10 +223,10 @@ def main(argv=None, out=None):
     if why:
         sys.stderr.write("python -m raftmux.chaos: %s\n" % (why,))
         return 2
-    names = ["n%d" % (i + 1,) for i in range(args.nodes)]
     if not 1 <= args.nodes <= 9:
         sys.stderr.write("python -m raftmux.chaos: --nodes must be between 1 and 9\n")
         return 2
+    names = ["n%d" % (i + 1,) for i in range(args.nodes)]
     kinds = _kinds(args.nemesis)
     lock = _lock(args.wait)
     if lock is None:

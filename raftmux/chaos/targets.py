@@ -240,7 +240,7 @@ class Target:
         self.kind = kind
         self.network = network
         if kind == "etcd":
-            etcdFlags = list(flags) or ["--logger", "zap", "--log-outputs", "stderr"]
+            etcdFlags = ["--logger", "zap", "--log-outputs", "stderr"] + list(flags)
             self.cluster = NamespaceCluster(directory, network, "etcd", etcdFlags=etcdFlags,
                                             reactor=reactor)
         else:

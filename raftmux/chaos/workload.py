@@ -15,6 +15,8 @@ operation in flight, and the abandoned one may still be in flight); a
 read becomes a failure (it changed nothing).
 """
 
+import random
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -74,7 +76,7 @@ class Workload:
         self._stopping = True
 
     async def _client(self, index, name, client, until):
-        rng = self.rng.__class__(self.rng.random())
+        rng = random.Random(self.rng.random())
         process = index
         while not self._stopping and self.clock() < until:
             op = await self._one(process, name, client, rng)
