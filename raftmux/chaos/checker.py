@@ -415,15 +415,17 @@ class Anomaly:
     operation the search could not place), ``state`` (the value the
     register held when it had to take effect), ``minimal`` (whether the
     window was proven on its own, else ``ops`` is the key's whole
-    history).
+    history); ``context`` (the writes, from outside the window, of the
+    values its operations saw: not part of the proof, only to read it).
     """
 
-    def __init__(self, key, ops, culprit, state, minimal):
+    def __init__(self, key, ops, culprit, state, minimal, context=()):
         self.key = key
         self.ops = sorted(ops, key=lambda o: o.invoke)
         self.culprit = culprit
         self.state = state
         self.minimal = minimal
+        self.context = sorted(context, key=lambda o: o.invoke)
 
     def explain(self):
         if self.state is ANY:
@@ -440,7 +442,8 @@ class Anomaly:
     def asJSON(self):
         return {"key": self.key, "explanation": self.explain(), "minimal": self.minimal,
                 "culprit": self.culprit.asJSON() if self.culprit is not None else None,
-                "ops": [op.asJSON() for op in self.ops]}
+                "ops": [op.asJSON() for op in self.ops],
+                "context": [op.asJSON() for op in self.context]}
 
 
 class CheckResult:
@@ -479,7 +482,21 @@ def checkKey(ops, init=None, budget=None, windowSeconds=10.0):
         culprit = ops[result.culprit] if result.culprit is not None else None
         return result, Anomaly(key, ops, culprit, result.state, False)
     culprit = window[proof.culprit] if proof.culprit is not None else None
-    return result, Anomaly(key, window, culprit, proof.state, True)
+    return result, Anomaly(key, window, culprit, proof.state, True, _context(ops, window))
+
+
+def _context(ops, window):
+    """The writes outside ``window`` of the values its operations compared with."""
+    inWindow = {id(op) for op in window}
+    seen = _observed(window)
+    found = []
+    for op in ops:
+        if id(op) in inWindow:
+            continue
+        made = op.value if op.f == WRITE else op.value[1] if op.f == CAS else None
+        if op.f != READ and made in seen and (op.f == WRITE or op.result or op.type == INFO):
+            found.append(op)
+    return found
 
 
 def check(ops, seconds=60.0, steps=None, clock=time.monotonic):

@@ -91,8 +91,11 @@ def table(summary, anomalies=()):
         lines.append("           %8s %8s  %-4s %-7s %-5s %s" % (
             "invoke", "complete", "node", "process", "type", "operation"))
         shown = anomaly.ops if len(anomaly.ops) <= 40 else anomaly.ops[-40:]
-        for op in shown:
-            mark = "  <- cannot take effect" if op is anomaly.culprit else ""
+        rows = [(op, "  <- cannot take effect" if op is anomaly.culprit else "")
+                for op in shown]
+        rows += [(op, "  (outside the window: wrote a value seen in it)")
+                 for op in getattr(anomaly, "context", ())]
+        for op, mark in sorted(rows, key=lambda r: r[0].invoke):
             lines.append("           %s %s  %-4s %-7s %-5s %s%s" % (
                 _when(op.invoke), _when(op.complete if op.type != INFO else None),
                 op.node or "-", op.process, op.type, op.describe(), mark))

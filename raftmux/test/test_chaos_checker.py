@@ -85,6 +85,9 @@ class HandMadeTests(SynchronousTestCase):
         self.assertEqual([op.describe() for op in anomaly.ops],
                          ["write k 'b'", "read k -> 'a'"])
         self.assertIn("read k -> 'a'", anomaly.explain())
+        # The write of the value the stale read saw is shown beside the proof.
+        self.assertEqual([op.describe() for op in anomaly.context], ["write k 'a'"])
+        self.assertEqual(len(anomaly.asJSON()["context"]), 1)
 
     def test_staleReadOverlappingIsFine(self):
         """The same read overlapping the second write may be ordered before it."""

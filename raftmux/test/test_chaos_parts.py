@@ -649,6 +649,7 @@ class ReportTests(SynchronousTestCase):
         text = report.table(summary, result.anomalies)
         self.assertIn("NOT LINEARIZABLE", text)
         self.assertIn("read k -> 'a'  <- cannot take effect", text)
+        self.assertIn("write k 'a'  (outside the window: wrote a value seen in it)", text)
         self.assertIn("partition-leader x1", text)
         self.assertIn("plots      none: no matplotlib", text)
 
