@@ -85,8 +85,8 @@ def table(summary, anomalies=()):
         lines.append("anomalies  none")
     for anomaly in anomalies:
         lines.append("anomaly    %s" % (anomaly.explain(),))
-        lines.append("           %s:" % ("the smallest set of operations that cannot be "
-                                         "linearized" if anomaly.minimal else
+        lines.append("           %s:" % ("a few operations that cannot be linearized "
+                                         "on their own" if anomaly.minimal else
                                          "the key's operations (no smaller window proven)"))
         lines.append("           %8s %8s  %-4s %-7s %-5s %s" % (
             "invoke", "complete", "node", "process", "type", "operation"))
