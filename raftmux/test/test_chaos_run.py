@@ -11,6 +11,7 @@ These skip, saying why, when the machine cannot run them (not root, no
 ``ip``/``iptables``, no etcd for the etcd run).
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from raftmux.chaos.net import PREFIX, requirements
 from raftmux.cluster import ETCD, childEnvironment
 
 _WHY = requirements()
+TEST_LOCK = "/run/lock/raftmux-chaos-tests.lock"
 
 
 class _Collect(protocol.ProcessProtocol):
@@ -51,16 +53,32 @@ def _ourNamespaces():
 
 class ChaosRunTests(TestCase):
 
-    timeout = 600
+    timeout = 900
 
     def setUp(self):
         if _WHY:
             raise SkipTest("chaos runs need the machine's network namespaces: " + _WHY)
+        return defer.ensureDeferred(self.exclusive())
+
+    async def exclusive(self):
+        """
+        Hold this module's lock for the whole test: trial's -j2 may run two
+        of these at once, and each checks that no namespace of ours is
+        left, which only means something while no other run is going.
+        """
+        f = open(TEST_LOCK, "a")
+        self.addCleanup(f.close)
+        for _ in range(3000):
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                await deferLater(reactor, 0.2, lambda: None)
+        self.fail("another chaos test held %s for 10 minutes" % (TEST_LOCK,))
 
     def spawn(self, *args):
         out = os.path.abspath(self.mktemp())
-        # Trial's -j2 may run two of these at once: the second waits its turn.
-        argv = [sys.executable, "-m", "raftmux.chaos", "--out", out, "--wait", "400"] + list(args)
+        argv = [sys.executable, "-m", "raftmux.chaos", "--out", out, "--wait", "60"] + list(args)
         collect = _Collect()
         collect.process = reactor.spawnProcess(collect, sys.executable, argv,
                                                 env=childEnvironment(),
