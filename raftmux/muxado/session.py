@@ -373,9 +373,10 @@ class MuxadoSession(Protocol):
             if kind is events.DataReceived:
                 stream = streams.get(event.streamId)
                 if stream is not None:
-                    stream.dataReceived(event.data)
-                    if stream in self._sniffing:
-                        self._sniffStreamType(stream)
+                    if self._sniffing and stream in self._sniffing:
+                        self._typeFromFirstBytes(stream, event.data)
+                    else:
+                        stream.dataReceived(event.data)
             elif kind is events.WindowUpdated:
                 stream = streams.get(event.streamId)
                 if stream is not None:
@@ -568,6 +569,21 @@ class MuxadoSession(Protocol):
             self._sniffing.add(stream)
         else:
             self._attachIncoming(stream)
+
+    def _typeFromFirstBytes(self, stream, data):
+        """
+        The usual case at once: an untyped session's stream that does not start
+        like a heartbeat is routed before its first bytes are delivered.
+        """
+        if (not self.streamFactories and not stream.receivedSoFar()
+                and len(data) >= len(HEARTBEAT_TYPE) and not data.startswith(HEARTBEAT_TYPE)):
+            self._sniffing.discard(stream)
+            stream.release()
+            self._attachIncoming(stream)
+            stream.dataReceived(data)
+            return
+        stream.dataReceived(data)
+        self._sniffStreamType(stream)
 
     def _sniffStreamType(self, stream):
         """A v2 stream's first bytes have arrived: read its type, then route it."""
