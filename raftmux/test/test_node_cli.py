@@ -27,6 +27,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 
@@ -35,7 +36,13 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from raftmux.cluster import LocalCluster, childEnvironment, planMembers, twistdCommand
+from raftmux.cluster import (
+    LocalCluster,
+    childEnvironment,
+    freePort,
+    planMembers,
+    twistdCommand,
+)
 from raftmux.raft import wal
 from raftmux.rafthttp.testing import waitFor
 
@@ -472,6 +479,88 @@ class StartFailureTests(TestCase):
             self.assertIn("CRC mismatch at offset %d" % (start,), output)
             self.assertNotIn("listening on", output)
             self.assertNotIn("Traceback", output)
+        return defer.ensureDeferred(go())
+
+
+class FailedStartTests(TestCase):
+    """
+    A failed start leaves nothing behind and ends the process with status 1
+    (issue 18): under ``twistd raftmux`` and inside a ``.tac`` file.
+    """
+
+    timeout = 90
+
+    def takePort(self, port):
+        """Listen on ``port`` with a plain socket until the test ends."""
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        self.addCleanup(taken.close)
+        return taken
+
+    async def waitExit(self, member):
+        try:
+            await waitFor(reactor, lambda: not member.running, timeout=30,
+                          what="twistd's exit")
+        except AssertionError:
+            self.fail("twistd did not exit:\n" + member.output())
+
+    def test_portTakenThenFree(self):
+        """
+        The client port is taken: twistd exits 1 having written nothing in
+        the data directory.  Started again once the port is free, the member
+        elects itself, even with another --initial-cluster-token.
+        """
+        async def go():
+            directory = scratchDirectory(self)
+            cluster = LocalCluster.create(directory, size=1, ports="auto", onePort=False,
+                                          token="first", flags=FAST)
+            self.addCleanup(cluster.stopAll)
+            member = cluster.member("n1")
+            taken = self.takePort(int(member.clientURL.rsplit(":", 1)[1]))
+            cluster.start("n1")
+            await self.waitExit(member)
+            self.assertEqual(member.exits[-1], ("exit", 1), member.output())
+            self.assertIn("cannot listen on %s" % (member.clientURL,), member.output())
+            self.assertEqual(os.listdir(member.dataDir) if os.path.isdir(member.dataDir)
+                             else [], [], "written by a start that failed")
+            taken.close()
+            cluster.token = "second"
+            cluster.start("n1")
+            await cluster.waitHealthy(timeout=30)
+            self.assertEqual(await cluster.waitLeader(timeout=30), "n1")
+        return defer.ensureDeferred(go())
+
+    def test_tacExampleExitsOnFailedStart(self):
+        """
+        ``docs/examples/raftmux.tac`` under ``twistd -ny``, its port taken:
+        the process ends with status 1 instead of running on without a node.
+        """
+        async def go():
+            directory = scratchDirectory(self)
+            here = os.path.dirname(os.path.abspath(__file__))
+            with open(os.path.join(here, "..", "..", "docs", "examples", "raftmux.tac")) as f:
+                tac = f.read()
+            peer, client = freePort(), freePort()
+            self.takePort(client)
+            tac = tac.replace("http://127.0.0.1:2380", "http://127.0.0.1:%d" % (peer,)) \
+                .replace("http://127.0.0.1:2379", "http://127.0.0.1:%d" % (client,)) \
+                .replace('"example.etcd"', repr(os.path.join(directory, "example.etcd")))
+            path = os.path.join(directory, "raftmux.tac")
+            with open(path, "w") as f:
+                f.write(tac)
+            command = twistdCommand()
+            twistd = _Collect()
+            process = reactor.spawnProcess(
+                twistd, command[0], command + ["-ny", path, "--pidfile="],
+                env=childEnvironment(), path=directory)
+            self.addCleanup(lambda: None if twistd.done else (
+                process.signalProcess("KILL"), twistd.ended)[1])
+            await waitFor(reactor, lambda: twistd.done, timeout=30, what="twistd's exit")
+            text = twistd.output.decode()
+            self.assertEqual(twistd.exit, 1, text)
+            self.assertIn("cannot listen on http://127.0.0.1:%d" % (client,), text)
+            self.assertFalse(os.path.exists(os.path.join(directory, "example.etcd")))
         return defer.ensureDeferred(go())
 
 
