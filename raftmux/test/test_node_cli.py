@@ -590,3 +590,57 @@ class ProcfileTests(SynchronousTestCase):
             expected[expected.index("--data-dir") + 1] = "raftmux-cluster/" + name
             self.assertEqual(dict(zip(argv[4::2], argv[5::2], strict=True)),
                              dict(zip(expected[::2], expected[1::2], strict=True)))
+
+
+class ControlSocketTests(SynchronousTestCase):
+    """The control socket: one JSON line in, one out, one ``command_<name>`` per command."""
+
+    def connect(self, handler):
+        from twisted.internet.testing import StringTransport
+
+        from raftmux.cluster.control import controlFactory
+        proto = controlFactory(handler).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def answers(self, transport):
+        return [json.loads(line) for line in transport.value().splitlines()]
+
+    def test_dispatchByName(self):
+        class Handler:
+            def command_echo(self, request):
+                return {"ok": True, "said": request["what"]}
+
+            async def command_later(self, request):
+                return {"ok": True, "later": True}
+
+            def command_broken(self, request):
+                raise RuntimeError("it broke")
+        proto, transport = self.connect(Handler())
+        for request in ({"cmd": "echo", "what": "hi"}, {"cmd": "later"},
+                        {"cmd": "broken"}, {"cmd": "nothing"}, {"cmd": "__class__"},
+                        {"cmd": 3}, ["not", "a", "dict"]):
+            proto.dataReceived(json.dumps(request).encode() + b"\n")
+        self.assertEqual(self.answers(transport), [
+            {"ok": True, "said": "hi"}, {"ok": True, "later": True},
+            {"ok": False, "error": "it broke"},
+            {"ok": False, "error": "unknown command 'nothing'"},
+            {"ok": False, "error": "unknown command '__class__'"},
+            {"ok": False, "error": "unknown command 3"},
+            {"ok": False, "error": "a request is a JSON object"}])
+
+    def test_badJSONAndLongLines(self):
+        proto, transport = self.connect(object())
+        proto.dataReceived(b"{nope\n")
+        (answer,) = self.answers(transport)
+        self.assertFalse(answer["ok"])
+        proto.dataReceived(b"x" * (70 * 1024))
+        self.assertTrue(transport.disconnecting)
+
+    def test_supervisorCommands(self):
+        """Every command of the command line has its method on the supervisor."""
+        from raftmux.cluster.cli import COMMANDS
+        from raftmux.cluster.supervisor import Supervisor
+        remote = set(COMMANDS) - {"run", "leader"}
+        self.assertEqual({c for c in remote if hasattr(Supervisor, "command_" + c)}, remote)
