@@ -4,9 +4,11 @@
 ``IService``.  It joins the parts: ``DiskStorage`` + ``RawNode`` +
 ``RaftDriver`` (consensus), a rafthttp ``Transport`` whose Agent dials
 peers through ``PeerDialer`` (muxado sessions between raftmux nodes, plain
-rafthttp toward etcd), the ``KVStateMachine`` with snapshots, and one
-twisted.web Site served on every listening URL through a
-``SniffingFactory`` (``portFactory``).
+rafthttp toward etcd), the ``KVStateMachine`` with snapshots, and two
+twisted.web Sites: the peer Site (rafthttp, ``/members`` and the client
+API) and the client Site (the client API), served through a
+``SniffingFactory`` per kind of listening URL (``portFactory``; who may
+reach which is ``raftmux.node.listeners``).
 """
 
 import os

@@ -201,6 +201,27 @@ class ThreeNodeTests(ClusterCase):
         code, body, _ = await self.request(b"GET", self.nodes[0], "/health")
         self.assertEqual((code, json.loads(body)["health"]), (200, "true"))
 
+    async def test_campaignAllowedFollowsWhatPeersSpeak(self):
+        """
+        Whether raft may campaign is an input the node sets when it learns a
+        peer's kind: a peer that answered as etcd (PLAIN) forbids it, and
+        forgetting that answer allows it again.
+        """
+        from raftmux.node.config import addressOf
+        await self.startCluster()
+        leader = self.leaderOf()
+        follower = [n for n in self.nodes if n is not leader][0]
+        self.assertTrue(follower.rawNode.raft.campaignAllowed)
+        address = addressOf(follower.peerURLsOf(leader.id)[0])
+        dialer = follower.dialer
+        previous = dialer.kinds.get(address)
+        dialer.kinds[address] = PLAIN
+        dialer.onKindChange(address, PLAIN)
+        self.assertFalse(follower.rawNode.raft.campaignAllowed)
+        dialer.kinds[address] = previous
+        dialer.onKindChange(address, previous)
+        self.assertTrue(follower.rawNode.raft.campaignAllowed)
+
     async def test_leaderStopsWritesContinue(self):
         """Stop the leader: the others elect a new one and take writes."""
         await self.startCluster()
