@@ -19,13 +19,12 @@ from collections import Counter
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.client import Agent
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
-from raftmux.httpbody import readBody
+from raftmux.httpbody import discardBody, readBody
 from raftmux.muxado import SessionEndpoint, connectSession
 from raftmux.node.config import addressOf
 from raftmux.tls import HTTP11, MUXADO_ALPN
@@ -279,7 +278,7 @@ class PeerDialer:
         def answered(response):
             if response.code != 200:
                 # A member still starting, or a proxy: ask again later.
-                response.deliverBody(_Discard())
+                discardBody(response)
                 raise ConnectError(string="GET /version answered %d" % (response.code,))
             return readBody(response, VERSION_BODY_LIMIT)
 
@@ -314,11 +313,6 @@ def _share(pending, key, start):
             w.callback(result)
     start().addBoth(finished)
     return d
-
-
-class _Discard(Protocol):
-    def connectionLost(self, reason):
-        pass
 
 
 class _Direct:

@@ -405,3 +405,57 @@ class PeerCertificateTests(TestCase):
             "listen-client-urls": url, "advertise-client-urls": url,
             "peer-cert-file": certFile, "peer-key-file": keyFile})
         self.assertIn("--peer-trusted-ca-file", str(error))
+
+
+class SplitPortsClusterTests(TestCase):
+    """Three members, each with a client port and a peer port."""
+
+    timeout = 60
+
+    async def test_followersForwardOverPeerURLs(self):
+        """
+        Raft, sessions and forwarded writes go over the peer URLs; a write on
+        a follower's client URL is forwarded to the leader and answered.
+        """
+        directory = self.mktemp()
+        ports = await bindPorts(reactor, 6)
+        for port in ports:
+            self.addCleanup(port.stopListening)
+        peers, clients = ports[:3], ports[3:]
+        cluster = ",".join("n%d=%s" % (i + 1, urlOf(p)) for i, p in enumerate(peers))
+        nodes = []
+        for i in range(3):
+            peerURL, clientURL = urlOf(peers[i]), urlOf(clients[i])
+            config = NodeConfig({
+                "name": "n%d" % (i + 1,), "data-dir": os.path.join(directory, str(i)),
+                "listen-peer-urls": peerURL, "initial-advertise-peer-urls": peerURL,
+                "listen-client-urls": clientURL, "advertise-client-urls": clientURL,
+                "initial-cluster": cluster, "initial-cluster-token": "split"})
+            node = RaftNode(config, reactor=reactor, listen=False, fsync=False)
+            for url, port in ((peerURL, peers[i]), (clientURL, clients[i])):
+                factory = node.portFactory(url)
+                factory.doStart()
+                port.lateFactory.target = factory
+                self.addCleanup(factory.doStop)
+            node.startService()
+            self.addCleanup(node.stopService)
+            nodes.append(node)
+        for node in nodes:
+            await node.whenStarted()
+        await waitFor(reactor, lambda: len({n.leader for n in nodes} - {0}) == 1
+                      and all(n.leader for n in nodes), timeout=20, what="a leader")
+        follower = [i for i, n in enumerate(nodes) if not n.isLeader][0]
+        agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+        response = await agent.request(b"PUT", (urlOf(clients[follower]) + "/kv/f").encode(),
+                                       None, BytesProducer(b"forwarded"))
+        body = await readBody(response, 1 << 20)
+        self.assertEqual(response.code, 200, body)
+        await waitFor(reactor, lambda: all(n.kv.get(b"f") == b"forwarded" for n in nodes),
+                      what="applied everywhere")
+        self.assertEqual(nodes[follower].registry.get_sample_value(
+            "raftmux_node_forwarded_requests_total"), 1)
+        # Between the members: one muxado session per pair, on peer URLs.
+        for node in nodes:
+            self.assertEqual(sorted(node.dialer.sessions),
+                             sorted(("127.0.0.1", p.getHost().port) for j, p in enumerate(peers)
+                                    if nodes[j] is not node))
