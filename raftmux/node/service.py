@@ -220,12 +220,12 @@ class RaftNode(service.MultiService):
         if self.listen:
             await self._listen()
         known = identity.load(config.identityFile)
-        try:
-            self.storage = DiskStorage(config.raftDir, fsync=self.fsync)
-        except Exception as e:
-            raise NodeStartError("the raft log in %s cannot be used: %s" % (config.raftDir, e)) \
-                from e
-        fresh = self.storage.lastIndex() == 0 and not self.storage.initialState()[0].term
+        # A raft directory is created only once the start can go on (a join
+        # that fails leaves none behind).
+        fresh = True
+        if os.path.isdir(config.raftDir):
+            self._openStorage()
+            fresh = self.storage.lastIndex() == 0 and not self.storage.initialState()[0].term
         if known is not None and fresh:
             self.log.warn("raftmux: {dir} holds an identity but no raft state (an earlier start "
                           "ended before its first write): starting afresh from the flags",
@@ -246,6 +246,8 @@ class RaftNode(service.MultiService):
                 initialMembers = [{"id": config.memberIDs[n], "name": n, "peerURLs": urls}
                                   for n, urls in config.initialCluster.items()]
             bootstrap = config.clusterState == "new"
+        if self.storage is None:
+            self._openStorage()
         self._makeParts(initialMembers, bootstrap)
         if known is None:
             identity.save(config.identityFile, self.id, self.clusterID, config.name,
@@ -260,6 +262,14 @@ class RaftNode(service.MultiService):
                           name=config.name, id=formatID(self.id), url=url,
                           serves=_SERVES[listenerKind(config, url)])
         return self
+
+    def _openStorage(self):
+        config = self.config
+        try:
+            self.storage = DiskStorage(config.raftDir, fsync=self.fsync)
+        except Exception as e:
+            raise NodeStartError("the raft log in %s cannot be used: %s" % (config.raftDir, e)) \
+                from e
 
     def _logRestart(self, known):
         config = self.config

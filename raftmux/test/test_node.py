@@ -479,3 +479,21 @@ class StartTests(TestCase):
         (line,) = self.lines("the data directory wins")
         self.assertIn("cluster %x" % (first.clusterID,), line)
         self.assertIn("--initial-cluster-token", line)
+
+    async def test_failedJoinWritesNothing(self):
+        """Joining a cluster nobody answers for fails, and leaves no data directory."""
+        from raftmux.node.config import NodeConfig
+        from raftmux.node.join import JoinError
+        from raftmux.node.service import RaftNode
+        (port,) = await bindPorts(reactor, 1)
+        self.addCleanup(port.stopListening)
+        url = urlOf(port)
+        config = NodeConfig({"name": "n2", "data-dir": os.path.join(self.dir, "n2"),
+                             "listen-peer-urls": url, "initial-advertise-peer-urls": url,
+                             "listen-client-urls": url, "advertise-client-urls": url,
+                             "initial-cluster": "n1=http://127.0.0.1:1,n2=" + url,
+                             "initial-cluster-state": "existing", "request-timeout": 2})
+        node = RaftNode(config, reactor=reactor, listen=False, fsync=False)
+        await startNode(node, port).addErrback(lambda f: f.trap(JoinError))
+        self.failureResultOf(node.whenStarted(), JoinError)
+        self.assertFalse(os.path.exists(config.dataDir))
