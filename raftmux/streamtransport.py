@@ -38,6 +38,10 @@ __all__ = ["HIGH_WATER", "IStreamHost", "StreamTransport"]
 # send window, like a TCP transport's 64 KiB buffer.
 HIGH_WATER = 65536
 
+# Queued bytes are framed and flushed this many at a time, so the transport
+# can push back between pieces and the host pick the next stream.
+QUANTUM = 65536
+
 # Pull producers get at most this many resumeProducing calls in one go before
 # the stream yields to the reactor.
 _PULL_BURST = 64
@@ -137,6 +141,7 @@ class StreamTransport:
         self._inbox = deque()
         self._eofPending = False
         self._held = False
+        self._lostReason = None
 
     def __repr__(self):
         return "<%s %d>" % (self.__class__.__name__, self.streamId)
@@ -149,6 +154,8 @@ class StreamTransport:
         self.connected = not self.disconnected
         protocol.makeConnection(self)
         if self.disconnected:
+            # Lost before anyone took it: the protocol still hears why.
+            protocol.connectionLost(self._lostReason)
             return
         if (self._inbox or self._eofPending) and not self._readPaused and not self._held:
             self._drainInbox()
@@ -316,7 +323,11 @@ class StreamTransport:
         self._deliverEof()
 
     def windowOpened(self):
-        """The peer gave credit back, or the transport resumed: send what waits."""
+        """
+        The peer gave credit back, or the transport resumed: send what waits,
+        a quantum at a time, while the window and the transport allow (so a
+        host can interleave streams by priority).
+        """
         if not self._pending:
             self._updateProducer()
             return
@@ -325,24 +336,41 @@ class StreamTransport:
         while pending and host.isWritable():
             head = pending[0]
             offset = self._headOffset
-            piece = head[offset:] if offset else head
+            piece = head[offset:offset + QUANTUM]
             sent = host.sendStreamData(self, piece)
             if sent == 0:
                 break
+            host.flush()
             self._pendingSize -= sent
-            if sent == len(piece):
+            offset += sent
+            if offset == len(head):
                 pending.popleft()
                 self._headOffset = 0
             else:
-                self._headOffset = offset + sent
-                break
-        host.flush()
+                self._headOffset = offset
+                if sent < len(piece):
+                    break
         if not pending:
             self._setWaiting()
             if self._writeState in (_CLOSING, _HALF_CLOSING):
                 self._finishWrite()
                 return
         self._updateProducer()
+
+    def peerWillNotRead(self):
+        """
+        The peer opened this stream declaring it will never read (Go v1's
+        SYN|FIN): our half is closed from the start, and writes are dropped.
+        """
+        if self._writeState != _OPEN or self.disconnected:
+            return
+        self._writeState = _WRITE_CLOSED
+        self._pending.clear()
+        self._pendingSize = 0
+        self._setWaiting()
+        halfCloseable = IHalfCloseableProtocol(self.protocol, None)
+        if halfCloseable is not None:
+            halfCloseable.writeConnectionLost()
 
     def writabilityChanged(self):
         """The underlying transport paused or resumed: pause or resume our producer."""
@@ -482,6 +510,7 @@ class StreamTransport:
         self.disconnected = True
         self.connected = False
         self.disconnecting = False
+        self._lostReason = reason
         self._writeState = _WRITE_CLOSED
         self._pending.clear()
         self._pendingSize = 0

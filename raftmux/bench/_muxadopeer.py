@@ -1,7 +1,7 @@
 """
 The two sides of the muxado benchmarks, each run as its own process:
 
-    python -m raftmux.bench._muxadopeer server raw|muxado
+    python -m raftmux.bench._muxadopeer server raw|muxado|mirror
     python -m raftmux.bench._muxadopeer client <test> raw|muxado <port> [args]
 
 A server prints its port on its first line; a client prints one JSON line
@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from zope.interface import implementer
 
 from raftmux.muxado import MuxadoConfig, MuxadoServerFactory, connectSession
+from raftmux.testing.muxadomirror import mirrorServerFactory
 
 # Benchmarks run with Go's defaults; RAFTMUX_BENCH_WINDOW overrides the window
 # on both sides, to see how much of a figure is the window's doing.
@@ -57,7 +58,13 @@ class Server(protocol.Protocol):
 
 def serve(mode):
     streamFactory = protocol.Factory.forProtocol(Server)
-    factory = streamFactory if mode == "raw" else MuxadoServerFactory(streamFactory, CONFIG)
+    if mode == "mirror":
+        # What the Go v1 test peer's client expects of a server (either generation).
+        factory = mirrorServerFactory()
+    elif mode == "raw":
+        factory = streamFactory
+    else:
+        factory = MuxadoServerFactory(streamFactory, CONFIG)
     d = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
 
     def ready(port):

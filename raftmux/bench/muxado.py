@@ -6,6 +6,10 @@ muxado benchmarks, each beside its baseline from the same run:
   Twisted TCP connection per echo (target >= 3x);
 - ``concurrent``: 1,000 streams moving 1 MiB each at once: completes; peak
   RSS of both processes reported.
+- ``v1-open`` and ``v1-bulk``: the Go v1 client (our test peer on Debian's
+  muxado v1) against our server vs against the Go v1 server, for
+  open+echo+close per second and one stream's echoed bulk MB/s (target >= 1x).
+  Skipped, with the reason, without Go.
 
 Server and client run in separate processes on loopback.
 """
@@ -14,6 +18,8 @@ import json
 import os
 import subprocess
 import sys
+import unittest
+from contextlib import contextmanager
 
 from raftmux.bench._harness import Result, median, serverProcess
 
@@ -42,6 +48,59 @@ def measure(test, mode, *args, env=None):
         return figures, _peakRSS(proc.pid)
 
 
+@contextmanager
+def goV1Server(binary):
+    """The Go v1 test peer's server role; yields its port."""
+    proc = subprocess.Popen([binary, "-serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        yield str(json.loads(proc.stdout.readline())["listening"])
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def goV1Client(binary, server, *flags):
+    """Run the Go v1 client against ``server`` ("go" or "raftmux"); its result line."""
+    context = (goV1Server(binary) if server == "go"
+               else _port(serverProcess(PEER, "server", "mirror")))
+    with context as port:
+        out = subprocess.run([binary, "-dial", "127.0.0.1:" + port] + list(flags),
+                             capture_output=True, text=True, timeout=600)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not result.get("ok"):
+        raise RuntimeError("Go v1 client against %s failed: %r" % (server, result))
+    return result
+
+
+@contextmanager
+def _port(serving):
+    with serving as (_, port):
+        yield port
+
+
+def goV1Results(repeats, quick):
+    from raftmux.testing.gopeer import buildMuxado1Peer
+    try:
+        binary = buildMuxado1Peer()
+    except unittest.SkipTest as e:
+        return [Result("v1-open", "echoes/s", None, notes="skipped: %s" % (e,)),
+                Result("v1-bulk", "MB/s", None, notes="skipped: %s" % (e,))]
+    seconds = "2" if quick else "5"
+    size = str((64 if quick else 256) << 20)
+    rates = {server: median([goV1Client(binary, server, "-bench-echo", "-seconds", seconds)["rate"]
+                             for _ in range(repeats)]) for server in ("raftmux", "go")}
+    bulk = {server: median([goV1Client(binary, server, "-bench-bulk", "-size", size)["mbps"]
+                            for _ in range(repeats)]) for server in ("raftmux", "go")}
+    return [
+        Result("v1-open", "echoes/s", rates["raftmux"], rates["go"], target=1.0,
+               notes="Go v1 client: open+4-byte echo+close for %s s, our server vs Go's; "
+                     "median of %d" % (seconds, repeats)),
+        Result("v1-bulk", "MB/s", bulk["raftmux"], bulk["go"], target=1.0,
+               notes="Go v1 client: %s MiB echoed on one stream, our server vs Go's"
+                     % (int(size) >> 20,)),
+    ]
+
+
 def run(options):
     repeats = 1 if options.quick else 3
     bulkBytes = (256 if options.quick else 1024) * 1024 * 1024
@@ -65,6 +124,8 @@ def run(options):
     mux = median([measure("open", "muxado", opens)[0]["perSecond"] for _ in range(repeats)])
     results.append(Result("open", "echoes/s", mux, raw, target=3.0,
                           notes="open+4-byte echo+close, sequential, %d each" % (opens,)))
+
+    results.extend(goV1Results(repeats, options.quick))
 
     streams = 1000
     figures, serverRSS = measure("concurrent", "muxado", streams, 1024 * 1024)

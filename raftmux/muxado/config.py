@@ -54,7 +54,16 @@ class MuxadoConfig:
 
     ``windowUpdateThreshold``: credit is given back (WNDINC) once this many
     bytes of a stream have been consumed; ``None`` means a quarter of the
-    window.  Go sends one per read; any value up to the window is valid.
+    (current) window.  Go sends one per read; any value up to the window is
+    valid.
+
+    ``maxAutoWindowSize`` and ``autoWindowBudget``: a stream whose peer is
+    held back by the window (it used nearly all of it before our credit
+    came, while our application kept up) gets its window doubled, up to
+    ``maxAutoWindowSize``, out of a per-session ``autoWindowBudget`` of
+    extra bytes (see ``raftmux.muxado.window``).  Go senders of both
+    generations add any credit we grant, so this needs nothing from the
+    peer.  A budget of 0 turns it off.
     """
 
     version: Optional[int] = 2
@@ -70,6 +79,8 @@ class MuxadoConfig:
     onHeartbeat: Optional[Callable[[float, bool], None]] = None
     answerHeartbeats: bool = True
     windowUpdateThreshold: Optional[int] = None
+    maxAutoWindowSize: int = 4 * 1024 * 1024
+    autoWindowBudget: int = 16 * 1024 * 1024
 
     def __post_init__(self):
         if self.version not in (None, 1, 2):

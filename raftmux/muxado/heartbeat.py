@@ -43,15 +43,15 @@ class HeartbeatRequester(Protocol):
     """
     Ping every ``interval`` seconds; call ``onBeat(rtt, False)`` per echo and
     ``onBeat(0, True)`` once when no echo came for ``interval + tolerance``.
-    A wrong echo stops the heartbeat for good, as in Go v2; with
-    ``failOnMismatch`` (Go v1, which then closes the session) it also
-    reports ``onBeat(0, True)``.
+    A wrong echo stops the heartbeat for good, as in Go v2.  With ``strict``
+    (Go v1, which then closes the session) a wrong echo, or the heartbeat
+    stream ending while we still run, also reports ``onBeat(0, True)``.
     """
 
     def __init__(self, interval, tolerance, clock, onBeat, prefix=HEARTBEAT_TYPE,
-                 failOnMismatch=False):
+                 strict=False):
         self.prefix = prefix
-        self.failOnMismatch = failOnMismatch
+        self.strict = strict
         self.interval = interval
         self.tolerance = tolerance
         self.clock = clock
@@ -88,7 +88,7 @@ class HeartbeatRequester(Protocol):
         echo, self._buf = self._buf[:4], self._buf[4:]
         if echo != self._expected:
             self.stop()
-            if self.failOnMismatch:
+            if self.strict:
                 self.onBeat(0, True)
             return
         self.lastRTT = self.clock.seconds() - self._sentAt
@@ -109,4 +109,7 @@ class HeartbeatRequester(Protocol):
         self._pingCall = self._deadline = None
 
     def connectionLost(self, reason):
+        running = not self._stopped
         self.stop()
+        if running and self.strict:
+            self.onBeat(0, True)

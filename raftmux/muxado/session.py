@@ -102,12 +102,15 @@ class MuxadoSession(Protocol):
         self._pendingOpens = []       # openStream calls before the version is known
         self._closedWaiters = []
         self._closing = False
+        self._graceful = False        # a v1 GOAWAY waiting for open streams to end
         self._closeReason = None      # SessionClosed, once the session is over
         self._localCode = None        # why this side ended the session, if it did
         self._heartbeat = None
         self._checkFirstFrame = not isClient
         self._versionTimer = None
         self._dispatching = False
+        self._batching = False        # inside dataReceived: one flush at its end
+        self._peerAddress = None
         self._soon = []               # (f, args) to call after this dispatch
         self._metrics = SessionMetrics(registry, "client" if isClient else "server")
         if version is not None:
@@ -127,7 +130,8 @@ class MuxadoSession(Protocol):
         return kind(self.isClient, window=config.windowFor(version),
                     maxIncomingStreams=config.maxIncomingStreams,
                     maxGoAwayDebug=config.maxGoAwayDebug,
-                    windowUpdateThreshold=config.windowUpdateThreshold)
+                    windowUpdateThreshold=config.windowUpdateThreshold,
+                    maxWindow=config.maxAutoWindowSize, windowBudget=config.autoWindowBudget)
 
     # -- public API ---------------------------------------------------------------
 
@@ -218,10 +222,20 @@ class MuxadoSession(Protocol):
 
     def goAway(self, code=ErrorCode.NO_ERROR, debug=b""):
         """
-        Send GOAWAY(code, debug) and close the transport right after it: a Go
-        peer misreads anything sent after a GOAWAY (spec 4.4).  Streams still
-        open fail with ``SessionClosed``.
+        Send GOAWAY(code, debug): the peer may open no more streams.  On v2 the
+        transport is closed right after it, because a Go v2 peer misreads
+        anything that follows a GOAWAY (spec 4.4).  On v1, whose Go reader
+        takes a correct GOAWAY exactly, the streams already open carry on (as
+        after Go v1's ``GoAway``) and the session closes once they have ended.
+        Streams still open when the session closes fail with ``SessionClosed``.
         """
+        self._goAway(code, debug, graceful=True)
+
+    def close(self):
+        """Close at once, as Go's ``Close()``: GOAWAY(NO_ERROR, "no error"), then the transport."""
+        self._goAway(ErrorCode.NO_ERROR, b"no error", graceful=False)
+
+    def _goAway(self, code, debug, graceful):
         if self._localCode is None:
             self._localCode = code
         if self._conn is None:
@@ -229,12 +243,9 @@ class MuxadoSession(Protocol):
             if self.transport is not None:
                 self.transport.loseConnection()
             return
+        self._graceful = graceful and self.version == 1
         self._conn.goAway(code, debug)
         self.flush()
-
-    def close(self):
-        """Close cleanly, as Go's ``Close()``: GOAWAY(NO_ERROR, "no error")."""
-        self.goAway(ErrorCode.NO_ERROR, b"no error")
 
     def whenClosed(self):
         """
@@ -278,12 +289,14 @@ class MuxadoSession(Protocol):
             if version == 1:
                 self._heartbeat = HeartbeatRequester(
                     interval, tolerance, self._clock(), self._onHeartbeat, prefix=b"",
-                    failOnMismatch=True)
-                self.openStream(self._heartbeat, V1_HEARTBEAT_TYPE, V1_HEARTBEAT_PRIORITY)
+                    strict=True)
+                opened = self.openStream(self._heartbeat, V1_HEARTBEAT_TYPE,
+                                         V1_HEARTBEAT_PRIORITY)
             else:
                 self._heartbeat = HeartbeatRequester(
                     interval, tolerance, self._clock(), self._onHeartbeat)
-                self.openStream(self._heartbeat)
+                opened = self.openStream(self._heartbeat)
+            opened.addErrback(lambda _: None)  # the session is over anyway
         pending, self._pendingOpens = self._pendingOpens, []
         for protocol, streamType, priority, d in pending:
             self.openStream(protocol, streamType, priority).chainDeferred(d)
@@ -293,13 +306,20 @@ class MuxadoSession(Protocol):
             data = self._checkGeneration(data)
             if data is None:
                 return
-        self._dispatching = True
+        # Everything this data makes anyone write (echoes, FINs, a new
+        # stream opened from a callback) goes out in one transport write.
+        self._batching = True
         try:
-            self._dispatch(data)
+            self._dispatching = True
+            try:
+                self._dispatch(data)
+            finally:
+                self._dispatching = False
+            if self._soon:
+                self._runSoon()
         finally:
-            self._dispatching = False
-        if self._soon:
-            self._runSoon()
+            self._batching = False
+        self.flush()
 
     def _assumeVersion(self):
         """The client has said nothing while we wait to open streams: speak v2."""
@@ -385,10 +405,11 @@ class MuxadoSession(Protocol):
                 self.log.warn("muxado: closing session with {peer}: {message} ({code})",
                               peer=self._peer(), message=event.message,
                               code=codeName(event.code))
-        self.flush()
 
     def connectionLost(self, reason):
         self._runSoon()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         self._metrics.sessions.dec()
         conn = self._conn
         goAway = None if conn is None else conn.goAwayReceived
@@ -417,8 +438,6 @@ class MuxadoSession(Protocol):
         if self._versionTimer is not None:
             self._versionTimer.cancel()
             self._versionTimer = None
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
         closedWaiters, self._closedWaiters = self._closedWaiters, []
         for d in closedWaiters:
             d.callback(closed)
@@ -467,17 +486,22 @@ class MuxadoSession(Protocol):
 
     def flush(self):
         conn = self._conn
-        if conn is None:
+        if conn is None or self._batching:
             return
         if conn.hasDataToSend():
             self.transport.writeSequence(conn.dataToSend())
-        if conn.goAwaySent and not self._closing:
-            # Nothing may follow a GOAWAY toward a Go peer: close right away.
+        if conn.goAwaySent and not self._closing and (
+                not self._graceful or conn.terminated is not None or self._drained()):
+            # Nothing may follow a GOAWAY toward a Go v2 peer: close right away.
             # Unregister first: a TLS transport waits for its producer to go
             # before it starts its shutdown.
             self._closing = True
             self.transport.unregisterProducer()
             self.transport.loseConnection()
+
+    def _drained(self):
+        """Only heartbeat streams are left (they never end by themselves)."""
+        return all(stream.streamType == V1_HEARTBEAT_TYPE for stream in self._streams.values())
 
     def isWritable(self):
         return not self._paused
@@ -494,6 +518,8 @@ class MuxadoSession(Protocol):
 
     def streamGone(self, stream):
         self._streams.pop(stream.streamId, None)
+        if self._graceful and not self._closing:
+            self.callSoon(self.flush)
         self._sniffing.discard(stream)
         if stream.protocol is None and stream in self._acceptQueue:
             self._acceptQueue.remove(stream)
@@ -526,11 +552,14 @@ class MuxadoSession(Protocol):
         if self.version == 1:
             if streamType == V1_HEARTBEAT_TYPE and self.config.answerHeartbeats:
                 stream.attach(HeartbeatResponder())
-            elif streamType is not None and streamType >= V1_MIN_EXTENSION_TYPE:
-                # An extension we do not run: Go answers RST StreamClosed.
+            elif (streamType is not None and streamType >= V1_MIN_EXTENSION_TYPE
+                  and streamType not in self.streamFactories):
+                # An extension nobody registered: Go answers RST StreamClosed.
                 self._refuse(stream, ErrorCode.STREAM_CLOSED)
             else:
                 self._attachIncoming(stream)
+            if not self._conn.canSend(event.streamId):
+                stream.peerWillNotRead()
         elif self.streamFactories or (self.config.answerHeartbeats
                                       and event.length >= len(HEARTBEAT_TYPE)):
             # A typed stream, or maybe Go's heartbeat: decide on the first 4
@@ -560,7 +589,9 @@ class MuxadoSession(Protocol):
     def _attachIncoming(self, stream):
         factory = self.streamFactories.get(stream.streamType, self.streamFactory)
         if factory is not None:
-            protocol = factory.buildProtocol(self.transport.getPeer())
+            if self._peerAddress is None:
+                self._peerAddress = self.transport.getPeer()
+            protocol = factory.buildProtocol(self._peerAddress)
             if protocol is None:
                 self._refuse(stream, ErrorCode.STREAM_REFUSED)
                 return

@@ -21,6 +21,7 @@ from enum import IntEnum
 from struct import Struct
 
 from raftmux.muxado.errors import ErrorCode, FrameEncodeError, ProtocolError
+from raftmux.muxado.frames import Data, Rst, WndInc  # noqa: F401  (decoded here too)
 
 TYPE_SYN = 0x1
 TYPE_RST = 0x2
@@ -92,6 +93,7 @@ CODE_TABLE = (
     (ErrorCode.SESSION_CLOSED, WireCode.CANCEL),
     # Sent only: Go v1 itself dies with InternalError on EOF and foreign errors.
     (ErrorCode.PEER_EOF, WireCode.INTERNAL_ERROR),
+    (ErrorCode.HEARTBEAT_TIMEOUT, WireCode.INTERNAL_ERROR),
     (ErrorCode.UNKNOWN, WireCode.INTERNAL_ERROR),
 )
 
@@ -219,63 +221,16 @@ class Syn:
             self.streamId, self.flags, self.priority, self.streamType)
 
 
-class Data:
-    """
-    A piece of a DATA frame's payload.  ``first`` marks the piece that starts
-    the frame (``length`` is the whole payload's length), ``last`` the piece
-    that ends it; FIN is meaningful on the last.
-    """
-
-    __slots__ = ("streamId", "flags", "data", "length", "first", "last")
-
-    def __init__(self, streamId, flags, data, length, first, last):
-        self.streamId = streamId
-        self.flags = flags
-        self.data = data
-        self.length = length
-        self.first = first
-        self.last = last
-
-    @property
-    def fin(self):
-        return self.last and bool(self.flags & FLAG_FIN)
-
-    def __repr__(self):
-        return "<Data stream=%d flags=%x len=%d/%d first=%s last=%s>" % (
-            self.streamId, self.flags, len(self.data), self.length, self.first, self.last)
-
-
-class Rst:
-    """``code`` is the v1 wire number, unchanged (any u32)."""
-
-    __slots__ = ("streamId", "code")
-
-    def __init__(self, streamId, code):
-        self.streamId = streamId
-        self.code = code
-
-    def __repr__(self):
-        return "<Rst stream=%d code=%d>" % (self.streamId, self.code)
-
-
-class WndInc:
-    """``increment`` has its R bit masked off; Go v1 accepts 0 (it adds nothing)."""
-
-    __slots__ = ("streamId", "increment")
-
-    def __init__(self, streamId, increment):
-        self.streamId = streamId
-        self.increment = increment
-
-    def __repr__(self):
-        return "<WndInc stream=%d +%d>" % (self.streamId, self.increment)
+# DATA pieces, RST and WNDINC decode to the same classes as v2's (``frames``):
+# an RST's ``code`` is then the v1 wire number, and a WNDINC's ``increment``
+# has its R bit masked off (Go v1 accepts 0, which adds nothing).
 
 
 class GoAway:
     """
-    ``code`` is the v1 wire number.  ``debug`` is whatever debug text arrived
-    together with the 8-byte body (see ``FrameDecoder``); ``declaredDebug`` is
-    the debug length the header claimed.
+    ``code`` is the v1 wire number.  ``debug`` is always empty: the only v1
+    encoder in use (Go's) never sends the debug text it declares, whose
+    length is ``declaredDebug`` (see ``FrameDecoder``).
     """
 
     __slots__ = ("lastStreamId", "code", "debug", "declaredDebug")
@@ -300,7 +255,6 @@ class GoAway:
 _HEADER = 0      # collecting an 8-byte header
 _BODY = 1        # collecting a fixed body (SYN fields, RST, WNDINC, GOAWAY's 8 bytes)
 _STREAMING = 2   # passing DATA payload through
-_OVER = 3        # after a GOAWAY: everything is discarded
 
 _TYPE_NAMES = {TYPE_SYN: "SYN", TYPE_RST: "RST", TYPE_DATA: "DATA", TYPE_WNDINC: "WNDINC",
                TYPE_PRI: "PRI", TYPE_GOAWAY: "GOAWAY"}
@@ -323,23 +277,18 @@ class FrameDecoder:
     dead.
 
     GOAWAY: Go v1's encoder declares 16 + len(debug) bytes and writes only
-    the 8-byte body, then closes the transport.  So the decoder reports a
-    GOAWAY as soon as its 8-byte body is in, and never waits for the debug
-    text: any debug bytes that arrive in the same ``receiveData`` call (up to
-    the declared length and ``maxGoAwayDebug``) are reported with it, as a
-    correct sender's would be, and every byte after that is discarded
-    unparsed (counted in ``discarded``).  After a Go GOAWAY the session is
-    over: Go closes the transport right after it, and even when a Go
-    application calls ``GoAway()`` and carries on, what follows cannot be
-    told from debug text (a Go v1 reader desyncs on it).  The one
-    unambiguous case is a GOAWAY declaring no debug at all, which Go never
-    sends: after it decoding simply goes on, so two correct peers can shut
-    down gracefully with an empty debug text.
+    the 8-byte body.  Usually Go then closes the transport, but a Go
+    application's ``GoAway()`` leaves the session open and goes on sending
+    frames, which a reader waiting for the declared debug text would take
+    for it (a Go v1 reader desyncs there).  So the decoder acts on the 8-byte
+    body at once and goes on decoding right after it: the declared debug
+    length is only recorded (``declaredDebug``).  raftmux's own v1 GOAWAYs
+    declare no debug text (see ``MuxadoV1Connection.goAway``), so between
+    raftmux peers nothing is lost, and every GOAWAY anyone sends decodes.
     """
 
     def __init__(self, maxGoAwayDebug=65536):
         self.maxGoAwayDebug = min(maxGoAwayDebug, MAX_GOAWAY_DEBUG)
-        self.discarded = 0     # bytes thrown away after a GOAWAY
         self._state = _HEADER
         self._buf = bytearray()
         self._need = HEADER_SIZE
@@ -381,9 +330,6 @@ class FrameDecoder:
                 if self._remaining == 0:
                     self._state = _HEADER
                 continue
-            if state == _OVER:
-                self.discarded += end - pos
-                break
             # _HEADER or _BODY: collect self._need bytes.
             buf = self._buf
             if not buf and end - pos >= self._need:
@@ -480,16 +426,6 @@ class FrameDecoder:
             frames.append(WndInc(self._streamId, _u32.unpack(body)[0] & MAX_INCREMENT))
         else:
             lastStreamId, code = _twoU32.unpack_from(body, 0)
-            declared = self._length - 8
-            if declared == 0:
-                # Never Go's (it declares at least 8 debug bytes): decoding goes on.
-                frames.append(GoAway(lastStreamId & MAX_STREAM_ID, code))
-                return pos
-            take = min(declared, self.maxGoAwayDebug, end - pos)
-            frames.append(GoAway(lastStreamId & MAX_STREAM_ID, code,
-                                 bytes(data[pos:pos + take]), declared))
-            pos += take
-            self.discarded += end - pos
-            self._state = _OVER
-            return end
+            # Go's debug bytes never come: decoding goes on after the body.
+            frames.append(GoAway(lastStreamId & MAX_STREAM_ID, code, b"", self._length - 8))
         return pos

@@ -33,7 +33,7 @@ from raftmux.httpbody import BodyTooLarge, readBody
 from raftmux.muxado.errors import MuxadoError
 from raftmux.node.config import ConfigError, addressOf, parseURLs
 from raftmux.node.dialer import PLAIN
-from raftmux.node.kv import encodeDelete, encodePut
+from raftmux.node.kv import encodeCompareAndSet, encodeDelete, encodePut
 from raftmux.node.members import memberContext
 from raftmux.raft import ProposalDropped, RaftError
 from raftmux.raft.driver import NotLeader
@@ -247,7 +247,12 @@ class _Refused(Exception):
 
 
 class KVResource(_NodeResource):
-    """``/kv/<key>``: GET, PUT (body = value), DELETE."""
+    """
+    ``/kv/<key>``: GET, PUT (body = value), DELETE.  ``PUT
+    /kv/<key>?prevValue=<v>`` is compare-and-set (etcd v2's name): the
+    state machine compares and writes in one applied entry, and a key that
+    is absent or holds another value answers 412.
+    """
 
     allowed = b"GET, PUT, DELETE"
 
@@ -294,6 +299,10 @@ class KVResource(_NodeResource):
         if forwarded is not None:
             return forwarded
         content.seek(0)
+        prev = request.args.get(b"prevValue")
+        if prev is not None:
+            return self._propose(request, encodeCompareAndSet(key, prev[0], content.read()),
+                                 "cas")
         return self._propose(request, encodePut(key, content.read()), "put")
 
     def handle_DELETE(self, request):
@@ -310,6 +319,10 @@ class KVResource(_NodeResource):
             answer = {"index": entry.Index}
             if what == "delete":
                 answer["deleted"] = bool(value)
+            if what == "cas" and not value:
+                answer["error"] = "compare failed: the key is absent or holds another value"
+                sendJSON(request, 412, answer)
+                return
             sendJSON(request, 200, answer)
         return self.node.driver.proposeForResult(command).addCallback(applied)
 

@@ -31,7 +31,8 @@ import re
 from hpack import Decoder
 from hpack.exceptions import HPACKError
 
-from raftmux.muxado.frames import FLAG_FIN, FLAG_SYN, HEADER_SIZE, TYPE_DATA
+from raftmux.muxado.generation import DEFAULT_V2_MAX_LENGTH, NEITHER, firstFrameVersion
+from raftmux.muxado.generation import firstBytes as muxadoFirstBytes
 from raftmux.sniff import _h2, _results, _tls
 
 MATCH, NO_MATCH, NEED_MORE = _results.MATCH, _results.NO_MATCH, _results.NEED_MORE
@@ -322,40 +323,32 @@ def tls(serverNames=None, alpn=None, validate=True, maxBytes=_tls.MAX_HELLO_BYTE
 
 # -- muxado ------------------------------------------------------------------
 
-_SYN_BYTES = frozenset({(TYPE_DATA << 4) | FLAG_SYN, (TYPE_DATA << 4) | FLAG_SYN | FLAG_FIN})
-DEFAULT_MUXADO_WINDOW = 0x40000
+DEFAULT_MUXADO_WINDOW = DEFAULT_V2_MAX_LENGTH
 
 
 class _Muxado(Matcher):
     name = "muxado"
     protocolName = b"muxado"
-    maxBytes = HEADER_SIZE
+    maxBytes = 8
 
     def __init__(self, maxLength):
         self._maxLength = maxLength
-        self.firstBytes = frozenset(range(min(maxLength >> 16, 0xFF) + 1))
+        self.firstBytes = muxadoFirstBytes(maxLength)
 
     def match(self, data):
-        n = len(data)
-        if n >= 3 and (data[0] << 16 | data[1] << 8 | data[2]) > self._maxLength:
-            return NO_MATCH
-        if n >= 1 and data[0] > self._maxLength >> 16:
-            return NO_MATCH
-        if n >= 4 and data[3] not in _SYN_BYTES:
-            return NO_MATCH
-        if n >= 5 and data[4] & 0x80:
-            return NO_MATCH
-        if n < HEADER_SIZE:
+        version = firstFrameVersion(data, self._maxLength)
+        if version is None:
             return NEED_MORE
-        return MATCH if data[7] & 1 else NO_MATCH
+        return NO_MATCH if version == NEITHER else MATCH
 
 
 def muxado(maxLength=DEFAULT_MUXADO_WINDOW):
     """
-    Match a muxado client's first frame: DATA with SYN (or SYN|FIN) on an
-    odd stream ID with the R bit clear.  muxado has no preface, so this is a
-    heuristic; the payload length must fit the stream window (``maxLength``,
-    muxado's default 256 KiB), which also keeps it disjoint from TLS
-    (first byte 0x16) and HTTP (an ASCII letter).
+    Match a muxado client's first frame, of either generation (see
+    ``raftmux.muxado.generation``): v2's DATA with SYN (or SYN|FIN), v1's
+    explicit SYN frame, on an odd stream ID with the R bit clear.  muxado
+    has no preface, so this is a heuristic; a v2 payload length must fit the
+    stream window (``maxLength``, muxado's default 256 KiB), which also keeps
+    it disjoint from TLS (first byte 0x16) and HTTP (an ASCII letter).
     """
     return _Muxado(maxLength)

@@ -446,8 +446,8 @@ class GoAwayTests(SynchronousTestCase):
     def test_goBrokenGoAwayActedOnAtOnce(self):
         """
         Go v1's GOAWAY declares 16 debug bytes it never sends: the event comes
-        at once, our streams above last-stream-id are refused, and whatever
-        follows is ignored without a reply.
+        at once, our streams above last-stream-id are refused, and frames that
+        follow (Go's ``GoAway()`` leaves the session open) are read as frames.
         """
         conn = MuxadoV1Connection(client=True)
         ids = [conn.openStream() for _ in range(3)]   # 3, 5, 7
@@ -460,17 +460,13 @@ class GoAwayTests(SynchronousTestCase):
         self.assertEqual(conn.streamIds(), [ids[0]])
         self.assertEqual((conn.goAwayReceived.lastStreamId, conn.goAwayReceived.code,
                           conn.goAwayReceived.debug), (3, ErrorCode.NO_ERROR, b""))
-        self.assertEqual(conn.receiveData(encodeData(3, b"late") + b"\x00" * 50), [])
-        self.assertEqual(wire(conn), b"")
+        self.assertEqual(kinds(conn.receiveData(encodeData(3, b"late"))), ["DataReceived"])
         self.assertIsNone(conn.terminated)
 
     def test_gracefulGoAwayBetweenOurPeers(self):
-        """
-        After a GOAWAY with no debug text (never Go's) the peer's frames are
-        still read, so a stream below last-stream-id can finish; after one
-        with debug text (possibly Go's short frame) nothing more is.
-        """
-        for debug, after in [(b"", ["DataReceived", "StreamEnded"]), (b"bye", [])]:
+        """Our GOAWAY declares no debug text, so a stream below last-stream-id can finish."""
+        for debug, after in [(b"", ["DataReceived", "StreamEnded"]),
+                             (b"bye", ["DataReceived", "StreamEnded"])]:
             client, server = MuxadoV1Connection(client=True), MuxadoV1Connection(client=False)
             streamId = client.openStream()
             kinds(server.receiveData(wire(client)))
@@ -482,13 +478,15 @@ class GoAwayTests(SynchronousTestCase):
 
     def test_goAwayCodeTranslated(self):
         conn = MuxadoV1Connection(client=True)
-        [goAway] = conn.receiveData(encodeGoAway(0, 5, b"too big"))
-        self.assertEqual((goAway.code, goAway.debug), (ErrorCode.FRAME_SIZE_ERROR, b"too big"))
+        [goAway] = conn.receiveData(encodeGoAway(0, 5))
+        self.assertEqual((goAway.code, goAway.debug), (ErrorCode.FRAME_SIZE_ERROR, b""))
 
-    def test_ourGoAwayIsCorrect(self):
+    def test_ourGoAwayIsCorrectAndCarriesNoDebug(self):
+        """A correct frame (length 8); the debug text is kept here only."""
         conn = MuxadoV1Connection(client=False)
         conn.goAway(ErrorCode.NO_ERROR, b"no error")
-        self.assertEqual(wire(conn), h("00100006 00000000 00000001 00000000") + b"no error")
+        self.assertEqual(wire(conn), h("00080006 00000000 00000001 00000000"))
+        self.assertEqual(conn.goAwayDebugSent, b"no error")
         conn.goAway(ErrorCode.PROTOCOL_ERROR, b"again")
         self.assertEqual(wire(conn), b"")
 
@@ -496,18 +494,19 @@ class GoAwayTests(SynchronousTestCase):
         conn = MuxadoV1Connection(client=False)
         opened(conn, 3, 7)
         conn.goAway(ErrorCode.FRAME_SIZE_ERROR, b"x")
-        self.assertEqual(sent(conn), [("goaway", 7, WireCode.FRAME_SIZE_ERROR, b"x")])
+        self.assertEqual(sent(conn), [("goaway", 7, WireCode.FRAME_SIZE_ERROR, b"")])
 
     def test_clientGoAwayWithNoStreamsSaysZero(self):
         conn = MuxadoV1Connection(client=True)
         conn.goAway()
         self.assertEqual(sent(conn), [("goaway", 0, 0, b"")])
 
-    def test_longDebugCutToOneFrame(self):
+    def test_longDebugKeptLocallyCutToOneFrame(self):
         conn = MuxadoV1Connection(client=True)
         conn.terminate(ErrorCode.INTERNAL_ERROR, "e" * 20000)
         [goAway] = sent(conn)
-        self.assertEqual(len(goAway[3]), 0x3FFF - 8)
+        self.assertEqual(goAway[3], b"")
+        self.assertEqual(len(conn.goAwayDebugSent), 0x3FFF - 8)
 
     def test_synAfterOurGoAwayIsRefused(self):
         """Go v1 answers RST RefusedStream (6); a v1 peer reads frames after a GOAWAY fine."""
@@ -537,8 +536,9 @@ class GoAwayTests(SynchronousTestCase):
         events = conn.receiveData(h("00000005 00000003") + encodeSyn(5))
         self.assertEqual(kinds(events), ["ConnectionTerminated"])
         self.assertIs(conn.terminated, events[0])
-        self.assertEqual(sent(conn), [("goaway", 3, WireCode.PROTOCOL_ERROR,
-                                       b"STREAM_PRI frames are not implemented by muxado v1")])
+        self.assertEqual(sent(conn), [("goaway", 3, WireCode.PROTOCOL_ERROR, b"")])
+        self.assertEqual(conn.goAwayDebugSent,
+                         b"STREAM_PRI frames are not implemented by muxado v1")
         self.assertEqual(conn.sendData(3, b"x"), 0)
         conn.endStream(3)
         conn.resetStream(3, ErrorCode.STREAM_CANCELLED)

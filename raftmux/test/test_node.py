@@ -98,6 +98,34 @@ class ThreeNodeTests(ClusterCase):
         followers = [n for n in self.nodes if not n.isLeader]
         self.assertTrue(all(f.metrics.forwarded._value.get() >= 1 for f in followers))
 
+    async def test_compareAndSet(self):
+        """
+        ``PUT /kv/<key>?prevValue=<v>`` sets the key only when it holds
+        ``v``, on the leader and through a follower alike; an absent key or
+        another value is a 412 with a JSON error, and the value stays.
+        """
+        await self.startCluster()
+        leader = self.leaderOf()
+        follower = next(n for n in self.nodes if n is not leader)
+        for node in (leader, follower):
+            code, body, _ = await self.request(b"PUT", node, "/kv/c?prevValue=a", b"b")
+            self.assertEqual(code, 412, body)
+            self.assertIn("compare failed", json.loads(body)["error"])
+        self.assertEqual((await self.get(leader, "c"))[0], 404)
+        await self.put(follower, "c", b"a b")
+        code, body, _ = await self.request(b"PUT", follower, "/kv/c?prevValue=zz", b"b")
+        self.assertEqual(code, 412, body)
+        self.assertEqual(await self.get(leader, "c"), (200, b"a b"))
+        code, body, _ = await self.request(b"PUT", follower, "/kv/c?prevValue=a%20b", b"b")
+        self.assertEqual(code, 200, body)
+        self.assertGreater(json.loads(body)["index"], 3)
+        self.assertEqual(await self.get(follower, "c"), (200, b"b"))
+        code, body, _ = await self.request(b"PUT", leader, "/kv/c?prevValue=b", b"")
+        self.assertEqual(code, 200, body)
+        code, body, _ = await self.request(b"PUT", leader, "/kv/c?prevValue=", b"e")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(await self.get(leader, "c"), (200, b"e"))
+
     async def test_oneMuxadoSessionPerPair(self):
         """
         Between raftmux nodes every raft request rides one muxado session

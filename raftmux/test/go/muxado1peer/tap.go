@@ -116,7 +116,17 @@ func (t *tap) stats() map[string]interface{} {
 		"heartbeatEchoesSent":     t.echoesSent / 4,
 		"goAwayReceived":          t.goAwayIn,
 		"goAwaySent":              t.goAwayOut,
+		"rstReceived":             t.rstCodes(),
 	}
+}
+
+// rstCodes counts the RST frames received, by error code (t.mu held).
+func (t *tap) rstCodes() map[string]int {
+	counts := map[string]int{}
+	for _, code := range t.rstIn {
+		counts[fmt.Sprint(code)]++
+	}
+	return counts
 }
 
 func (t *tap) rstReceived(id uint32) (uint32, bool) {
