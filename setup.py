@@ -37,6 +37,8 @@ setup(
         "test": ["hypothesis>=6.100", "treq>=24.9"],
         "lint": ["ruff"],
         "docs": ["pdoc>=14"],
+        # The node benchmark's baseline (raftmux.bench.node); optional.
+        "bench": ["pysyncobj>=0.3.17"],
         # python -m raftmux.chaos draws its latency and throughput plots with it
         "chaos": ["matplotlib>=3.5"],
     },

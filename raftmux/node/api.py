@@ -24,12 +24,12 @@ from twisted.web.client import (
     RequestTransmissionFailed,
     ResponseFailed,
     ResponseNeverReceived,
-    readBody,
 )
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from raftmux.httpbody import BodyTooLarge, readBody
 from raftmux.muxado.errors import MuxadoError
 from raftmux.node.config import ConfigError, addressOf, parseURLs
 from raftmux.node.dialer import PLAIN
@@ -52,9 +52,14 @@ FORWARDED = b"X-Raftmux-Forwarded"
 _log = Logger()
 
 
+def requestGone(request):
+    """Was ``request`` answered already, or did its client leave?"""
+    return bool(request.finished) or request.channel is None
+
+
 def sendJSON(request, code, value):
     """Finish ``request`` with ``value`` as JSON (no-op if the client left)."""
-    if getattr(request, "_disconnected", False) or request.finished:
+    if requestGone(request):
         return
     body = json.dumps(value, separators=(",", ":")).encode() + b"\n"
     request.setResponseCode(code)
@@ -202,12 +207,13 @@ class _NodeResource(Resource):
         d.addTimeout(node.config.requestTimeout, node.reactor)
         try:
             response = yield d
-            answer = yield readBody(response)
+            # A value, or an error, plus room for the JSON around it.
+            answer = yield readBody(response, node.config.maxValueBytes + 64 * 1024)
         except _UNREACHABLE as e:
             # The leader died or moved under us: a client should try again.
             raise _Refused(503, "the leader %s could not be reached: %s" % (
                 formatID(leader), _describe(e))) from None
-        if getattr(request, "_disconnected", False) or request.finished:
+        if requestGone(request):
             return
         request.setResponseCode(response.code)
         for name in (b"content-type", b"x-raftmux-index"):
@@ -222,7 +228,7 @@ class _NodeResource(Resource):
 # What a forward to a leader that is gone fails with (refused, reset, closed
 # session, a response cut short).
 _UNREACHABLE = (ConnectError, ConnectionLost, ConnectionDone, MuxadoError,
-                ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed)
+                ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed, BodyTooLarge)
 
 
 def _describe(error):
@@ -272,7 +278,7 @@ class KVResource(_NodeResource):
         value = node.kv.get(key)
         if value is None:
             raise _Refused(404, "key not found")
-        if getattr(request, "_disconnected", False):
+        if request.channel is None:  # the client left
             return
         request.setHeader(b"content-type", b"application/octet-stream")
         applied = node.driver.applied if node.driver is not None else 0
