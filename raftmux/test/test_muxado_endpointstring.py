@@ -85,7 +85,7 @@ class TwistdWebTests(TestCase):
                               r"muxado:unix\:%s" % (sock,), "--path", root.path],
             env=dict(os.environ))
         self.addCleanup(lambda: ended.called or (process.signalProcess("TERM"), ended)[1])
-        yield defer.ensureDeferred(waitFor(reactor, lambda: os.path.exists(sock),
+        yield defer.ensureDeferred(waitFor(reactor, lambda: os.path.exists(sock), timeout=45,
                                            what="twistd's socket"))
         endpoint = clientFromString(reactor, r"muxado:unix\:%s:version=1" % (sock,))
         response = yield Agent.usingEndpointFactory(reactor, _Fixed(endpoint)).request(
