@@ -1,0 +1,244 @@
+# -*- test-case-name: raftmux.test.test_etcd_fake -*-
+"""
+An in-process, single-member L{IEtcdNode} for tests of the API layer: it
+applies proposals straight to a L{KeySpace}, counts raft indexes and
+terms, keeps a member table with etcd's errors, and can be told to hold
+proposals and reads, to fail them, or to lose or take leadership.
+"""
+
+from twisted.internet import defer
+from zope.interface import implementer
+
+from raftmux.etcd.interfaces import IEtcdNode, NodeStatus
+from raftmux.etcdpb import rpc_pb2
+from raftmux.mvcc import KeySpace
+from raftmux.mvcc.errors import (
+    ErrBadLeaderTransferee,
+    ErrMemberLearnerNotReady,
+    ErrMemberNotFound,
+    ErrMemberNotLearner,
+    ErrPeerURLExist,
+    ErrTooManyLearners,
+    EtcdError,
+)
+from raftmux.rafthttp.ids import memberID as computeMemberID
+
+__all__ = ["FakeEtcdNode"]
+
+
+@implementer(IEtcdNode)
+class FakeEtcdNode:
+    """
+    ``clock`` is an ``IReactorTime`` (member IDs of added members use its
+    time).  The node starts as the leader of a one-member cluster at term
+    2, raft index 4, as a fresh etcd does, unless ``isLeader`` is False
+    (then ``leaderID`` names the leader, 0 for none).
+
+    Knobs for tests: ``holdProposals`` (proposals wait for
+    L{applyPending}), ``proposalError`` (the next proposals fail with
+    it, before anything is applied), ``holdReads`` (reads wait for
+    L{releaseReads}), ``readError``, ``learnersReady``.
+    """
+
+    def __init__(self, clock, memberID=0x8E9E05C52164694D, clusterID=0xCDF818194E3A8C32,
+                 name="default", peerURLs=("http://127.0.0.1:2380",),
+                 clientURLs=("http://127.0.0.1:2379",), keySpace=None, isLeader=True,
+                 leaderID=0, dbSize=None):
+        self.clock = clock
+        self.memberID = memberID
+        self.clusterID = clusterID
+        self.keySpace = keySpace if keySpace is not None else KeySpace()
+        self._term = 2
+        self._index = 4
+        self._applied = 4
+        self._leader = memberID if isLeader else leaderID
+        self._observers = []
+        self._members = {memberID: rpc_pb2.Member(
+            ID=memberID, name=name, peerURLs=list(peerURLs), clientURLs=list(clientURLs))}
+        self._dbSize = dbSize
+        self.holdProposals = False
+        self.proposalError = None
+        self.holdReads = False
+        self.readError = None
+        self.learnersReady = True
+        self.proposed = []
+        self._pending = []
+        self._reads = []
+
+    # -- raft state -----------------------------------------------------------
+
+    def term(self):
+        return self._term
+
+    def leader(self):
+        return self._leader
+
+    def isLeader(self):
+        return self._leader == self.memberID
+
+    def isLearner(self):
+        member = self._members.get(self.memberID)
+        return bool(member is not None and member.isLearner)
+
+    def setLearner(self, isLearner):
+        self._members[self.memberID].isLearner = isLearner
+
+    def status(self):
+        size = self._dbSize if self._dbSize is not None else len(self.keySpace.snapshot())
+        return NodeStatus(
+            leader=self._leader, raftIndex=self._index, raftTerm=self._term,
+            raftAppliedIndex=self._applied, dbSize=size, dbSizeInUse=size,
+            isLearner=self.isLearner())
+
+    def becomeLeader(self):
+        """Win an election: next term, apply the term's empty entry, promote."""
+        was = self.isLeader()
+        self._term += 1
+        self._leader = self.memberID
+        self._index += 1
+        self._applied = self._index
+        if not was:
+            for o in list(self._observers):
+                o.leadershipChanged(True)
+
+    def stepDown(self, leaderID=0):
+        """Lose leadership to ``leaderID`` (0: no leader known) in a new term."""
+        was = self.isLeader()
+        self._term += 1
+        self._leader = leaderID
+        if was:
+            for o in list(self._observers):
+                o.leadershipChanged(False)
+
+    # -- observers ------------------------------------------------------------
+
+    def addObserver(self, observer):
+        self._observers.append(observer)
+
+    def removeObserver(self, observer):
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    # -- proposals and reads ----------------------------------------------------
+
+    def propose(self, request):
+        self.proposed.append(request)
+        if self.proposalError is not None:
+            return defer.fail(self.proposalError)
+        self._index += 1
+        d = defer.Deferred()
+        if self.holdProposals:
+            self._pending.append((request, d))
+        else:
+            self._apply(request, d)
+        return d
+
+    def applyPending(self):
+        """Apply every held proposal, in order."""
+        pending, self._pending = self._pending, []
+        for request, d in pending:
+            self._apply(request, d)
+
+    def _apply(self, request, d):
+        self._applied += 1
+        self.keySpace.setConsistentIndex(self._applied)
+        try:
+            result = self.keySpace.apply(request)
+        except EtcdError as e:
+            for o in list(self._observers):
+                o.applied(request, None)
+            d.errback(e)
+            return
+        for o in list(self._observers):
+            o.applied(request, result)
+        d.callback(result)
+
+    def restore(self, data):
+        """Replace the key space from a snapshot, as a follower catching up does."""
+        self.keySpace.restore(data)
+        self._index += 1
+        self._applied = self._index
+        for o in list(self._observers):
+            o.restored()
+
+    def readIndex(self):
+        if self.readError is not None:
+            return defer.fail(self.readError)
+        if self.holdReads:
+            d = defer.Deferred()
+            self._reads.append(d)
+            return d
+        return defer.succeed(None)
+
+    def releaseReads(self):
+        reads, self._reads = self._reads, []
+        for d in reads:
+            d.callback(None)
+
+    def waitApplied(self):
+        return defer.succeed(None)
+
+    # -- membership -------------------------------------------------------------
+
+    def members(self):
+        return [rpc_pb2.Member.FromString(m.SerializeToString())
+                for _, m in sorted(self._members.items())]
+
+    def _urlInUse(self, urls, exceptID=None):
+        for m in self._members.values():
+            if m.ID != exceptID and set(m.peerURLs) & set(urls):
+                return True
+        return False
+
+    def addMember(self, peerURLs, isLearner):
+        if self._urlInUse(peerURLs):
+            return defer.fail(ErrPeerURLExist())
+        if isLearner and sum(m.isLearner for m in self._members.values()) >= 1:
+            return defer.fail(ErrTooManyLearners())
+        new = rpc_pb2.Member(
+            ID=computeMemberID(peerURLs, "", int(self.clock.seconds())),
+            peerURLs=list(peerURLs), isLearner=isLearner)
+        self._members[new.ID] = new
+        self._index += 1
+        self._applied += 1
+        return defer.succeed((new, self.members()))
+
+    def removeMember(self, memberID):
+        if memberID not in self._members:
+            return defer.fail(ErrMemberNotFound())
+        del self._members[memberID]
+        self._index += 1
+        self._applied += 1
+        return defer.succeed(self.members())
+
+    def updateMember(self, memberID, peerURLs):
+        if memberID not in self._members:
+            return defer.fail(ErrMemberNotFound())
+        if self._urlInUse(peerURLs, exceptID=memberID):
+            return defer.fail(ErrPeerURLExist())
+        del self._members[memberID].peerURLs[:]
+        self._members[memberID].peerURLs.extend(peerURLs)
+        self._index += 1
+        self._applied += 1
+        return defer.succeed(self.members())
+
+    def promoteMember(self, memberID):
+        m = self._members.get(memberID)
+        if m is None:
+            return defer.fail(ErrMemberNotFound())
+        if not m.isLearner:
+            return defer.fail(ErrMemberNotLearner())
+        if not self.learnersReady:
+            return defer.fail(ErrMemberLearnerNotReady())
+        m.isLearner = False
+        self._index += 1
+        self._applied += 1
+        return defer.succeed(self.members())
+
+    def moveLeader(self, targetID):
+        target = self._members.get(targetID)
+        if target is None or target.isLearner:
+            return defer.fail(ErrBadLeaderTransferee())
+        if targetID != self.memberID:
+            self.stepDown(targetID)
+        return defer.succeed(None)
