@@ -7,9 +7,10 @@ proposals and reads, to fail them, or to lose or take leadership.
 """
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from raftmux.etcd.interfaces import IEtcdNode, NodeStatus
+from raftmux.etcd.interfaces import IEtcdNode, IResponder, NodeStatus
 from raftmux.etcdpb import rpc_pb2
 from raftmux.mvcc import KeySpace
 from raftmux.mvcc.errors import (
@@ -23,7 +24,7 @@ from raftmux.mvcc.errors import (
 )
 from raftmux.rafthttp.ids import memberID as computeMemberID
 
-__all__ = ["FakeEtcdNode"]
+__all__ = ["FakeEtcdNode", "FakeResponder"]
 
 
 @implementer(IEtcdNode)
@@ -61,6 +62,7 @@ class FakeEtcdNode:
         self.holdReads = False
         self.readError = None
         self.learnersReady = True
+        self.commitLag = 0
         self.proposed = []
         self._pending = []
         self._reads = []
@@ -86,7 +88,7 @@ class FakeEtcdNode:
     def status(self):
         size = self._dbSize if self._dbSize is not None else len(self.keySpace.snapshot())
         return NodeStatus(
-            leader=self._leader, raftIndex=self._index, raftTerm=self._term,
+            leader=self._leader, raftIndex=self._index + self.commitLag, raftTerm=self._term,
             raftAppliedIndex=self._applied, dbSize=size, dbSizeInUse=size,
             isLearner=self.isLearner())
 
@@ -242,3 +244,61 @@ class FakeEtcdNode:
         if targetID != self.memberID:
             self.stepDown(targetID)
         return defer.succeed(None)
+
+
+@implementer(IResponder, IPushProducer)
+class FakeResponder:
+    """
+    The transport side of a streaming rpc, in memory: ``messages`` sent,
+    ``finished`` and ``error`` once finished, the registered ``producer``
+    (L{pause} and L{resume} act on it as a slow client would), and
+    ``inboundPaused`` while the handler holds requests back.
+    """
+
+    def __init__(self):
+        self.messages = []
+        self.finished = False
+        self.error = None
+        self.producer = None
+        self.inboundPaused = False
+
+    def sendMessage(self, message):
+        if self.finished:
+            raise AssertionError("message sent after finish: %r" % (message,))
+        self.messages.append(message)
+
+    def finish(self, error=None):
+        if self.finished:
+            raise AssertionError("finished twice")
+        self.finished = True
+        self.error = error
+
+    def registerProducer(self, producer, streaming):
+        if not streaming:
+            raise AssertionError("only push producers are expected")
+        self.producer = producer
+
+    def unregisterProducer(self):
+        self.producer = None
+
+    def pauseProducing(self):
+        self.inboundPaused = True
+
+    def resumeProducing(self):
+        self.inboundPaused = False
+
+    def stopProducing(self):
+        pass
+
+    def pause(self):
+        """The client stops reading: pause the handler's output."""
+        self.producer.pauseProducing()
+
+    def resume(self):
+        """The client reads again."""
+        self.producer.resumeProducing()
+
+    def take(self):
+        """The messages sent since the last call."""
+        out, self.messages = self.messages, []
+        return out

@@ -494,6 +494,11 @@ class WatchStream:
 
     # -- output ---------------------------------------------------------------
 
+    @property
+    def queued(self):
+        """Responses held while the transport is paused."""
+        return len(self._queue)
+
     def hasRoom(self):
         """True when an event response may be sent or queued now."""
         return not self._closed and (not self._paused or len(self._queue) < self._hub.maxPending)
