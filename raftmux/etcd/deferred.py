@@ -9,6 +9,7 @@ import functools
 import inspect
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 __all__ = ["deferredMethod", "withTimeout"]
 
@@ -50,7 +51,7 @@ def withTimeout(d, seconds, clock, error):
             call.cancel()
         if timedOut:
             result.errback(error())
-        elif isinstance(value, defer.failure.Failure):
+        elif isinstance(value, Failure):
             result.errback(value)
         else:
             result.callback(value)

@@ -161,7 +161,8 @@ class KeepAliveStream:
             self._headers.fill(response.header)
             self._busy = True
             d = self._lessor.renew(request.ID)
-            d.addCallbacks(self._renewed, self._failed, (response,))
+            d.addCallbacks(self._renewed, self._failed, callbackArgs=(response,),
+                           errbackArgs=(response,))
 
     def _renewed(self, ttl, response):
         self._busy = False

@@ -38,7 +38,9 @@ class FakeEtcdNode:
     Knobs for tests: ``holdProposals`` (proposals wait for
     L{applyPending}), ``proposalError`` (the next proposals fail with
     it, before anything is applied), ``holdReads`` (reads wait for
-    L{releaseReads}), ``readError``, ``learnersReady``.
+    L{releaseReads}), ``readError``, ``holdApplied`` (``waitApplied``
+    waits for L{releaseApplied}), ``commitLag`` (committed entries not yet
+    applied, as Status reports them), ``learnersReady``.
     """
 
     def __init__(self, clock, memberID=0x8E9E05C52164694D, clusterID=0xCDF818194E3A8C32,
@@ -63,6 +65,8 @@ class FakeEtcdNode:
         self.readError = None
         self.learnersReady = True
         self.commitLag = 0
+        self.holdApplied = False
+        self._appliedWaiters = []
         self.proposed = []
         self._pending = []
         self._reads = []
@@ -178,7 +182,16 @@ class FakeEtcdNode:
             d.callback(None)
 
     def waitApplied(self):
+        if self.holdApplied:
+            d = defer.Deferred()
+            self._appliedWaiters.append(d)
+            return d
         return defer.succeed(None)
+
+    def releaseApplied(self):
+        waiters, self._appliedWaiters = self._appliedWaiters, []
+        for d in waiters:
+            d.callback(None)
 
     # -- membership -------------------------------------------------------------
 
