@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_etcd_api -*-
+# -*- test-case-name: raftmux.test.test_etcd_services -*-
 """
 etcd 3.4's v3 API on a raftmux member, independent of the transport:
 the KV, Watch, Lease, Cluster, Maintenance and Auth services as Python

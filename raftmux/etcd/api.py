@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_etcd_api -*-
+# -*- test-case-name: raftmux.test.test_etcd_services -*-
 """
 etcd's v3 API on one member: the six services built over an L{IEtcdNode},
 as one Twisted service that starts and stops with the node.

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_etcd_auth -*-
+# -*- test-case-name: raftmux.test.test_etcd_services -*-
 """
 etcd's Auth service, answered as etcd 3.4 answers with authentication
 disabled and an empty auth store (``auth/store.go``): nothing to list,

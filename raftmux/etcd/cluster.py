@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_etcd_cluster -*-
+# -*- test-case-name: raftmux.test.test_etcd_services -*-
 """
 etcd's Cluster service (``etcdserver/api/v3rpc/member.go``): membership
 changes are the node's; this layer checks peer URLs as etcd's

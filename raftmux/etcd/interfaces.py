@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_etcd_fake -*-
+# -*- test-case-name: raftmux.test.test_etcd_services -*-
 """
 The contracts between etcd's v3 API (this package) and what is around it.
 

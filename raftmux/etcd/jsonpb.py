@@ -238,6 +238,14 @@ def _scalar(field, value):
     raise JSONError("unsupported field type %d" % (t,))
 
 
+def _isRepeated(field):
+    # protobuf >= 5 has is_repeated; 4.x only label (gone in 7.x).
+    repeated = getattr(field, "is_repeated", None)
+    if repeated is None:
+        return field.label == _FD.LABEL_REPEATED
+    return repeated
+
+
 def _fieldsByName(descriptor_):
     names = {}
     for f in descriptor_.fields:
@@ -264,7 +272,7 @@ def _fill(message, value):
         field = names.get(key)
         if field is None or item is None:
             continue
-        if field.label == _FD.LABEL_REPEATED:
+        if _isRepeated(field):
             if not isinstance(item, list):
                 raise _typeError(item, "[]json.RawMessage")
             target = getattr(message, field.name)

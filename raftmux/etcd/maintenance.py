@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_etcd_maintenance -*-
+# -*- test-case-name: raftmux.test.test_etcd_services -*-
 """
 etcd's Maintenance service (``etcdserver/api/v3rpc/maintenance.go``).
 

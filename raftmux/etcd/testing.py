@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_etcd_fake -*-
+# -*- test-case-name: raftmux.test.test_etcd_services -*-
 """
 An in-process, single-member L{IEtcdNode} for tests of the API layer: it
 applies proposals straight to a L{KeySpace}, counts raft indexes and

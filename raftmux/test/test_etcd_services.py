@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_etcd_cluster -*-
+# -*- test-case-name: raftmux.test.test_etcd_services -*-
 """
 The Cluster, Maintenance and Auth services (L{raftmux.etcd.cluster},
 L{raftmux.etcd.maintenance}, L{raftmux.etcd.auth}) and the API's
