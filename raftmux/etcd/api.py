@@ -25,11 +25,13 @@ from twisted.application.service import Service
 
 from raftmux.etcd.auth import AuthService
 from raftmux.etcd.cluster import ClusterService
+from raftmux.etcd.gateway import GatewayResource
 from raftmux.etcd.guard import Guard, refuse
 from raftmux.etcd.header import Headers
 from raftmux.etcd.idgen import IDGenerator
 from raftmux.etcd.kv import KVService
 from raftmux.etcd.lease import LeaseService
+from raftmux.etcd.leasehttp import LeaseResource
 from raftmux.etcd.lessor import ELECTION_TIMEOUT, Lessor
 from raftmux.etcd.maintenance import MaintenanceService
 from raftmux.etcd.proposer import DEFAULT_MAX_REQUEST_BYTES, Proposer
@@ -111,6 +113,17 @@ class EtcdAPI(Service):
         self.node.removeObserver(self.lessor)
         self.lessor.stop()
         self.watchHub.stop()
+
+    def leaseResource(self):
+        """
+        etcd's ``/leases`` peer endpoints for this member (mount on the peer
+        Site as ``leases``), so followers can ask this member when it leads.
+        """
+        return LeaseResource(self.lessor)
+
+    def gatewayResource(self):
+        """etcd's JSON gateway over these services (mount on the client Site)."""
+        return GatewayResource(self.services, maxRequestBytes=self.proposer.maxRequestBytes)
 
     def handler(self, path):
         """The bound rpc method for a gRPC path (``/etcdserverpb.KV/Range``), or None."""

@@ -48,6 +48,7 @@ from raftmux.etcd.proposer import DEFAULT_MAX_REQUEST_BYTES
 from raftmux.etcd.watch import GRPC_OVERHEAD_BYTES
 from raftmux.etcdpb import METHODS, ROUTES
 from raftmux.mvcc.errors import Code, EtcdError
+from raftmux.rafthttp.server import httpError
 
 __all__ = ["GatewayResource", "httpStatusFromCode"]
 
@@ -134,10 +135,7 @@ class GatewayResource(Resource):
         return self._unary(request, method, handler, body)
 
     def _plain(self, request, status):
-        request.setResponseCode(status)
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        request.setHeader(b"X-Content-Type-Options", b"nosniff")
-        return HTTPStatus(status).phrase.encode("ascii") + b"\n"
+        return httpError(request, status, HTTPStatus(status).phrase)
 
     def _error(self, request, error):
         request.setResponseCode(httpStatusFromCode(error.code))

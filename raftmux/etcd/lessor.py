@@ -63,6 +63,8 @@ ELECTION_TIMEOUT = 1.0
 APPLY_TIMEOUT = 1.0
 #: etcd's ReqTimeout with default flags: 5 s + 2 x election timeout.
 REQUEST_TIMEOUT = 7.0
+#: What etcd reports as a non-leader's remaining TTL (Go's max Duration).
+FOREVER_SECONDS = (2 ** 63 - 1) // 10 ** 9
 
 
 class NotPrimary(Exception):
@@ -350,7 +352,7 @@ class Lessor:
         lease's renew waits for its revoke).  A follower asks the leader.
         """
         return defer.ensureDeferred(self._atLeader(
-            lambda: self._renewHere(leaseID),
+            lambda: self.renewHere(leaseID),
             lambda leader: self._forwarder.renew(leader, leaseID)))
 
     def timeToLive(self, request):
@@ -359,7 +361,7 @@ class Lessor:
         ``LeaseTimeToLiveResponse`` (header unfilled) or ErrLeaseNotFound.
         """
         return defer.ensureDeferred(self._atLeader(
-            lambda: self._timeToLiveHere(request),
+            lambda: self.timeToLiveHere(request),
             lambda leader: self._forwarder.timeToLive(leader, request)))
 
     def leaseIDs(self):
@@ -410,7 +412,12 @@ class Lessor:
         await withTimeout(self._node.waitApplied(), APPLY_TIMEOUT, self._clock,
                           ErrTimeoutWaitAppliedIndex)
 
-    async def _renewHere(self, leaseID):
+    async def renewHere(self, leaseID):
+        """
+        Renew on this member only (what a follower's request to the leader
+        runs): the TTL, or L{NotPrimary}, ErrLeaseNotFound,
+        ErrTimeoutWaitAppliedIndex.
+        """
         await self._waitApplied()
         if not self._primary:
             raise NotPrimary()
@@ -436,15 +443,23 @@ class Lessor:
         self._setExpiry(leaseID, self._clock.seconds() + info.effectiveTTL)
         return info.ttl
 
-    async def _timeToLiveHere(self, request):
+    async def timeToLiveHere(self, request, primaryOnly=True):
+        """
+        TimeToLive from this member's clocks only: a
+        ``LeaseTimeToLiveResponse`` or ErrLeaseNotFound.  With
+        ``primaryOnly`` False a member that is not leading answers too (its
+        remaining TTL is then etcd's "forever", as etcd's peer endpoint
+        answers).
+        """
         await self._waitApplied()
-        if not self._primary:
+        if primaryOnly and not self._primary:
             raise NotPrimary()
         info = self._node.keySpace.lease(request.ID)
         if info is None:
             raise ErrLeaseNotFound()
-        response = rpc_pb2.LeaseTimeToLiveResponse(
-            ID=request.ID, TTL=int(self.remaining(request.ID)), grantedTTL=info.ttl)
+        remaining = self.remaining(request.ID)
+        ttl = FOREVER_SECONDS if remaining == math.inf else int(remaining)
+        response = rpc_pb2.LeaseTimeToLiveResponse(ID=request.ID, TTL=ttl, grantedTTL=info.ttl)
         response.header.SetInParent()
         if request.keys:
             response.keys.extend(info.keys)

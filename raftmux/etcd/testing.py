@@ -6,8 +6,13 @@ terms, keeps a member table with etcd's errors, and can be told to hold
 proposals and reads, to fail them, or to lose or take leadership.
 """
 
+import os
+import shutil
+import tempfile
+
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from raftmux.etcd.interfaces import IEtcdNode, IResponder, NodeStatus
@@ -24,7 +29,10 @@ from raftmux.mvcc.errors import (
 )
 from raftmux.rafthttp.ids import memberID as computeMemberID
 
-__all__ = ["FakeEtcdNode", "FakeResponder"]
+__all__ = ["FakeEtcdNode", "FakeResponder", "startEtcd", "ETCD"]
+
+#: The etcd 3.4 binary differential tests run against.
+ETCD = "/usr/bin/etcd"
 
 
 @implementer(IEtcdNode)
@@ -315,3 +323,46 @@ class FakeResponder:
         """The messages sent since the last call."""
         out, self.messages = self.messages, []
         return out
+
+
+async def startEtcd(testCase, reactor, agent):
+    """
+    A one-member etcd 3.4 on loopback ports for ``testCase`` (skipped when
+    the binary is missing), stopped and removed at its cleanup.  Returns
+    ``(clientURL, peerURL)`` once ``/health`` says true.
+    """
+    from twisted.trial.unittest import SkipTest
+
+    from raftmux.cluster import freePort
+    from raftmux.rafthttp.body import readBody
+    from raftmux.rafthttp.testing import LoggedProcess
+
+    if not os.path.exists(ETCD):
+        raise SkipTest("etcd 3.4 (%s) is not installed" % (ETCD,))
+    directory = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    testCase.addCleanup(shutil.rmtree, directory, True)
+    peer = "http://127.0.0.1:%d" % (freePort(),)
+    client = "http://127.0.0.1:%d" % (freePort(),)
+    logPath = os.path.join(directory, "etcd.log")
+    log = open(logPath, "wb")
+    testCase.addCleanup(log.close)
+    etcd = LoggedProcess(log)
+    process = reactor.spawnProcess(etcd, ETCD, [
+        ETCD, "--name", "m", "--data-dir", os.path.join(directory, "m"),
+        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+        "--listen-client-urls", client, "--advertise-client-urls", client,
+        "--initial-cluster", "m=%s" % (peer,)], env=dict(os.environ))
+    testCase.addCleanup(lambda: etcd.ended)
+    testCase.addCleanup(
+        lambda: process.signalProcess("TERM") if process.pid is not None else None)
+    for _ in range(200):
+        try:
+            response = await agent.request(b"GET", (client + "/health").encode())
+            if b'"true"' in await readBody(response):
+                return client, peer
+        except Exception:
+            pass
+        await deferLater(reactor, 0.05, lambda: None)
+    log.flush()
+    with open(logPath, "rb") as f:
+        raise AssertionError("etcd did not start:\n%s" % (f.read()[-3000:].decode(),))

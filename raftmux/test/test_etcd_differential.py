@@ -12,26 +12,18 @@ compaction answer) and of a keep-alive.
 """
 
 import json
-import os
-import shutil
-import tempfile
 from io import BytesIO
 
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import deferLater
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.server import Site
 
-from raftmux.cluster import freePort
 from raftmux.etcd.api import EtcdAPI
 from raftmux.etcd.gateway import GatewayResource
-from raftmux.etcd.testing import FakeEtcdNode
-from raftmux.rafthttp.testing import LoggedProcess
-
-ETCD = "/usr/bin/etcd"
+from raftmux.etcd.testing import FakeEtcdNode, startEtcd
 
 UNARY = [
     ("/v3/kv/put", '{"key":"Zm9v","value":"YmFy"}'),
@@ -187,33 +179,7 @@ class GatewayDifferentialTests(TestCase):
     timeout = 120
 
     async def startEtcd(self):
-        if not os.path.exists(ETCD):
-            raise SkipTest("etcd 3.4 (%s) is not installed" % (ETCD,))
-        self.dir = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        peer = "http://127.0.0.1:%d" % (freePort(),)
-        self.etcdURL = "http://127.0.0.1:%d" % (freePort(),)
-        log = self.logFile = open(os.path.join(self.dir, "etcd.log"), "wb")
-        self.addCleanup(log.close)
-        etcd = LoggedProcess(log)
-        process = reactor.spawnProcess(etcd, ETCD, [
-            ETCD, "--name", "m", "--data-dir", os.path.join(self.dir, "m"),
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--listen-client-urls", self.etcdURL, "--advertise-client-urls", self.etcdURL,
-            "--initial-cluster", "m=%s" % (peer,)], env=dict(os.environ))
-        self.addCleanup(lambda: etcd.ended)
-        self.addCleanup(lambda: process.signalProcess("TERM") if process.pid is not None else None)
-        for _ in range(200):
-            try:
-                response = await self.agent.request(b"GET", (self.etcdURL + "/health").encode())
-                if b'"true"' in await readBody(response):
-                    return
-            except Exception:
-                pass
-            await deferLater(reactor, 0.05, lambda: None)
-        log.flush()
-        with open(os.path.join(self.dir, "etcd.log"), "rb") as f:
-            raise AssertionError("etcd did not start:\n%s" % (f.read()[-3000:].decode(),))
+        self.etcdURL, _ = await startEtcd(self, reactor, self.agent)
 
     def startOurs(self):
         self.node = FakeEtcdNode(reactor)
@@ -259,11 +225,11 @@ class GatewayDifferentialTests(TestCase):
                 # etcd checks the peer URLs against members; ours finds no member first.
                 self.assertEqual(theirs[1]["code"], ours[1]["code"], (path, body))
                 continue
-            print("CMP", path, body, theirs); self.assertEqual(ours, theirs, (path, body))
+            self.assertEqual(ours, theirs, (path, body))
             compared += 1
         theirs = await self.stream(self.etcdURL, "/v3/watch", WATCH, WATCH_LINES)
         ours = await self.stream(self.oursURL, "/v3/watch", WATCH, WATCH_LINES)
-        print("WATCH", theirs); self.assertEqual(len(theirs[1]), WATCH_LINES)
+        self.assertEqual(len(theirs[1]), WATCH_LINES)
         self.assertEqual(ours, theirs)
         body = '{"ID":"5"}{"ID":"6"}'
         theirs = await self.stream(self.etcdURL, "/v3/lease/keepalive", body, 2)
