@@ -24,7 +24,8 @@ What it does, as etcd's does:
   ``Method Not Allowed`` (plain text); OPTIONS is 200; CORS headers allow
   any origin (etcd's default ``--cors``).
 * A request larger than ``--max-request-bytes`` + 512 KiB is refused as
-  gRPC refuses it (RESOURCE_EXHAUSTED, 429).
+  gRPC refuses it (RESOURCE_EXHAUSTED, 429); a body too long to hold such
+  a request is refused the same way before it is parsed.
 
 What differs: twisted.web reads a request body whole before the resource
 sees it, so a watch or keep-alive body is acted on once the client has
@@ -109,6 +110,8 @@ class GatewayResource(Resource):
         Resource.__init__(self)
         self._services = services
         self._maxMessage = maxRequestBytes + GRPC_OVERHEAD_BYTES
+        # JSON carries bytes as base64 (4/3) plus its own syntax.
+        self._maxBody = self._maxMessage * 4 // 3 + 64 * 1024
 
     def render(self, request):
         path = request.path.split(b"?", 1)[0]
@@ -128,11 +131,26 @@ class GatewayResource(Resource):
         service = self._services.get(method.service)
         if service is None:
             return self._plain(request, 404)
-        body = request.content.read() if request.content is not None else b""
+        body = self._body(request)
+        if body is None:
+            return self._error(request, _GatewayError(
+                Code.RESOURCE_EXHAUSTED, "grpc: received message larger than max"))
         handler = getattr(service, method.name)
         if method.clientStreaming or method.serverStreaming:
             return self._stream(request, method, handler, body)
         return self._unary(request, method, handler, body)
+
+    def _body(self, request):
+        """The request body, or None when it is too long to hold a message we take."""
+        content = request.content
+        if content is None:
+            return b""
+        content.seek(0, 2)
+        length = content.tell()
+        content.seek(0)
+        if length > self._maxBody:
+            return None
+        return content.read()
 
     def _plain(self, request, status):
         return httpError(request, status, HTTPStatus(status).phrase)

@@ -330,17 +330,20 @@ class WatchHub:
         self._syncCall = None
         ks = self.keySpace
         current, compactRev = ks.revision, ks.compactRevision
-        budget = MAX_WATCHERS_PER_SYNC
+        chosen = []
         again = False
-        for w in list(self._unsynced):
-            if not w.stream.hasRoom():
-                continue
-            if budget == 0:
-                again = True
-                break
-            budget -= 1
+        for w in self._unsynced:
+            if w.stream.hasRoom():
+                if len(chosen) == MAX_WATCHERS_PER_SYNC:
+                    again = True
+                    break
+                chosen.append(w)
+        # As etcd's syncWatchers: the compaction answers of a round first.
+        for w in chosen:
             if w.minRev < compactRev:
                 self._compacted(w, compactRev)
+        for w in chosen:
+            if w.state != _UNSYNCED or not w.stream.hasRoom():
                 continue
             try:
                 events, nextRev = ks.eventsSince(w.key, w.rawRangeEnd, w.minRev, self.maxEvents)

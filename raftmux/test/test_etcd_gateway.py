@@ -190,6 +190,9 @@ class UnaryTests(GatewayTestCase):
                                                     "value": b64(b"x" * (530 * 1024))})
         self.assertEqual((code, body["code"]), (429, 8))
         self.assertTrue(body["error"].startswith("grpc: received message larger than max ("))
+        code, body = await self.json("/v3/watch", b" " * (900 * 1024) + b"{}")
+        self.assertEqual((code, body["code"], body["error"]),
+                         (429, 8, "grpc: received message larger than max"))
         code, body = await self.json("/v3/kv/put", {"key": b64(b"a"), "value": b64(b"x" * 5000)})
         self.assertEqual((code, body["error"]), (400, "etcdserver: request is too large"))
 
