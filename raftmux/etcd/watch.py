@@ -46,7 +46,7 @@ from raftmux.etcd.interfaces import IApplyObserver, IStreamHandler
 from raftmux.etcd.proposer import DEFAULT_MAX_REQUEST_BYTES
 from raftmux.etcdpb import rpc_pb2
 from raftmux.mvcc import DELETE, PUT
-from raftmux.mvcc.errors import ErrCompacted
+from raftmux.mvcc.errors import ErrCompacted, ErrStopped
 
 __all__ = [
     "WatchHub", "WatchStream", "DEFAULT_PROGRESS_INTERVAL", "DEFAULT_MAX_PENDING",
@@ -202,9 +202,9 @@ class WatchHub:
         return self._node.keySpace
 
     def stop(self):
-        """Close every stream (the API is going away)."""
+        """End every stream with ErrStopped (the API is going away)."""
         for stream in list(self._streams):
-            stream.close()
+            stream.close(ErrStopped())
         if self._syncCall is not None and self._syncCall.active():
             self._syncCall.cancel()
         self._syncCall = None
@@ -408,8 +408,11 @@ class WatchStream:
     def cancel(self):
         self.close()
 
-    def close(self):
-        """Drop every watcher; send nothing more."""
+    def close(self, error=None):
+        """
+        Drop every watcher; send nothing more.  With ``error`` (an
+        EtcdError), end the rpc with it too.
+        """
         if self._closed:
             return
         self._closed = True
@@ -422,6 +425,8 @@ class WatchStream:
         self._progressCall = None
         self._hub.streamClosed(self)
         self._responder.unregisterProducer()
+        if error is not None:
+            self._responder.finish(error)
 
     # -- IPushProducer --------------------------------------------------------
 

@@ -291,6 +291,7 @@ class DispatchTests(ServiceTestCase):
         self.api.stopService()
         self.assertEqual(self.api.watchHub.counts(), (0, 0))
         self.assertIsNone(r.producer)
+        self.assertIsInstance(r.error, errors.ErrStopped)
         self.api.startService()
 
     def test_learnerStreamsRefused(self):
