@@ -30,8 +30,8 @@ from zope.interface import implementer
 
 from raftmux.etcd.lessor import ILeaseForwarder, NotPrimary
 from raftmux.etcdpb import rpc_pb2
+from raftmux.httpbody import BytesProducer, readBody
 from raftmux.mvcc.errors import ErrLeaseNotFound, ErrTimeoutWaitAppliedIndex, EtcdError
-from raftmux.rafthttp.body import BytesProducer, readBody
 from raftmux.rafthttp.server import httpError
 
 __all__ = [

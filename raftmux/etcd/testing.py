@@ -29,10 +29,7 @@ from raftmux.mvcc.errors import (
 )
 from raftmux.rafthttp.ids import memberID as computeMemberID
 
-__all__ = ["FakeEtcdNode", "FakeResponder", "startEtcd", "ETCD"]
-
-#: The etcd 3.4 binary differential tests run against.
-ETCD = "/usr/bin/etcd"
+__all__ = ["FakeEtcdNode", "FakeResponder", "startEtcd"]
 
 
 @implementer(IEtcdNode)
@@ -333,8 +330,8 @@ async def startEtcd(testCase, reactor, agent):
     """
     from twisted.trial.unittest import SkipTest
 
-    from raftmux.cluster import freePort
-    from raftmux.rafthttp.body import readBody
+    from raftmux.cluster import ETCD, freePort
+    from raftmux.httpbody import readBody
     from raftmux.rafthttp.testing import LoggedProcess
 
     if not os.path.exists(ETCD):
@@ -358,7 +355,7 @@ async def startEtcd(testCase, reactor, agent):
     for _ in range(200):
         try:
             response = await agent.request(b"GET", (client + "/health").encode())
-            if b'"true"' in await readBody(response):
+            if b'"true"' in await readBody(response, 65536):
                 return client, peer
         except Exception:
             pass

@@ -33,8 +33,8 @@ from raftmux.etcd.leasehttp import (
 )
 from raftmux.etcd.testing import FakeEtcdNode, startEtcd
 from raftmux.etcdpb import rpc_pb2 as pb
+from raftmux.httpbody import BytesProducer, readBody
 from raftmux.mvcc import errors
-from raftmux.rafthttp.body import BytesProducer, readBody
 
 
 class WrapperTests(SynchronousTestCase):
@@ -93,7 +93,7 @@ class Members(TestCase):
         response = await self.agent.request(
             method, (self.url + path).encode(), Headers({}),
             BytesProducer(body) if method == b"POST" else None)
-        return response.code, await readBody(response)
+        return response.code, await readBody(response, 1 << 20)
 
     async def test_renewThroughLeader(self):
         leaseID = self.grantOnLeader(30)
@@ -172,12 +172,12 @@ class AgainstEtcdTests(TestCase):
             b"POST", (client + "/v3/lease/grant").encode(), Headers({}),
             FileBodyProducer(BytesIO(b'{"TTL":"60","ID":"4242"}')))
         self.assertEqual(response.code, 200)
-        await readBody(response)
+        await readBody(response, 1 << 20)
         response = await agent.request(
             b"POST", (client + "/v3/kv/put").encode(), Headers({}),
             FileBodyProducer(BytesIO(json.dumps({
                 "key": base64.b64encode(b"k").decode(), "lease": "4242"}).encode())))
-        await readBody(response)
+        await readBody(response, 1 << 20)
 
         node = FakeEtcdNode(reactor, memberID=0xE, isLeader=False)
         member, _ = self.successResultOf(node.addMember([peer], False))
@@ -219,7 +219,7 @@ class AgainstEtcdTests(TestCase):
                 response = await agent.request(
                     b"POST", (base + path).encode(),
                     Headers({b"Content-Type": [b"application/protobuf"]}), BytesProducer(body))
-                payload = await readBody(response)
+                payload = await readBody(response, 1 << 20)
                 if response.code == 200 and path == "/leases/internal":
                     decoded = decodeInternalResponse(payload)
                     decoded.TTL = min(decoded.TTL, 59)
