@@ -46,6 +46,10 @@ from raftmux.memberlist.config import META_MAX_SIZE
 from raftmux.memberlist.delegate import IDelegate, IEventDelegate
 from raftmux.memberlist.queue import NamedBroadcast, TransmitLimitedQueue
 
+#: a cause of bad input is logged this many times, then every WARN_EVERY-th time
+WARN_FIRST = 5
+WARN_EVERY = 1000
+
 VALID_TRANSITIONS = frozenset({(PeerState.VIEWER, PeerState.PARTICIPANT),
                                (PeerState.PARTICIPANT, PeerState.TERMINATING)})
 
@@ -87,10 +91,19 @@ class CkitCore:
             ("state_change", "unknown_message", "get_local_state", "merge_remote_state",
              "node_join", "node_leave", "node_update"), 0)
         self.broadcastEvents = {"state_change": 0}
+        self._warned = {}
 
     def _say(self, level, text):
         if self._log is not None:
             self._log(level, text)
+
+    def _warnLimited(self, cause, text):
+        """A peer's bad input: the first few of a cause, then every 1,000th with the count."""
+        count = self._warned[cause] = self._warned.get(cause, 0) + 1
+        if count <= WARN_FIRST:
+            self._say("warn", text)
+        elif count % WARN_EVERY == 0:
+            self._say("warn", "%s (%d so far)" % (text, count))
 
     # -- queries --------------------------------------------------------------------
 
@@ -172,7 +185,7 @@ class CkitCore:
             message = decodeMessage(data)
         except MessageError as e:
             self.receivedEvents["unknown_message"] += 1
-            self._say("warn", "failed to parse gossip message: %s" % (e,))
+            self._warnLimited("message", "failed to parse gossip message: %s" % (e,))
             return
         self.receivedEvents["state_change"] += 1
         kept, isNew = self._handleState(message)
@@ -192,7 +205,8 @@ class CkitCore:
         try:
             remote = LocalState.decode(data)
         except MessageError as e:
-            self._say("warn", "failed to decode remote state (join=%s): %s" % (join, e))
+            self._warnLimited("state", "failed to decode remote state (join=%s): %s"
+                              % (join, e))
             return
         self.receivedEvents["merge_remote_state"] += 1
         self.clock.observe(remote.currentTime)

@@ -119,10 +119,18 @@ class CoreRuleTests(SynchronousTestCase):
         self.core.notifyMsg(StateMessage("me", V, again.time).encode())  # the same: nothing
         self.assertEqual(self.core.stateOf("me"), again)
 
-    def test_garbageCounted(self):
-        self.core.notifyMsg(b"\x12\x01\x09")
-        self.core.notifyMsg(b"")
-        self.assertEqual(self.core.receivedEvents["unknown_message"], 2)
+    def test_garbageCountedAndLogBounded(self):
+        """Bad messages are counted; a flood of them costs a handful of log lines."""
+        lines = []
+        core = CkitCore("me", log=lambda level, text: lines.append((level, text)))
+        for _ in range(3000):
+            core.notifyMsg(b"\x12\x01\x09")
+        core.notifyMsg(b"")
+        self.assertEqual(core.receivedEvents["unknown_message"], 3001)
+        warnings = [text for level, text in lines if level == "warn"]
+        self.assertEqual(len(warnings), 5 + 3)
+        self.assertEqual(warnings[0], "failed to parse gossip message: invalid message type 9")
+        self.assertIn("(3000 so far)", warnings[-1])
 
     def test_localStateListsPeers(self):
         """Every peer, viewer at time 0 when never heard from; our clock."""

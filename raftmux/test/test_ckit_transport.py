@@ -9,6 +9,10 @@ read is answered with memberlist's errMsg over ``/stream``; and
 that drops, in-process) that heals.  Every wait polls with a deadline.
 """
 
+import os
+import subprocess
+import sys
+
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -20,6 +24,10 @@ from raftmux.memberlist.messages import ErrResp, UserStream
 from raftmux.memberlist.stream import StreamDecoder
 from raftmux.test.test_memberlist_interop import Delegate, Events, waitUntil
 from raftmux.testing.membership import PartitionTransport
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+EXAMPLE = os.path.join(ROOT, "docs", "examples", "gossip_local.py")
 
 FAST = dict(probeInterval=0.2, probeTimeout=0.1, gossipInterval=0.05, suspicionMult=3,
             pushPullInterval=5.0, tcpTimeout=2.0)
@@ -159,3 +167,17 @@ class CkitOverHTTP2Tests(TestCase):
         truth = {n.name: n.currentState for n in nodes}
         yield waitUntil(lambda: all(self.sees(n) == truth for n in nodes), 30)
         self.assertGreater(sum(n.partition.dropped for n in nodes), 0)
+
+
+class ExampleTests(TestCase):
+    timeout = 60
+
+    def test_docsExampleRuns(self):
+        """docs/examples/gossip_local.py: three members converge, agree on owners, one leaves."""
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        result = subprocess.run([sys.executable, EXAMPLE], capture_output=True, text=True,
+                                timeout=50, env=env)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("3 members everywhere", result.stdout)
+        self.assertIn("owners of some-key", result.stdout)
+        self.assertIn("gamma left", result.stdout)
