@@ -118,9 +118,10 @@ class CkitNode(Service):
         if self.rejoinInterval:
             self._rejoin = task.LoopingCall(self._rejoinNow)
             self._rejoin.clock = self.reactor
-            self.memberlist.whenRunning().addCallback(
-                lambda _: self._rejoin.start(self.rejoinInterval, now=False)
-                if self.running else None)
+            d = self.memberlist.whenRunning()
+            d.addCallback(lambda _: self._rejoin.start(self.rejoinInterval, now=False)
+                          if self.running and not self._rejoin.running else None)
+            d.addErrback(lambda f: None)  # memberlist logged why it could not start
 
     def whenRunning(self):
         """Fires with this node once memberlist listens and has declared us alive."""
@@ -132,6 +133,9 @@ class CkitNode(Service):
         for address in addresses:
             if address not in self._joinAddresses:
                 self._joinAddresses.append(address)
+        if self.memberlist.core is None:
+            return defer.fail(RuntimeError("start the service (and wait for whenRunning) "
+                                           "before joining"))
         if not addresses:
             return defer.succeed(0)
         return self.memberlist.join(addresses)

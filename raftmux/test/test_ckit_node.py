@@ -84,6 +84,11 @@ class NodeTests(SynchronousTestCase):
             if node.running:
                 self.h.result(node.stopService(), 30.0)
 
+    def test_startBeforeRunningFails(self):
+        node = CkitNode(fastConfig("early"), self.h.net.transport("127.0.0.1:6999"),
+                        reactor=self.h.clock)
+        self.assertIsInstance(self.h.result(node.start(["127.0.0.1:7000"])).value, RuntimeError)
+
     def test_initialViewerAndTransitions(self):
         """ckit: a node starts as a viewer; invalid transitions fail with ckit's text."""
         a = self.h.add("node-a", 7000)
