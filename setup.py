@@ -25,6 +25,7 @@ setup(
     package_data={"raftmux.test": ["go/*/*.go"]},
     install_requires=[
         "msgpack>=1.0",
+        "xxhash>=3.0",
         "twisted[tls,http2]>=26.4",
         "txaio>=23.1",
         "pyopenssl>=25.3.0",

@@ -4,7 +4,7 @@
 in seconds, with Go's ``DefaultLANConfig`` values as defaults;
 ``local()`` and ``wan()`` give ``DefaultLocalConfig`` and
 ``DefaultWANConfig``.  Encryption and the keyring, DNS lookups and the
-CIDR allow list are not implemented (see docs/memberlist.md).
+CIDR allow list are not implemented (see docs/gossip.md).
 """
 
 import dataclasses

@@ -259,6 +259,10 @@ class Memberlist(Service):
     def numMembers(self):
         return self.core.numMembers()
 
+    def allNodes(self):
+        """Every node we know, dead and left ones included (until they are reaped)."""
+        return self.core.allNodes()
+
     def healthScore(self):
         return self.core.healthScore()
 
