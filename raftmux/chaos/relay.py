@@ -159,11 +159,8 @@ class _Inbound(protocol.Protocol):
         self.transport.pauseProducing()
         peer = self.transport.getPeer().host
         bind = self.relay.sources.get(peer)
-        factory = protocol.ClientFactory.forProtocol(_Outbound)
-        factory.inbound = self
-        factory.clientConnectionFailed = lambda connector, reason: self.transport.loseConnection()
         host, port = self.target
-        self.relay.reactor.connectTCP(host, port, factory, timeout=5,
+        self.relay.reactor.connectTCP(host, port, _OutboundFactory(self), timeout=5,
                                       bindAddress=(bind, 0) if bind else None)
         self.relay.connections += 1
 
@@ -180,6 +177,23 @@ class _Inbound(protocol.Protocol):
     def connectionLost(self, reason):
         if self.toTarget is not None:
             self.toTarget.close()
+
+
+class _OutboundFactory(protocol.ClientFactory):
+    """Dials the target for one inbound connection; a failed dial closes it."""
+
+    noisy = False
+
+    def __init__(self, inbound):
+        self.inbound = inbound
+
+    def buildProtocol(self, addr):
+        outbound = _Outbound()
+        outbound.factory = self
+        return outbound
+
+    def clientConnectionFailed(self, connector, reason):
+        self.inbound.transport.loseConnection()
 
 
 class _Outbound(protocol.Protocol):

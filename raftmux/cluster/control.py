@@ -72,10 +72,15 @@ async def _asCoroutine(result):
 
 def controlFactory(handler):
     """The server factory: requests go to ``handler.command_<cmd>(request)``."""
-    factory = protocol.Factory.forProtocol(ControlProtocol)
-    factory.handler = handler
-    factory.noisy = False
-    return factory
+    return _ControlFactory(handler)
+
+
+class _ControlFactory(protocol.Factory):
+    protocol = ControlProtocol
+    noisy = False
+
+    def __init__(self, handler):
+        self.handler = handler
 
 
 def ask(directory, request, timeout=60.0):

@@ -1,19 +1,26 @@
-# -*- test-case-name: raftmux.test.test_node_config -*-
+# -*- test-case-name: raftmux.test.test_tap -*-
 """
 A node's configuration with etcd's flag names, defaults and checks, and the
 member and cluster IDs etcd would compute from it (spec 11.1, 11.2).
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
+from raftmux._log import LOGGERS, canonicalLevel
 from raftmux.rafthttp import clusterID, memberID
 from raftmux.tls import CLIENT, PEER, TLSConfigError, TLSInfo, checkURLs
 
 __all__ = ["ConfigError", "NodeConfig", "parseURLs", "parseInitialCluster", "addressOf",
-           "DEFAULTS"]
+           "DEFAULTS", "ETCD_FLAGS", "ENV_PREFIX", "envName", "flagsFromEnvironment"]
 
-DEFAULTS = {
+# etcd 3.4's defaults, but the loopback addresses (127.0.0.1 where etcd
+# says localhost) and the flags etcd does not have (see ETCD_FLAGS).
+DEFAULTS: dict[str, Any] = {
     "name": "default",
     "data-dir": None,  # "<name>.etcd", as etcd
     "listen-peer-urls": "http://127.0.0.1:2380",
@@ -25,19 +32,72 @@ DEFAULTS = {
     "initial-cluster-state": "new",
     "heartbeat-interval": 100,
     "election-timeout": 1000,
-    "snapshot-count": 10000,
+    "snapshot-count": 100000,
     "snapshot-catchup-entries": 5000,
+    "max-request-bytes": 1536 * 1024,
     "max-value-bytes": 1024 * 1024,
     "request-timeout": 5.0,
+    "listen-metrics-urls": None,
+    "logger": "capnslog",
     "log-level": "info",
     "tls-watch-interval": 0,
 }
+
+# The flags that are etcd 3.4's, with its names, defaults and meanings
+# (the others are raftmux's own).  A test holds this list against
+# ``etcd --help``.
+ETCD_FLAGS = frozenset([
+    "name", "data-dir", "listen-peer-urls", "initial-advertise-peer-urls",
+    "listen-client-urls", "advertise-client-urls", "initial-cluster",
+    "initial-cluster-token", "initial-cluster-state", "heartbeat-interval",
+    "election-timeout", "snapshot-count", "max-request-bytes", "listen-metrics-urls",
+    "logger", "log-level",
+    "cert-file", "key-file", "trusted-ca-file", "client-cert-auth",
+    "peer-cert-file", "peer-key-file", "peer-trusted-ca-file", "peer-client-cert-auth",
+    "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
+])
+
+#: etcd reads a flag it was not given from ``ETCD_<FLAG>``.
+ENV_PREFIX = "ETCD"
 
 SCHEMES = ("http", "https")
 
 
 class ConfigError(ValueError):
     """A flag or a combination of flags that cannot work; the message says which."""
+
+
+def envName(flag: str) -> str:
+    """``"initial-cluster"`` -> ``"ETCD_INITIAL_CLUSTER"`` (etcd's ``flags.FlagToEnv``)."""
+    return ENV_PREFIX + "_" + flag.upper().replace("-", "_")
+
+
+def flagsFromEnvironment(environ: Mapping[str, str], flags: Iterable[str],
+                         given: Iterable[str] = ()) -> tuple[dict[str, str], list[str]]:
+    """
+    etcd's environment: ``ETCD_<FLAG>`` sets a flag that was not ``given``
+    on the command line (an empty variable sets nothing).  Returns the
+    values taken and a line for each variable that was not: shadowed by
+    its flag (etcd 3.4 refuses to start there; the flag wins here) or not
+    naming a flag.
+    """
+    flags = list(flags)
+    given = set(given)
+    byName = {envName(flag): flag for flag in flags}
+    values: dict[str, str] = {}
+    notes: list[str] = []
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX + "_"):
+            continue
+        flag = byName.get(key)
+        if flag is None:
+            notes.append("unrecognized environment variable %s" % (key,))
+        elif flag in given:
+            notes.append("environment variable %s is shadowed by --%s: the flag wins"
+                         % (key, flag))
+        elif environ[key] != "":
+            values[flag] = environ[key]
+    return values, notes
 
 
 def addressOf(url):
@@ -154,9 +214,23 @@ class NodeConfig:
         self.electionTicks = int(round(election / self.heartbeatInterval))
         self.snapshotCount = _positive(o, "snapshot-count")
         self.snapshotCatchUpEntries = _positive(o, "snapshot-catchup-entries")
+        # For the etcd v3 API (gRPC and its JSON gateway): the largest request.
+        self.maxRequestBytes = _positive(o, "max-request-bytes")
         self.maxValueBytes = _positive(o, "max-value-bytes")
         self.requestTimeout = _positive(o, "request-timeout", float)
-        self.logLevel = o["log-level"]
+        try:
+            self.logLevel = canonicalLevel(o["log-level"])
+        except ValueError as e:
+            raise ConfigError("--log-level: %s, got %r" % (e, o["log-level"])) from None
+        self.logger = o["logger"]
+        if self.logger not in LOGGERS:
+            raise ConfigError("--logger must be one of %s (etcd 3.4's), got %r"
+                              % (", ".join(LOGGERS), self.logger))
+        self.listenMetricsURLs = parseURLs(o["listen-metrics-urls"], "listen-metrics-urls") \
+            if o["listen-metrics-urls"] else []
+        for url in self.listenMetricsURLs:
+            if url in self.listenPeerURLs + self.listenClientURLs:
+                raise ConfigError("--listen-metrics-urls %s is also a peer or client URL" % (url,))
         self._configureTLS(o)
 
         # IDs as etcd computes them at bootstrap (no time in the hash).
@@ -177,6 +251,8 @@ class NodeConfig:
             # A client URL that is also a peer URL is served with the peer set.
             checkURLs([u for u in self.listenClientURLs if u not in self.listenPeerURLs],
                       self.clientTLS, "--listen-client-urls")
+            # etcd serves https metrics URLs with the client certificate.
+            checkURLs(self.listenMetricsURLs, self.clientTLS, "--listen-metrics-urls")
             for url in self.listenPeerURLs:
                 if url in self.listenClientURLs and urlsplit(url).scheme == "https" \
                         and not self.peerTLS.trustedCAFile:
@@ -206,7 +282,8 @@ class NodeConfig:
 
     @property
     def usesTLS(self):
-        urls = self.listenURLs + [u for us in self.initialCluster.values() for u in us]
+        urls = self.listenURLs + self.listenMetricsURLs + [
+            u for us in self.initialCluster.values() for u in us]
         return any(urlsplit(u).scheme == "https" for u in urls) or self.peerTLS.configured
 
     @property

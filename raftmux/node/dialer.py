@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_node_dialer -*-
+# -*- test-case-name: raftmux.test.test_node -*-
 """
 ``PeerDialer``: the endpoint factory under the node's HTTP ``Agent``.  Each
 request to a peer goes either over a new (pooled) TCP connection, the way

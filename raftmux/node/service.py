@@ -12,6 +12,7 @@ reach which is ``raftmux.node.listeners``).
 """
 
 import os
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from twisted.application import service
@@ -164,6 +165,8 @@ class RaftNode(service.MultiService):
         # forward), and what clients reach: see raftmux.node.listeners.
         self.peerSite = NodeSite(self)
         self.clientSite = NodeSite(self)
+        # --listen-metrics-urls: /metrics and /health only (etcd's metrics listener).
+        self.metricsSite = NodeSite(self)
         self.tlsPolicy = ClientPolicy(config.peerTLS) if config.usesTLS else None
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
@@ -261,6 +264,9 @@ class RaftNode(service.MultiService):
             self.log.info("raftmux: member {name} ({id}) listening on {url} ({serves})",
                           name=config.name, id=formatID(self.id), url=url,
                           serves=_SERVES[listenerKind(config, url)])
+        for url in config.listenMetricsURLs:
+            self.log.info("raftmux: member {name} ({id}) serving /metrics and /health on {url}",
+                          name=config.name, id=formatID(self.id), url=url)
         return self
 
     def _openStorage(self):
@@ -328,6 +334,8 @@ class RaftNode(service.MultiService):
         self._updateCampaign()
         shared = self.resources()
         self.clientSite.mount(_ClientRoot(), shared)
+        self.metricsSite.mount(_ClientRoot(), {name: shared[name]
+                                               for name in (b"metrics", b"health")})
         self.peerSite.mount(self.transport.resource(), {**shared, **self.peerResources()})
 
     async def _joinExisting(self):
@@ -359,16 +367,20 @@ class RaftNode(service.MultiService):
 
     async def _listen(self):
         for url in self.config.listenURLs:
-            factory = self.portFactory(url)
-            description = self._serverEndpoint(url) if self._serverEndpoint else \
-                _endpointDescription(url)
-            endpoint = serverFromString(self.reactor, description) \
-                if isinstance(description, str) else description
-            try:
-                port = await endpoint.listen(factory)
-            except Exception as e:
-                raise NodeStartError("cannot listen on %s: %s" % (url, e)) from e
-            self.ports.append(port)
+            await self._listenOn(url, self.portFactory(url))
+        for url in self.config.listenMetricsURLs:
+            await self._listenOn(url, self.metricsFactory(url))
+
+    async def _listenOn(self, url, factory):
+        description = self._serverEndpoint(url) if self._serverEndpoint else \
+            _endpointDescription(url)
+        endpoint = serverFromString(self.reactor, description) \
+            if isinstance(description, str) else description
+        try:
+            port = await endpoint.listen(factory)
+        except Exception as e:
+            raise NodeStartError("cannot listen on %s: %s" % (url, e)) from e
+        self.ports.append(port)
 
     # -- what each listening URL serves (raftmux.node.listeners) -------------------
 
@@ -391,6 +403,19 @@ class RaftNode(service.MultiService):
         if factory is None:
             factory = self._portFactories[key] = self._buildPortFactory(kind, info)
         return factory
+
+    def metricsFactory(self, url):
+        """
+        What a ``--listen-metrics-urls`` URL serves: ``/metrics`` and
+        ``/health`` over HTTP/1.1; https with the client certificate, as
+        etcd does.
+        """
+        if urlsplit(url).scheme != "https":
+            return self.metricsSite
+        tlsFactory = tlsServerFactory(self.config.clientTLS, self.metricsSite,
+                                      clock=self.reactor)
+        self._tlsFactories.append(tlsFactory)
+        return tlsOnlyFactory(tlsFactory, registry=self.registry, clock=self.reactor)
 
     def _buildPortFactory(self, kind, info):
         peer = kind != CLIENT_ONLY

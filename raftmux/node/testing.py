@@ -23,6 +23,7 @@ _portOf = weakref.WeakKeyDictionary()
 class LateFactory(Factory):
     """A factory whose real factory is given after the port is listening."""
 
+    noisy = False
     target = None
 
     def buildProtocol(self, addr):

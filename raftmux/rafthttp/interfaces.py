@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_peer -*-
 """
 What a ``Transport`` needs from the raft it carries (etcd's ``Raft``
 interface, spec 6), and what the raft side needs from a transport (etcd's

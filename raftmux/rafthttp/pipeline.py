@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_pipeline -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_client -*-
 """
 The pipeline (spec 4): one Message per ``POST /raft``, at most 4 in flight
 and 64 waiting; the 69th message is refused (the caller drops it and tells

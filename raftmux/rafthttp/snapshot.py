@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_snapshot -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_client -*-
 """
 Snapshots over ``POST /raft/snapshot`` (spec 1.8, 3.3, 4): the sender, a
 streaming request body (the MsgSnap head, then the database file), and the

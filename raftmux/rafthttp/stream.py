@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_stream -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_client -*-
 """
 rafthttp streams (spec 2): data flows from the server to the dialler only.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_peer -*-
 """
 Test helpers for code built on ``Transport``: a recording ``IRaft``, a
 bounded wait for a condition on a real reactor, and a process protocol

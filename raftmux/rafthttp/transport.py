@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_peer -*-
 """
 ``Transport``: etcd's rafthttp ``Transport`` in Twisted form (spec 5, 6).
 

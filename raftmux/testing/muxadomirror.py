@@ -15,9 +15,10 @@ raftmux unchanged, in tests and in ``python -m raftmux.bench muxado``:
 from struct import Struct
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
+from raftmux._quiet import QuietFactory
 from raftmux.muxado import MuxadoServerFactory
 
 __all__ = ["GREETING", "MirrorStream", "mirrorServerFactory"]
@@ -126,5 +127,5 @@ class MirrorStream(Echo):
 
 def mirrorServerFactory(config=None, version=None, reactor=None):
     """A ``MuxadoServerFactory`` whose streams are ``MirrorStream``s."""
-    return MuxadoServerFactory(Factory.forProtocol(MirrorStream), config=config,
+    return MuxadoServerFactory(QuietFactory.forProtocol(MirrorStream), config=config,
                                version=version, reactor=reactor)
