@@ -2,7 +2,7 @@
 """
 The project's conventions, checked over the whole package so that they stay
 true as modules are added: every ``test-case-name`` marker names a real test
-module, every factory is quiet, the version has one source.
+module, every factory is quiet, the quickstart's snippet runs.
 """
 
 import importlib
@@ -11,9 +11,11 @@ import inspect
 import os
 import pkgutil
 import re
+import subprocess
+import sys
 
 from twisted.internet.protocol import Factory
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 import raftmux
 
@@ -114,3 +116,34 @@ class QuietFactoryTests(SynchronousTestCase):
                     if loud.search(line):
                         found.append("%s:%d" % (os.path.relpath(path, PACKAGE), number))
         self.assertEqual(found, [])
+
+
+def repositoryFile(*path):
+    """A file of the source tree, or SkipTest when raftmux runs from an installed package."""
+    full = os.path.join(os.path.dirname(PACKAGE), *path)
+    if not os.path.exists(full):
+        raise SkipTest("%s is not here: raftmux runs from an installed package, "
+                       "not from its repository" % (os.path.join(*path),))
+    return full
+
+
+class QuickstartTests(SynchronousTestCase):
+    """docs/quickstart.md's composition snippet runs as written (read from the doc itself)."""
+
+    def snippet(self):
+        with open(repositoryFile("docs", "quickstart.md"), encoding="utf-8") as f:
+            text = f.read()
+        section = text[text.index("## Use a part in your own service"):]
+        found = re.search(r"```python\n(.*?)```", section, re.S)
+        self.assertIsNotNone(found, "no python block in the quickstart's composition section")
+        return found.group(1)
+
+    def test_snippetRuns(self):
+        from raftmux.cluster import childEnvironment
+        path = os.path.abspath(self.mktemp() + ".py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.snippet())
+        out = subprocess.run([sys.executable, path], capture_output=True, text=True,
+                             timeout=60, env=childEnvironment(),
+                             cwd=os.path.dirname(path))
+        self.assertEqual((out.returncode, out.stdout), (0, "b'ok'\n"), out.stderr)
