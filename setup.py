@@ -36,9 +36,12 @@ setup(
     package_dir={"": "."},
     packages=find_packages(include=["raftmux", "raftmux.*"]) + ["twisted.plugins"],
     include_package_data=False,
-    # py.typed: the package ships its type hints (PEP 561).  The Go test
-    # peers' source, built on demand by raftmux.testing.gopeer.
-    package_data={"raftmux": ["py.typed"], "raftmux.test": ["go/*/*.go"]},
+    # py.typed: the package ships its type hints (PEP 561); the .proto
+    # sources of the compiled protobuf modules.  The Go test peers' source,
+    # built on demand by raftmux.testing.gopeer.
+    package_data={"raftmux": ["py.typed"], "raftmux.raftpb": ["*.proto"],
+                  "raftmux.etcdpb": ["*.proto"], "raftmux.grpcpb": ["*.proto"],
+                  "raftmux.test": ["go/*/*.go"]},
     install_requires=[
         "msgpack>=1.0",
         "twisted[tls,http2]>=26.4",

@@ -15,9 +15,10 @@ import subprocess
 import sys
 
 from twisted.internet.protocol import Factory
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 import raftmux
+from raftmux.testing.tree import repositoryFile
 
 PACKAGE = os.path.dirname(os.path.abspath(raftmux.__file__))
 MARKER = re.compile(r"-\*-\s*test-case-name:\s*(.*?)\s*-\*-")
@@ -116,15 +117,6 @@ class QuietFactoryTests(SynchronousTestCase):
                     if loud.search(line):
                         found.append("%s:%d" % (os.path.relpath(path, PACKAGE), number))
         self.assertEqual(found, [])
-
-
-def repositoryFile(*path):
-    """A file of the source tree, or SkipTest when raftmux runs from an installed package."""
-    full = os.path.join(os.path.dirname(PACKAGE), *path)
-    if not os.path.exists(full):
-        raise SkipTest("%s is not here: raftmux runs from an installed package, "
-                       "not from its repository" % (os.path.join(*path),))
-    return full
 
 
 class QuickstartTests(SynchronousTestCase):

@@ -23,6 +23,7 @@ from raftmux.muxado import SessionEndpoint, connectSession
 from raftmux.node import RaftNode, exitOnStartFailure
 from raftmux.node.testing import makeCluster, startNode, stopNode
 from raftmux.rafthttp.testing import waitFor
+from raftmux.testing.tree import repositoryFile
 
 
 def parse(*argv):
@@ -145,8 +146,7 @@ class PluginTests(SynchronousTestCase):
         """docs/examples/raftmux.tac builds an application holding a RaftNode."""
         from twisted.application.service import IServiceCollection as Collection
 
-        path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples",
-                            "raftmux.tac")
+        path = repositoryFile("docs", "examples", "raftmux.tac")
         namespace = {"__file__": path}
         with open(path) as f:
             exec(compile(f.read(), path, "exec"), namespace)
@@ -234,9 +234,7 @@ class VersionTests(SynchronousTestCase):
     def test_setupReadsIt(self):
         """setup.py takes the version from raftmux/__init__.py (when the tree is here)."""
         import raftmux
-        setup = os.path.join(os.path.dirname(raftmux.__file__), "..", "setup.py")
-        if not os.path.exists(setup):
-            raise SkipTest("setup.py is not here (an installed package)")
+        setup = repositoryFile("setup.py")
         out = subprocess.run([sys.executable, setup, "--version"], capture_output=True,
                              text=True, timeout=60, cwd=os.path.dirname(setup))
         self.assertEqual(out.stdout.strip().splitlines()[-1], raftmux.__version__, out.stderr)
@@ -385,10 +383,7 @@ class EtcdFlagsTests(SynchronousTestCase):
             self.assertEqual(parse("--logger", logger).logger, logger)
 
     def cliTable(self):
-        import raftmux
-        path = os.path.join(os.path.dirname(raftmux.__file__), "..", "docs", "cli.md")
-        if not os.path.exists(path):
-            raise SkipTest("docs/cli.md is not here (an installed package)")
+        path = repositoryFile("docs", "cli.md")
         rows = {}
         with open(path, encoding="utf-8") as f:
             for line in f:
