@@ -56,7 +56,7 @@ setup(
     ],
     extras_require={
         "test": ["hypothesis>=6.100", "treq>=24.9"],
-        "lint": ["ruff", "mypy"],
+        "lint": ["ruff", "mypy", "mypy-zope"],
         "docs": ["pdoc>=14"],
         # The node benchmark's baseline (raftmux.bench.node); optional.
         "bench": ["pysyncobj>=0.3.17"],

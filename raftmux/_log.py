@@ -49,7 +49,7 @@ _TWISTED = {
 
 def hotLogger(namespace: str) -> Any:
     """A level-gated logger for hot paths; its ``debug`` is free when disabled."""
-    return txaio.make_logger()
+    return txaio.make_logger()  # type: ignore[attr-defined]
 
 
 def canonicalLevel(level: str) -> str:
@@ -63,7 +63,7 @@ def canonicalLevel(level: str) -> str:
 
 def setLogLevel(level: str) -> None:
     """Set the level of every hot-path logger (``txaio``'s global level)."""
-    txaio.set_global_log_level(canonicalLevel(level))
+    txaio.set_global_log_level(canonicalLevel(level))  # type: ignore[attr-defined]
 
 
 def levelFilter(level: str, observer: ILogObserver) -> FilteringLogObserver:
@@ -84,7 +84,7 @@ def _zapLine(event: Mapping[str, Any]) -> str:
         "ts": datetime.fromtimestamp(event.get("log_time") or 0, timezone.utc)
         .isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "logger": event.get("log_namespace", ""),
-        "msg": formatEvent(event),
+        "msg": formatEvent(dict(event)),
     }
     failure = event.get("log_failure")
     if failure is not None:
@@ -116,7 +116,7 @@ def twistdObserver(serverOptions: Mapping[str, Any], level: str,
         from twisted.python import syslog
 
         inner: ILogObserver = LegacyLogObserverWrapper(
-            syslog.SyslogObserver(serverOptions.get("prefix") or "twisted").emit)
+            syslog.SyslogObserver(serverOptions.get("prefix") or "twisted").emit)  # type: ignore[arg-type]
         return levelFilter(level, inner)
     logfile = serverOptions.get("logfile") or ""
     nodaemon = serverOptions.get("nodaemon")

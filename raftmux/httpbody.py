@@ -13,8 +13,10 @@ nothing, so the connection can be reused.  ``BytesProducer`` is the
 matching request body: bytes written in one go with a Content-Length.
 """
 
+from typing import Any
+
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IBodyProducer
@@ -36,6 +38,8 @@ class BodyTooLarge(Exception):
 class _BoundedBody(Protocol):
     """Collects at most ``limit`` bytes (``None``: keeps nothing, reads it all)."""
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     def __init__(self, finished, limit):
         self.finished = finished
         self.limit = limit
@@ -56,7 +60,7 @@ class _BoundedBody(Protocol):
             return
         self.parts.append(data)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         finished, self.finished = self.finished, None
         if finished is None:
             return

@@ -8,13 +8,14 @@ tests and several nodes in one process stay apart.
 """
 
 import weakref
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.web.resource import Resource
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-_sets = weakref.WeakKeyDictionary()
+_sets: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def metricsFor(metricsClass, registry=None):

@@ -21,6 +21,7 @@ state.
 """
 
 from collections import deque
+from typing import Any
 
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.interfaces import (
@@ -129,7 +130,7 @@ class StreamTransport:
         self.disconnected = False
         self._writeState = _OPEN
         self._readClosed = False
-        self._pending = deque()
+        self._pending: deque[Any] = deque()
         self._headOffset = 0
         self._pendingSize = 0
         self._waiting = False
@@ -138,7 +139,7 @@ class StreamTransport:
         self._producerPaused = False
         self._pulling = False
         self._readPaused = False
-        self._inbox = deque()
+        self._inbox: deque[Any] = deque()
         self._eofPending = False
         self._held = False
         self._lostReason = None
@@ -299,7 +300,7 @@ class StreamTransport:
 
     def deliverIncoming(self, data):
         """Hand received wire bytes to the protocol (default: as they are)."""
-        self.protocol.dataReceived(data)
+        self.protocol.dataReceived(data)  # type: ignore[union-attr]
 
     def endIncoming(self):
         """The peer's half ended; a framing subclass checks nothing is left over."""

@@ -144,11 +144,12 @@ class Options(usage.Options):
         for flag, value in values.items():
             if flag in booleans:
                 try:
-                    value = _goBool(value)
+                    self[flag] = _goBool(value)
                 except ValueError:
                     raise usage.UsageError("invalid value %r for %s: not a boolean"
                                            % (value, envName(flag))) from None
-            self[flag] = value
+            else:
+                self[flag] = value
         self.fromEnvironment = values
         for flag in names:
             if self[flag] is None and DEFAULTS.get(flag) is not None:

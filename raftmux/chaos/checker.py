@@ -33,6 +33,7 @@ few operations that contradict each other rather than thousands.
 """
 
 import time
+from typing import Any
 
 from raftmux.chaos.history import CAS, FAIL, INFO, OK, READ, WRITE
 
@@ -200,7 +201,7 @@ def search(ops, init=None, budget=None):
     model = [_Canonical(op, observed) for op in ops]
     pool = [_pool(op, m) for op, m in zip(ops, model, strict=True)]
     # Failed compares not yet linearized, by the value they compared with.
-    failedCompares = {}
+    failedCompares: dict[Any, Any] = {}
     comparesWith = [None] * n
     for i, op in enumerate(ops):
         if op.f == CAS and op.type == OK and op.result is False:
@@ -244,9 +245,9 @@ def search(ops, init=None, budget=None):
     linearized = 0
     cache = set()
     calls = []
-    tried = frozenset()  # pool kinds already met in this scan of the list
+    tried: frozenset[Any] = frozenset()  # pool kinds already met in this scan of the list
     steps = 0
-    best = (-1, None, None)
+    best: tuple[int, Any, Any] = (-1, None, None)
     entry = nxt[head]
     while entry != -1:
         steps += 1
@@ -508,7 +509,7 @@ def check(ops, seconds=60.0, steps=None, clock=time.monotonic):
     """
     began = clock()
     budget = _Budget(steps, seconds, clock)
-    byKey = {}
+    byKey: dict[Any, Any] = {}
     for op in ops:
         byKey.setdefault(op.key, []).append(op)
     keys, anomalies = {}, []

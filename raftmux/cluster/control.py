@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import tempfile
+from typing import Any
 
 from twisted.internet import defer, protocol
 from twisted.protocols.basic import LineOnlyReceiver
@@ -39,6 +40,8 @@ def socketPath(directory):
 
 class ControlProtocol(LineOnlyReceiver):
     """One connection to the control socket; ``factory.handler`` runs the commands."""
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     delimiter = b"\n"
     MAX_LENGTH = MAX_REQUEST

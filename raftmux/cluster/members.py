@@ -7,6 +7,7 @@ and process record, and ``planMembers`` for a new cluster's layout.
 import os
 import signal
 import socket
+from typing import Any
 
 from twisted.internet import defer
 
@@ -96,7 +97,7 @@ class Member:
         """A Deferred that fires with the exit once the current process ends."""
         if self.process is None:
             return defer.succeed(self.exits[-1] if self.exits else None)
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._waiters.append(d)
         return d
 

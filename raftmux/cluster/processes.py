@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import sys
+from typing import Any
 
 from twisted.internet import defer, protocol
 from twisted.internet.task import deferLater
@@ -118,7 +119,7 @@ class _MemberProcess(protocol.ProcessProtocol):
 
 class _Guardian(protocol.ProcessProtocol):
     def __init__(self):
-        self.ended = defer.Deferred()
+        self.ended: defer.Deferred[Any] = defer.Deferred()
 
     def processEnded(self, reason):
         self.ended.callback(None)
@@ -155,7 +156,7 @@ class LocalCluster:
         self.useGuardian = guardian
         self.http = ClusterHTTPClient(reactor)
         self._guardian = None
-        self._guardianProtocol = None
+        self._guardianProtocol: Any = None
         self._stopping = False
 
     @classmethod

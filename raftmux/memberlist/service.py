@@ -14,11 +14,12 @@ how many addresses were joined, ``leave`` once the leave has been gossiped.
 
 import ipaddress
 import random
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 
 from raftmux.memberlist.config import MemberlistConfig
@@ -79,11 +80,13 @@ class _Deadline:
 class _OutgoingStream(Protocol):
     """Write one message, read one back, then close; ``result`` fires with it."""
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     def __init__(self, reactor, data, timeout, maxBytes, expectReply=True):
         self.data = data
         self.expectReply = expectReply
         self.decoder = StreamDecoder(maxBytes)
-        self.result = defer.Deferred()
+        self.result: defer.Deferred[Any] = defer.Deferred()
         self.transport = None
         self.deadline = _Deadline(reactor, timeout, lambda: self.transport,
                                   lambda: self._fail(TwistedTimeoutError("connect timed out")))
@@ -110,7 +113,7 @@ class _OutgoingStream(Protocol):
             self._finish(message)
             self.transport.loseConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         self.deadline.cancel()
         if not self.result.called:
             if self.deadline.expired:
@@ -138,6 +141,8 @@ class _OutgoingStream(Protocol):
 
 class _IncomingStream(Protocol):
     """A stream a peer opened: read one message, hand it over, write the answer, close."""
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     log = Logger()
 
@@ -173,7 +178,7 @@ class _IncomingStream(Protocol):
             self.transport.write(reply)
         self.transport.loseConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         self.deadline.cancel()
         self.owner.incomingClosed(self)
 
@@ -203,7 +208,7 @@ class Memberlist(Service):
         self._timer = None
         self._pending = {}
         self._waiters = {}
-        self._running = defer.Deferred()
+        self._running: defer.Deferred[Any] = defer.Deferred()
         self._outgoing = set()
         self._incoming = set()
 
@@ -230,8 +235,9 @@ class Memberlist(Service):
 
     def whenRunning(self):
         """A Deferred firing with this member once it listens and is alive."""
-        d = defer.Deferred()
-        self._running.addBoth(lambda r: (d.callback(r) if not d.called else None, r)[1])
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._running.addBoth(  # type: ignore[call-overload]
+            lambda r: (d.callback(r) if not d.called else None, r)[1])  # type: ignore[func-returns-value]
         return d
 
     def stopService(self):
@@ -308,7 +314,7 @@ class Memberlist(Service):
         return self._awaitBroadcast("update", self.core.updateNode, timeout)
 
     def _awaitBroadcast(self, tag, method, timeout):
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._pending.setdefault(tag, []).append(d)
         if timeout:
             d.addTimeout(timeout, self.reactor)

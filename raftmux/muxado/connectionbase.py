@@ -9,6 +9,8 @@ GOAWAY already queued, and no exception reaches the caller).
 how a stream opens, which frames carry what, and their wire codes.
 """
 
+from typing import Any
+
 from raftmux.muxado.errors import ErrorCode, ProtocolError
 from raftmux.muxado.events import (
     ConnectionTerminated,
@@ -73,8 +75,8 @@ class ConnectionBase:
 
     # -- to be provided by each generation ------------------------------------------
 
-    _decoder = None
-    _dataFrame = None    # the decoder's DATA piece class
+    _decoder: Any = None
+    _dataFrame: Any = None    # the decoder's DATA piece class
 
     def _onFrame(self, frame, events):
         """Act on one decoded frame other than DATA pieces."""
@@ -197,7 +199,8 @@ class ConnectionBase:
         """
         if self.terminated is not None:
             return []
-        events = []
+        events: list[Any] = []
+        error: ProtocolError | None
         try:
             frames = self._decoder.receiveData(data)
         except ProtocolError as e:

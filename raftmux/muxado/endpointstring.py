@@ -17,6 +17,8 @@ accepts only it, default both), ``heartbeat=yes|no``.  So
 ``twistd web --listen 'muxado:tcp\\:8080'`` serves a Site on every stream.
 """
 
+from typing import Any
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import (
@@ -36,7 +38,7 @@ __all__ = ["MuxadoClientEndpoint", "MuxadoServerEndpoint", "clientParser", "serv
 
 
 def _config(version=None, heartbeat=None):
-    options = {}
+    options: dict[str, Any] = {}
     if version is not None:
         options["version"] = int(version)
     if heartbeat is not None:
@@ -81,7 +83,7 @@ class MuxadoClientEndpoint:
         session = self._session
         if session is not None and session.isOpen:
             return succeed(session)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         if self._waiting is not None:
             self._waiting.append(d)
             return d
@@ -91,7 +93,7 @@ class MuxadoClientEndpoint:
             waiting, self._waiting = self._waiting, None
             if not isinstance(result, Failure):
                 self._session = result
-            for waiter in waiting:
+            for waiter in waiting:  # type: ignore[union-attr]
                 waiter.callback(result)
 
         connectSession(self.inner, config=self.config).addBoth(settle)
@@ -108,7 +110,8 @@ class MuxadoClientEndpoint:
 class _ServerParser:
     prefix = "muxado"
 
-    def parseStreamServer(self, reactor, inner, version=None, heartbeat=None):
+    def parseStreamServer(  # type: ignore[override]
+            self, reactor, inner, version=None, heartbeat=None):
         return MuxadoServerEndpoint(serverFromString(reactor, inner),
                                     _config(None, heartbeat),
                                     None if version is None else int(version))
@@ -118,7 +121,8 @@ class _ServerParser:
 class _ClientParser:
     prefix = "muxado"
 
-    def parseStreamClient(self, reactor, inner, version=None, heartbeat=None):
+    def parseStreamClient(  # type: ignore[override]
+            self, reactor, inner, version=None, heartbeat=None):
         return MuxadoClientEndpoint(clientFromString(reactor, inner), _config(version, heartbeat))
 
 

@@ -36,10 +36,10 @@ class _SessionFactoryMixin:
     def doStart(self):
         for factory in self._streamFactories():
             factory.doStart()
-        super().doStart()
+        super().doStart()  # type: ignore[misc]
 
     def doStop(self):
-        super().doStop()
+        super().doStop()  # type: ignore[misc]
         for factory in self._streamFactories():
             factory.doStop()
 

@@ -11,10 +11,11 @@ among equals).
 """
 
 from struct import Struct
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -76,6 +77,8 @@ class MuxadoSession(Protocol):
     writers.  Metrics go to ``registry`` (default ``raftmux.metrics.REGISTRY``).
     """
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     log = Logger()
 
     def __init__(self, isClient, streamFactory=None, config=None, reactor=None, registry=None,
@@ -123,6 +126,7 @@ class MuxadoSession(Protocol):
 
     def _newConnection(self, version):
         config = self.config
+        kind: Any
         if version == 1:
             from raftmux.muxado.v1connection import MuxadoV1Connection as kind
         else:
@@ -176,7 +180,7 @@ class MuxadoSession(Protocol):
                 conn is not None and conn.goAwaySent):
             return fail(self._closeReason or SessionClosed(ErrorCode.SESSION_CLOSED))
         if conn is None:
-            d = Deferred()
+            d: Deferred[Any] = Deferred()
             self._pendingOpens.append((protocol, streamType, priority, d))
             if self._versionTimer is None:
                 self._versionTimer = self._callLater(self.config.versionWait,
@@ -216,7 +220,7 @@ class MuxadoSession(Protocol):
             return succeed(protocol)
         if self._closeReason is not None:
             return fail(self._closeReason)
-        d = Deferred(lambda d: self._acceptWaiters.remove((d, protocol)))
+        d: Deferred[Any] = Deferred(lambda d: self._acceptWaiters.remove((d, protocol)))
         self._acceptWaiters.append((d, protocol))
         return d
 
@@ -254,7 +258,7 @@ class MuxadoSession(Protocol):
         """
         if self._closeReason is not None:
             return succeed(self._closeReason)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._closedWaiters.append(d)
         return d
 
@@ -407,7 +411,7 @@ class MuxadoSession(Protocol):
                               peer=self._peer(), message=event.message,
                               code=codeName(event.code))
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         self._runSoon()
         if self._heartbeat is not None:
             self._heartbeat.stop()

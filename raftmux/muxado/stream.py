@@ -5,7 +5,7 @@ writes to: a ``StreamTransport`` hosted by its ``MuxadoSession``.
 
 from twisted.python.failure import Failure
 
-from raftmux.muxado.errors import ErrorCode, StreamRefused, StreamReset
+from raftmux.muxado.errors import ErrorCode, MuxadoError, StreamRefused, StreamReset
 from raftmux.streamtransport import HIGH_WATER, StreamTransport
 
 __all__ = ["HIGH_WATER", "MuxadoStream"]
@@ -34,6 +34,7 @@ class MuxadoStream(StreamTransport):
 
     def resetReceived(self, code, remote):
         """The stream was reset with muxado error ``code``, by the peer if ``remote``."""
+        error: MuxadoError
         if remote and code in _REFUSED_CODES:
             error = StreamRefused(code, retryable=True)
         else:

@@ -32,6 +32,7 @@ request leaves the key space as it was.
 from bisect import bisect_left, bisect_right
 from collections import namedtuple
 from operator import attrgetter
+from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -126,7 +127,7 @@ class KeySpace:
         self._compactRev = compactRevision
         self._consistentIndex = consistentIndex
         self._leases = {lease.id: lease for lease in leases}
-        history = {}
+        history: dict[Any, Any] = {}
         for r in records:
             h = history.get(r.key)
             if h is None:
@@ -136,7 +137,7 @@ class KeySpace:
         self._history = history
         self._keys = SortedList(history)
         self._logStart = max(2, compactRevision)
-        self._log = [[] for _ in range(self._logStart, revision + 1)]
+        self._log: list[list[Record]] = [[] for _ in range(self._logStart, revision + 1)]
         start = self._logStart
         for r in records:
             if r.modRevision >= start:
@@ -199,7 +200,7 @@ class KeySpace:
         else:
             keys = self._keys.irange(key)
         history = self._history
-        out = []
+        out: list[Any] = []
         append = out.append
         for k in keys:
             h = history[k]
@@ -346,7 +347,7 @@ class KeySpace:
         if leaseID:
             self._leases[leaseID].keys.add(key)
         prev = None if version == 1 else (
-            last if last.modRevision < main else self._before(h, main))
+            last if last.modRevision < main else self._before(h, main))  # type: ignore[union-attr]
         w.events.append(Event(PUT, rec, prev))
 
     def _delete(self, w, key):
@@ -373,9 +374,9 @@ class KeySpace:
         if p.ignore_value or p.ignore_lease:
             if prev is None:
                 raise ErrKeyNotFound()
-        value = prev.value if p.ignore_value else p.value
+        value = prev.value if p.ignore_value else p.value  # type: ignore[union-attr]
         if p.ignore_lease:
-            leaseID = prev.lease
+            leaseID = prev.lease  # type: ignore[union-attr]
         if p.prev_kv and prev is not None:
             prev.fill(resp.prev_kv)
         self._put(w, p.key, value, leaseID)

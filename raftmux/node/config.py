@@ -135,7 +135,7 @@ def parseURLs(text, flag):
 
 def parseInitialCluster(text):
     """``"n1=http://a:1,n1=http://a:2,n2=..."`` -> ``{name: [urls]}`` (order kept)."""
-    cluster = {}
+    cluster: dict[Any, Any] = {}
     for item in (text or "").split(","):
         item = item.strip()
         if not item:
@@ -200,7 +200,7 @@ class NodeConfig:
                 "--initial-cluster lists %s for %r but --initial-advertise-peer-urls is %s"
                 % (",".join(self.initialCluster[self.name]), self.name,
                    ",".join(self.advertisePeerURLs)))
-        seen = {}
+        seen: dict[Any, Any] = {}
         for name, urls in self.initialCluster.items():
             for u in urls:
                 if u in seen:

@@ -15,10 +15,12 @@ two sessions.  A session that ends is forgotten and made again on demand.
 
 import json
 from collections import Counter
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.web.client import Agent
 from twisted.web.iweb import IAgentEndpointFactory
@@ -80,7 +82,7 @@ class PeerDialer:
         self.sessions = {}
         self.peerIDs = {}
         #: TCP connections made, per (address, kind): what the tests count.
-        self.dials = Counter()
+        self.dials: Counter[Any] = Counter()
         self._probes = {}
         self._dialing = {}
         self._waiters = {}
@@ -112,7 +114,8 @@ class PeerDialer:
     def clientEndpoint(self, scheme, host, port, protocols=(HTTP11,)):
         if self._clientEndpoint is not None:
             return self._clientEndpoint(scheme, host, port, protocols)
-        endpoint = HostnameEndpoint(self.reactor, host, port, timeout=self.connectTimeout)
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(self.reactor, host, port,
+                                                           timeout=self.connectTimeout)
         if scheme == "https":
             if self.tlsPolicy is None:
                 raise ConnectError(string="https://%s:%d needs the peer TLS flags" % (host, port))
@@ -164,7 +167,8 @@ class PeerDialer:
     def _dial(self, scheme, address):
         self.dials[(address, MUXADO)] += 1
         try:
-            endpoint = self.clientEndpoint(scheme, *address, protocols=(MUXADO_ALPN,))
+            host, port = address
+            endpoint = self.clientEndpoint(scheme, host, port, protocols=(MUXADO_ALPN,))
         except ConnectError:
             return defer.fail()
 
@@ -231,7 +235,7 @@ class PeerDialer:
         within the connect timeout (it may think us removed, or not know us
         yet), dial ourselves rather than go silent.
         """
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._waiters.setdefault(address, []).append(d)
 
         def expire():
@@ -300,7 +304,7 @@ def _share(pending, key, start):
     One operation per key at a time: callers while it runs get their own
     Deferred with its result (so no caller's errback affects another's).
     """
-    d = defer.Deferred()
+    d: defer.Deferred[Any] = defer.Deferred()
     waiters = pending.get(key)
     if waiters is not None:
         waiters.append(d)

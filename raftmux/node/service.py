@@ -12,6 +12,7 @@ reach which is ``raftmux.node.listeners``).
 """
 
 import os
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -183,7 +184,7 @@ class RaftNode(service.MultiService):
             if isinstance(self._startResult, Failure):
                 return defer.fail(self._startResult)
             return defer.succeed(self)
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._started.append(d)
         return d
 

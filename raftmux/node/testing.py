@@ -6,6 +6,7 @@ nodes exist so their URLs (and so their member IDs) are known.
 
 import os
 import weakref
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -17,7 +18,7 @@ from raftmux.node.service import RaftNode
 __all__ = ["LateFactory", "bindPorts", "makeCluster"]
 
 # The port each node was started on by ``startNode``, for ``stopNode``.
-_portOf = weakref.WeakKeyDictionary()
+_portOf: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class LateFactory(Factory):

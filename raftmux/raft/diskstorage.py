@@ -25,6 +25,7 @@ import statistics
 import struct
 import time
 import zlib
+from typing import Any
 
 from zope.interface import implementer
 
@@ -139,7 +140,7 @@ class DiskStorage:
         hardState, meta, offset = HardState(), SnapshotMetadata(), (0, 0)
         # index -> (entry, size, seq); all above offset, below high + 1, and
         # with a gap at the start until compaction passes the deleted segments.
-        byIndex = {}
+        byIndex: dict[Any, Any] = {}
         high = 0
         for n, segment in enumerate(segments):
             checkpoint = wal.decodeCheckpoint(segment.checkpoint)

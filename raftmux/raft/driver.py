@@ -32,6 +32,7 @@ persist step.
 
 import struct
 import time
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
@@ -266,7 +267,7 @@ class RaftDriver:
         self._stepped += 1
         self._scheduleReady()
         if self._stepped >= self.maxBatch:
-            d = Deferred()
+            d: Deferred[Any] = Deferred()
             self._readyWaiters.append(d)
             return d
         return succeed(None)
@@ -308,7 +309,7 @@ class RaftDriver:
         raft = self.rawNode.raft
         if raft.state != StateLeader:
             return fail(NotLeader(raft.lead))
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._queued.append((data, d, withResult))
         self._scheduleReady()
         return d
@@ -362,7 +363,7 @@ class RaftDriver:
             method(arg)
         except RaftError as e:
             return fail(e)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._track(raft.raftLog.lastIndex(), raft.term, d, withResult)
         self._scheduleReady()
         return d
@@ -387,7 +388,7 @@ class RaftDriver:
         batch = self._readBatch
         if batch is None:
             batch = self._readBatch = _ReadBatch()
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         batch.waiters.append(d)
         self._scheduleReady()
         return d
@@ -398,7 +399,7 @@ class RaftDriver:
         self._readSeq += 1
         ctx = struct.pack(">Q", ((self.rawNode.raft.id & 0xFFFF) << 48)
                           | (self._readSeq & 0xFFFFFFFFFFFF))
-        batch.timeout = self.reactor.callLater(
+        batch.timeout = self.reactor.callLater(  # type: ignore[union-attr]
             self.requestTimeout, self._failRead, ctx,
             ReadIndexTimeout("no read state in %.3gs" % (self.requestTimeout,)))
         self._reads[ctx] = batch
@@ -409,7 +410,7 @@ class RaftDriver:
 
     def _failProposal(self, p, error):
         if self._proposals.get(p.index) is p:
-            del self._proposals[p.index]
+            del self._proposals[p.index]  # type: ignore[union-attr]
         if p.timeout is not None and p.timeout.active():
             p.timeout.cancel()
         if not p.deferred.called:

@@ -169,7 +169,7 @@ def receiveSnapshot(content, directory, maxMessageSize):
         out.flush()
         os.fsync(out.fileno())
         out.close()
-        path = snapshotPath(directory, message.snapshot.metadata.index)
+        path = snapshotPath(directory, message.snapshot.metadata.index)  # type: ignore[union-attr]
         if os.path.exists(path):
             os.unlink(out.name)
         else:

@@ -5,6 +5,8 @@ bounded wait for a condition on a real reactor, and a process protocol
 that keeps a real peer's (etcd's) output in a log file.
 """
 
+from typing import Any
+
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import deferLater
@@ -61,7 +63,7 @@ class FakeRaft:
     def waitForMessages(self, n):
         if len(self.messages) >= n:
             return succeed(self.messages)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._waiters.append((n, d))
         return d
 
@@ -87,7 +89,7 @@ class LoggedProcess(protocol.ProcessProtocol):
 
     def __init__(self, log):
         self.log = log
-        self.ended = Deferred()
+        self.ended: Deferred[Any] = Deferred()
 
     def outReceived(self, data):
         self.log.write(data)

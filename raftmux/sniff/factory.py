@@ -14,11 +14,13 @@ straight to it and no wrapper is left in the data path.  On transports it
 cannot rebind, it forwards ``dataReceived``/``connectionLost`` instead.
 """
 
+from typing import Any
+
 from twisted.internet.interfaces import (
     IHandshakeListener,
     IProtocolNegotiationFactory,
 )
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -38,6 +40,7 @@ class _Route:
     """One (matcher, factory) pair, with its metric label and hand-off style."""
 
     __slots__ = ("matcher", "factory", "label", "h2Site", "matched")
+    matched: Any
 
     def __init__(self, matcher, factory, label, protocolName):
         self.matcher = matcher
@@ -62,6 +65,8 @@ class SniffingProtocol(Protocol):
     or while it removes the client's ACK of its own HTTP/2 SETTINGS.
     """
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     _state = _SNIFFING
     _buffer = b""
     _greeted = False
@@ -69,7 +74,7 @@ class SniffingProtocol(Protocol):
     _handshakeDone = False
     _awaitHandshake = False
     _rebound = False
-    proto = None
+    proto: Any = None
 
     def __init__(self, factory, addr=None):
         self.factory = factory
@@ -122,7 +127,7 @@ class SniffingProtocol(Protocol):
         if not self._awaitHandshake:
             self._evaluate(final=False)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         state, self._state = self._state, _CLOSED
         if state is _SWITCHED:
             proto, self.proto = self.proto, None
@@ -352,7 +357,7 @@ class SniffingFactory(ServerFactory):
         # Connections being sniffed -> their deadline, in accept order; one
         # timer for the earliest (a callLater per connection cost more than
         # the rest of the sniff together).
-        self._sniffing = {}
+        self._sniffing: dict[Any, Any] = {}
         self._sweeper = None
 
     @property
@@ -404,7 +409,7 @@ class SniffingFactory(ServerFactory):
             protocol._timedOut()
 
     def _factories(self):
-        seen = []
+        seen: list[Any] = []
         for route in self._routes + tuple(self._alpnRoutes.values()):
             if not any(route.factory is f for f in seen):
                 seen.append(route.factory)

@@ -44,9 +44,9 @@ class Matcher:
     """Base class: subclasses set ``name`` and ``maxBytes`` and define ``match``."""
 
     name = "matcher"
-    protocolName = None
+    protocolName: bytes | None = None
     maxBytes = 0
-    firstBytes = None
+    firstBytes: frozenset[int] | None = None
 
     def match(self, data):
         raise NotImplementedError()

@@ -15,6 +15,7 @@ its alert; under TLS 1.3 that alert can come after our handshake looked
 complete, so only a response proves a peer accepted us.
 """
 
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from OpenSSL import SSL
@@ -103,7 +104,7 @@ class ClientPolicy(Reloadable):
 
     def __init__(self, tlsInfo, acceptableProtocols=(HTTP11,)):
         self.acceptableProtocols = tuple(acceptableProtocols)
-        self._dials = WeakKeyDictionary()
+        self._dials: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
         Reloadable.__init__(self, tlsInfo)
 
     def _build(self, material):

@@ -21,12 +21,14 @@ when the handshake ends without completing, using that record or the
 OpenSSL error (no certificate at all never reaches the callback).
 """
 
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from raftmux.sniff import SniffingFactory, tls
@@ -67,7 +69,7 @@ class ServerContextFactory(Reloadable):
                                  % (tlsInfo.flag("certFile"), tlsInfo.flag("keyFile")))
         self.acceptableProtocols = tuple(acceptableProtocols)
         self.optionalClientCertificates = optionalClientCertificates
-        self._refusals = WeakKeyDictionary()
+        self._refusals: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
         Reloadable.__init__(self, tlsInfo)
 
     def _build(self, material):
@@ -135,17 +137,17 @@ def serverContextFactory(tlsInfo, acceptableProtocols=DEFAULT_PROTOCOLS,
     return ServerContextFactory(tlsInfo, acceptableProtocols, optionalClientCertificates)
 
 
-class _LoggingTLSProtocol(TLSMemoryBIOFactory.protocol):
+class _LoggingTLSProtocol(TLSMemoryBIOProtocol):
     """Reports a handshake that ends unfinished to its factory, once."""
 
     _lossReported = False
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         if not self._lossReported:
             self._lossReported = True
             if not self._handshakeDone:
                 # _reason: the TLS error that ended it (Twisted's documented ivar).
-                self.factory.handshakeFailed(self, self._reason or reason)
+                self.factory.handshakeFailed(self, self._reason or reason)  # type: ignore[attr-defined]
         super().connectionLost(reason)
 
 
