@@ -14,11 +14,17 @@ straight to it and no wrapper is left in the data path.  On transports it
 cannot rebind, it forwards ``dataReceived``/``connectionLost`` instead.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from twisted.internet.interfaces import (
     IHandshakeListener,
+    IProtocolFactory,
     IProtocolNegotiationFactory,
+    IReactorTime,
 )
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
@@ -315,8 +321,11 @@ class SniffingFactory(ServerFactory):
     noisy = False
     protocol = SniffingProtocol
 
-    def __init__(self, routes, timeout=DEFAULT_TIMEOUT, maxBytes=DEFAULT_MAX_BYTES, alpn=None,
-                 clock=None, registry=None, name="sniff", maxSniffing=None):
+    def __init__(self, routes: Sequence[tuple[Any, ...]], timeout: float | None = DEFAULT_TIMEOUT,
+                 maxBytes: int = DEFAULT_MAX_BYTES,
+                 alpn: Mapping[bytes, IProtocolFactory] | None = None,
+                 clock: IReactorTime | None = None, registry: CollectorRegistry | None = None,
+                 name: str = "sniff", maxSniffing: int | None = None) -> None:
         built = []
         for index, route in enumerate(routes):
             if len(route) == 3:
@@ -352,8 +361,8 @@ class SniffingFactory(ServerFactory):
                        ("unmatched", "timedOut", "overLimit", "refused", "lost")}
         # Read at scrape time: no per-connection cost.
         metrics.sniffing.labels(name).set_function(lambda: len(self._sniffing))
-        for route in self._routes + tuple(self._alpnRoutes.values()):
-            route.matched = metrics.matched.labels(name, route.label)
+        for each in self._routes + tuple(self._alpnRoutes.values()):
+            each.matched = metrics.matched.labels(name, each.label)
         # Connections being sniffed -> their deadline, in accept order; one
         # timer for the earliest (a callLater per connection cost more than
         # the rest of the sniff together).
@@ -369,11 +378,11 @@ class SniffingFactory(ServerFactory):
         return self._clock
 
     @property
-    def sniffing(self):
+    def sniffing(self) -> int:
         """How many connections are being sniffed now."""
         return len(self._sniffing)
 
-    def acceptableProtocols(self):
+    def acceptableProtocols(self) -> list[bytes]:
         return list(self._alpnRoutes)
 
     def buildProtocol(self, addr):
@@ -426,7 +435,7 @@ class SniffingFactory(ServerFactory):
         for factory in self._factories():
             factory.doStop()
 
-    def closeSniffing(self):
+    def closeSniffing(self) -> None:
         """
         Close every connection still being sniffed; connections already
         handed off are their protocols' business.  Called when the last port
