@@ -68,12 +68,19 @@ class TwistdWebTests(TestCase):
         from twisted.internet import defer, protocol
         from twisted.python.filepath import FilePath
 
+        from raftmux.cluster import childEnvironment
         from raftmux.rafthttp.testing import waitFor
 
         root = FilePath(self.mktemp())
         root.makedirs()
         root.child("hello.txt").setContent(b"static file\n")
-        sock = os.path.abspath(self.mktemp() + ".sock")
+        # A short path: a Unix socket's name is limited to 107 bytes, which a
+        # deep checkout's _trial_temp can exceed.
+        import shutil
+        import tempfile
+        directory = tempfile.mkdtemp(prefix="rmx-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        sock = os.path.join(directory, "web.sock")
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         ended = defer.Deferred()
 
@@ -83,7 +90,7 @@ class TwistdWebTests(TestCase):
         process = reactor.spawnProcess(
             Watch(), twistd, [twistd, "-n", "--pidfile=", "web", "--listen",
                               r"muxado:unix\:%s" % (sock,), "--path", root.path],
-            env=dict(os.environ))
+            env=childEnvironment())  # this tree's raftmux, whatever is installed
         self.addCleanup(lambda: ended.called or (process.signalProcess("TERM"), ended)[1])
         yield defer.ensureDeferred(waitFor(reactor, lambda: os.path.exists(sock), timeout=45,
                                            what="twistd's socket"))
