@@ -100,13 +100,13 @@ def flagsFromEnvironment(environ: Mapping[str, str], flags: Iterable[str],
     return values, notes
 
 
-def addressOf(url):
+def addressOf(url: str) -> tuple[str | None, int | None]:
     """``"http://127.0.0.1:2380"`` -> ``("127.0.0.1", 2380)``."""
     parts = urlsplit(url)
     return parts.hostname, parts.port
 
 
-def parseURLs(text, flag):
+def parseURLs(text: str | None, flag: str) -> list[str]:
     """
     ``"http://a:1,http://b:2"`` -> normalized URL strings (what Go's
     ``url.URL.String()`` gives for them), checked as etcd checks them.
@@ -133,7 +133,7 @@ def parseURLs(text, flag):
     return urls
 
 
-def parseInitialCluster(text):
+def parseInitialCluster(text: str | None) -> dict[str, list[str]]:
     """``"n1=http://a:1,n1=http://a:2,n2=..."`` -> ``{name: [urls]}`` (order kept)."""
     cluster: dict[Any, Any] = {}
     for item in (text or "").split(","):
@@ -167,7 +167,7 @@ class NodeConfig:
     refuse.
     """
 
-    def __init__(self, options=None, **overrides):
+    def __init__(self, options: Mapping[str, Any] | None = None, **overrides: Any) -> None:
         o = dict(DEFAULTS)
         for source in (options or {}), overrides:
             for k, v in source.items():
@@ -270,7 +270,7 @@ class NodeConfig:
         except (TypeError, ValueError):
             raise ConfigError("--tls-watch-interval must be a number of seconds") from None
 
-    def tlsFor(self, url):
+    def tlsFor(self, url: str) -> TLSInfo | None:
         """
         The ``TLSInfo`` serving ``url``, or None for http: the peer set for
         a peer URL (also when a client URL shares its port), else the
@@ -281,13 +281,13 @@ class NodeConfig:
         return self.peerTLS if url in self.listenPeerURLs else self.clientTLS
 
     @property
-    def usesTLS(self):
+    def usesTLS(self) -> bool:
         urls = self.listenURLs + self.listenMetricsURLs + [
             u for us in self.initialCluster.values() for u in us]
         return any(urlsplit(u).scheme == "https" for u in urls) or self.peerTLS.configured
 
     @property
-    def listenURLs(self):
+    def listenURLs(self) -> list[str]:
         """Every URL to listen on, each once (client and peer may share a port)."""
         out = []
         for u in self.listenPeerURLs + self.listenClientURLs:
@@ -296,9 +296,9 @@ class NodeConfig:
         return out
 
     @property
-    def raftDir(self):
+    def raftDir(self) -> str:
         return os.path.join(self.dataDir, "member", "raft")
 
     @property
-    def identityFile(self):
+    def identityFile(self) -> str:
         return os.path.join(self.dataDir, "member", "identity.json")
