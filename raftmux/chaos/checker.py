@@ -32,10 +32,13 @@ to a small set of operations that is still not linearizable on its own
 few operations that contradict each other rather than thousands.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from raftmux.chaos.history import CAS, FAIL, INFO, OK, READ, WRITE
+from raftmux.chaos.history import CAS, FAIL, INFO, OK, READ, WRITE, Op
 
 __all__ = ["ANY", "FRESH", "LINEARIZABLE", "NOT_LINEARIZABLE", "UNKNOWN", "Anomaly", "CheckResult",
            "SearchResult", "check", "checkKey", "minimalWindow", "search", "step"]
@@ -500,7 +503,8 @@ def _context(ops, window):
     return found
 
 
-def check(ops, seconds=60.0, steps=None, clock=time.monotonic):
+def check(ops: Iterable[Op], seconds: float = 60.0, steps: int | None = None,
+          clock: Callable[[], float] = time.monotonic) -> CheckResult:
     """
     Check a whole history (``Op``s on any keys, every key starting
     absent).  ``seconds`` and ``steps`` bound the search over all keys;

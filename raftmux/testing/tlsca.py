@@ -31,9 +31,13 @@ certificates carry the clientAuth usage and their name as a DNS SAN (what
 Never use this outside tests: nothing here is kept secret.
 """
 
+from __future__ import annotations
+
 import datetime
 import ipaddress
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -99,7 +103,8 @@ class CertificateAuthority:
     ``issuer`` it is an intermediate CA signed by that one.
     """
 
-    def __init__(self, commonName="raftmux test CA", days=7, issuer=None):
+    def __init__(self, commonName: str = "raftmux test CA", days: int = 7,
+                 issuer: CertificateAuthority | None = None) -> None:
         now = datetime.datetime.now(datetime.timezone.utc)
         self._key = ec.generate_private_key(ec.SECP256R1())
         self._days = days
@@ -132,12 +137,14 @@ class CertificateAuthority:
             self._cert.public_bytes(serialization.Encoding.PEM))
 
     @property
-    def pem(self):
+    def pem(self) -> bytes:
         """The CA certificate as PEM bytes (write it out for curl/openssl)."""
         return self.certificate.dumpPEM()
 
-    def issue(self, commonName, dnsNames=(), ipAddresses=(), client=False, usage=None,
-              expired=False, notBefore=None, notAfter=None):
+    def issue(self, commonName: str, dnsNames: Iterable[str] = (), ipAddresses: Iterable[str] = (),
+              client: bool = False, usage: Any = None, expired: bool = False,
+              notBefore: datetime.datetime | None = None,
+              notAfter: datetime.datetime | None = None) -> ssl.PrivateCertificate:
         """
         A ``PrivateCertificate`` signed by this CA.  ``commonName`` is also a
         DNS SAN.  ``usage`` is ``"server"`` (serverAuth, the default),
@@ -183,11 +190,12 @@ class CertificateAuthority:
         impostor = CertificateAuthority(self.commonName, days=self._days)
         return impostor.issue(commonName, **kwargs)
 
-    def intermediate(self, commonName="raftmux test intermediate CA"):
+    def intermediate(self, commonName: str = "raftmux test intermediate CA",
+                     ) -> CertificateAuthority:
         """A CA signed by this one (chains: leaf, intermediate, root)."""
         return CertificateAuthority(commonName, days=self._days, issuer=self)
 
-    def writeCAFile(self, directory, name="ca"):
+    def writeCAFile(self, directory: str, name: str = "ca") -> str:
         """Write this CA's certificate as ``<name>.crt`` in ``directory``; returns the path."""
         os.makedirs(directory, exist_ok=True)
         return _write(os.path.join(directory, name + ".crt"), self.pem)
@@ -211,8 +219,9 @@ class CertificateAuthority:
                        trustedCAFile=root.writeCAFile(directory, name + "-ca"),
                        role=role, **kwargs)
 
-    def serverOptions(self, certificate=None, requireClientCertificate=False,
-                      acceptableProtocols=None):
+    def serverOptions(self, certificate: ssl.PrivateCertificate | None = None,
+                      requireClientCertificate: bool = False,
+                      acceptableProtocols: Iterable[bytes] | None = None) -> Any:
         """
         ``CertificateOptions`` for a server.  Without ``certificate`` one is
         issued for ``localhost`` with IP SAN 127.0.0.1.  ALPN normally comes
@@ -230,8 +239,9 @@ class CertificateAuthority:
             privateKey=certificate.privateKey.original,
             certificate=certificate.original, **kwargs)
 
-    def clientOptions(self, hostname="127.0.0.1", clientCertificate=None,
-                      acceptableProtocols=None):
+    def clientOptions(self, hostname: str = "127.0.0.1",
+                      clientCertificate: ssl.PrivateCertificate | None = None,
+                      acceptableProtocols: Iterable[bytes] | None = None) -> Any:
         """``optionsForClientTLS`` trusting only this CA."""
         return ssl.optionsForClientTLS(
             hostname, trustRoot=self.certificate, clientCertificate=clientCertificate,
