@@ -13,6 +13,7 @@ raftmux unchanged, in tests and in ``python -m raftmux.bench muxado``:
 """
 
 from struct import Struct
+from typing import Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
@@ -37,6 +38,7 @@ def _startsLikeCommand(data):
 class Echo(Protocol):
     """Echo every byte; after the peer's FIN, finish and close our half."""
 
+    transport: Any  # a muxado stream (streamType, priority, session, loseWriteConnection)
     greeting = b""
 
     def connectionMade(self):

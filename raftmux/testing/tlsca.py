@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -132,7 +132,7 @@ class CertificateAuthority:
         if issuer is not None:
             builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 issuer._key.public_key()), critical=False)
-        self._cert = builder.sign(signingKey, hashes.SHA256())
+        self._cert: x509.Certificate = builder.sign(signingKey, hashes.SHA256())
         self.certificate = ssl.Certificate.loadPEM(
             self._cert.public_bytes(serialization.Encoding.PEM))
 
@@ -163,7 +163,8 @@ class CertificateAuthority:
         if notAfter is None:
             notAfter = now + datetime.timedelta(days=self._days)
         key = ec.generate_private_key(ec.SECP256R1())
-        names = [x509.DNSName(n) for n in dict.fromkeys((commonName,) + tuple(dnsNames))]
+        names: list[x509.GeneralName] = [
+            x509.DNSName(n) for n in dict.fromkeys((commonName,) + tuple(dnsNames))]
         names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ipAddresses]
         cert = (
             x509.CertificateBuilder()
@@ -221,7 +222,7 @@ class CertificateAuthority:
 
     def serverOptions(self, certificate: ssl.PrivateCertificate | None = None,
                       requireClientCertificate: bool = False,
-                      acceptableProtocols: Iterable[bytes] | None = None) -> Any:
+                      acceptableProtocols: Sequence[bytes] | None = None) -> Any:
         """
         ``CertificateOptions`` for a server.  Without ``certificate`` one is
         issued for ``localhost`` with IP SAN 127.0.0.1.  ALPN normally comes
@@ -230,7 +231,7 @@ class CertificateAuthority:
         """
         if certificate is None:
             certificate = self.issue("localhost", ipAddresses=["127.0.0.1"])
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if requireClientCertificate:
             kwargs["trustRoot"] = self.certificate
         if acceptableProtocols is not None:
@@ -241,7 +242,7 @@ class CertificateAuthority:
 
     def clientOptions(self, hostname: str = "127.0.0.1",
                       clientCertificate: ssl.PrivateCertificate | None = None,
-                      acceptableProtocols: Iterable[bytes] | None = None) -> Any:
+                      acceptableProtocols: Sequence[bytes] | None = None) -> Any:
         """``optionsForClientTLS`` trusting only this CA."""
         return ssl.optionsForClientTLS(
             hostname, trustRoot=self.certificate, clientCertificate=clientCertificate,
