@@ -55,7 +55,7 @@ setup(
         "sortedcontainers>=2.4",
     ],
     extras_require={
-        "test": ["hypothesis>=6.100", "treq>=24.9"],
+        "test": ["hypothesis>=6.100", "treq>=24.9", "etcd3gw>=2.4"],
         "lint": ["ruff", "mypy", "mypy-zope"],
         "docs": ["pdoc>=14"],
         # The node benchmark's baseline (raftmux.bench.node); optional.

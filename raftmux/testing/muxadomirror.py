@@ -36,12 +36,17 @@ def _startsLikeCommand(data):
 
 @implementer(IHalfCloseableProtocol)
 class Echo(Protocol):
-    """Echo every byte; after the peer's FIN, finish and close our half."""
+    """
+    Echo every byte; after the peer's FIN, finish and close our half.  The
+    stream is its own producer, so while our echoes wait for the peer's
+    window, we stop reading and the peer stops at ours: memory stays bounded.
+    """
 
     transport: Any  # a muxado stream (streamType, priority, session, loseWriteConnection)
     greeting = b""
 
     def connectionMade(self):
+        self.transport.registerProducer(self.transport, True)
         if self.greeting:
             self.transport.write(self.greeting)
 
@@ -63,6 +68,7 @@ class MirrorStream(Echo):
     """One stream of the mirror server (see the module docstring)."""
 
     def connectionMade(self):
+        self.transport.registerProducer(self.transport, True)
         streamType = self.transport.streamType
         self._deciding = not streamType
         self._head = b""
