@@ -115,8 +115,8 @@ def twistdObserver(serverOptions: Mapping[str, Any], level: str,
     if serverOptions.get("syslog"):
         from twisted.python import syslog
 
-        inner: ILogObserver = LegacyLogObserverWrapper(
-            syslog.SyslogObserver(serverOptions.get("prefix") or "twisted").emit)  # type: ignore[arg-type]
+        emit = syslog.SyslogObserver(serverOptions.get("prefix") or "twisted").emit
+        inner: ILogObserver = LegacyLogObserverWrapper(emit)  # type: ignore[arg-type]
         return levelFilter(level, inner)
     logfile = serverOptions.get("logfile") or ""
     nodaemon = serverOptions.get("nodaemon")

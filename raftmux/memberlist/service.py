@@ -243,8 +243,12 @@ class Memberlist(Service):
     def whenRunning(self) -> defer.Deferred[Memberlist]:
         """A Deferred firing with this member once it listens and is alive."""
         d: defer.Deferred[Any] = defer.Deferred()
-        self._running.addBoth(  # type: ignore[call-overload]
-            lambda r: (d.callback(r) if not d.called else None, r)[1])  # type: ignore[func-returns-value]
+
+        def settle(r: Any) -> Any:
+            if not d.called:
+                d.callback(r)
+            return r
+        self._running.addBoth(settle)
         return d
 
     def stopService(self):

@@ -109,7 +109,8 @@ class MuxadoSession(Protocol):
         self._conn: Any = None        # the generation's sans-IO connection, once known
         self._head = b""
         self._streams: dict[int, MuxadoStream] = {}
-        self._waiting: dict[MuxadoStream, None] = {}  # streams wanting windowOpened on resume, in order
+        # streams wanting windowOpened on resume, in order
+        self._waiting: dict[MuxadoStream, None] = {}
         self._prioritised = 0         # of those, how many have a non-zero priority
         self._sniffing: set[MuxadoStream] = set()  # v2 streams whose type is still being read
         self._paused = False

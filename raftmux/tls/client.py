@@ -180,7 +180,8 @@ class ClientPolicy(Reloadable):
 
 
 def clientCreator(tlsInfo: TLSInfo, hostname: str | bytes,
-                  acceptableProtocols: Iterable[bytes] = (HTTP11,)) -> IOpenSSLClientConnectionCreator:
+                  acceptableProtocols: Iterable[bytes] = (HTTP11,),
+                  ) -> IOpenSSLClientConnectionCreator:
     """
     A one-off client connection creator for ``hostname`` (for code that
     dials once; long-lived code keeps a ``ClientPolicy`` and its reloads).

@@ -156,7 +156,8 @@ class _LoggingTLSProtocol(TLSMemoryBIOProtocol):
             self._lossReported = True
             if not self._handshakeDone:
                 # _reason: the TLS error that ended it (Twisted's documented ivar).
-                self.factory.handshakeFailed(self, self._reason or reason)  # type: ignore[attr-defined]
+                factory: Any = self.factory
+                factory.handshakeFailed(self, self._reason or reason)
         super().connectionLost(reason)
 
 
