@@ -1,7 +1,15 @@
 """Factories that run muxado sessions on accepted and dialed connections."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Factory
 
+from raftmux.muxado.config import MuxadoConfig
 from raftmux.muxado.session import MuxadoSession
 
 
@@ -9,15 +17,18 @@ class _SessionFactoryMixin:
     isClient = False
     noisy = False
 
-    def __init__(self, streamFactory=None, config=None, reactor=None, registry=None,
-                 streamFactories=None, version=None):
+    def __init__(self, streamFactory: IProtocolFactory | None = None,
+                 config: MuxadoConfig | None = None, reactor: IReactorTime | None = None,
+                 registry: CollectorRegistry | None = None,
+                 streamFactories: Mapping[int, IProtocolFactory] | None = None,
+                 version: int | None = None) -> None:
         self.streamFactory = streamFactory
         self.streamFactories = dict(streamFactories or {})
         self.registry = registry
         self.config = config
         self.reactor = reactor
         self.version = version
-        self.sessions = set()
+        self.sessions: set[MuxadoSession] = set()
 
     def buildProtocol(self, addr):
         session = MuxadoSession(self.isClient, self.streamFactory, self.config, self.reactor,
@@ -36,10 +47,10 @@ class _SessionFactoryMixin:
     def doStart(self):
         for factory in self._streamFactories():
             factory.doStart()
-        super().doStart()
+        super().doStart()  # type: ignore[misc]
 
     def doStop(self):
-        super().doStop()
+        super().doStop()  # type: ignore[misc]
         for factory in self._streamFactories():
             factory.doStop()
 
@@ -57,8 +68,11 @@ class MuxadoServerFactory(_SessionFactoryMixin, Factory):
     ``sessions`` holds the live sessions.
     """
 
-    def __init__(self, streamFactory, config=None, reactor=None, registry=None,
-                 streamFactories=None, version=None):
+    def __init__(self, streamFactory: IProtocolFactory | None,
+                 config: MuxadoConfig | None = None, reactor: IReactorTime | None = None,
+                 registry: CollectorRegistry | None = None,
+                 streamFactories: Mapping[int, IProtocolFactory] | None = None,
+                 version: int | None = None) -> None:
         _SessionFactoryMixin.__init__(self, streamFactory, config, reactor, registry,
                                       streamFactories, version)
 
@@ -69,13 +83,17 @@ class MuxadoClientFactory(_SessionFactoryMixin, ClientFactory):
     isClient = True
 
 
-def connectSession(endpoint, streamFactory=None, config=None, reactor=None, registry=None,
-                   streamFactories=None):
+def connectSession(endpoint: IStreamClientEndpoint,
+                   streamFactory: IProtocolFactory | None = None,
+                   config: MuxadoConfig | None = None, reactor: IReactorTime | None = None,
+                   registry: CollectorRegistry | None = None,
+                   streamFactories: Mapping[int, IProtocolFactory] | None = None,
+                   ) -> Deferred[MuxadoSession]:
     """
     Connect ``endpoint`` and run a client session on it, speaking
     ``config.version`` (default 2); returns a Deferred firing with the
     ``MuxadoSession``.  Streams the server opens go to
     ``streamFactories``/``streamFactory`` (or wait for ``session.acceptStream``).
     """
-    return endpoint.connect(MuxadoClientFactory(streamFactory, config, reactor, registry,
-                                                streamFactories))
+    return endpoint.connect(MuxadoClientFactory(  # type: ignore[return-value]
+        streamFactory, config, reactor, registry, streamFactories))

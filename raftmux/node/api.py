@@ -114,6 +114,8 @@ class NodeSite(Site):
 
 class _NodeResource(Resource):
     isLeaf = True
+    #: the methods a subclass handles (``handle_<METHOD>``), for 405's ``Allow``
+    allowed = b""
 
     def __init__(self, node):
         Resource.__init__(self)

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_node_config -*-
+# -*- test-case-name: raftmux.test.test_node_kv -*-
 """
 The member table: who is in the cluster, at which peer URLs, under which
 name.  It changes only when a conf change is applied (its context is

@@ -11,16 +11,29 @@ API) and the client Site (the client API), served through a
 reach which is ``raftmux.node.listeners``).
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from twisted.application import service
 from twisted.internet import defer
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.resource import Resource
+from twisted.web.iweb import IAgent
+from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
 import raftmux
@@ -29,7 +42,7 @@ from raftmux.metrics import MetricsResource
 from raftmux.muxado import MuxadoServerFactory
 from raftmux.node import identity
 from raftmux.node.api import ClusterResource, HealthResource, KVResource, NodeSite
-from raftmux.node.config import addressOf
+from raftmux.node.config import NodeConfig, addressOf
 from raftmux.node.dialer import MUXADO, PLAIN, PeerDialer
 from raftmux.node.join import fetchMembers
 from raftmux.node.kv import KVStateMachine, encodeAttributes
@@ -57,6 +70,10 @@ from raftmux.raftpb import (
     ConfChangeAddNode,
     ConfChangeRemoveNode,
     ConfChangeUpdateNode,
+    ConfState,
+    Entry,
+    Message,
+    Snapshot,
 )
 from raftmux.sniff import SniffingFactory, http1, http2, http2HeaderField, muxado
 from raftmux.tls import H2, HTTP11, MUXADO_ALPN, ClientPolicy, tlsOnlyFactory, tlsServerFactory
@@ -121,9 +138,12 @@ class RaftNode(service.MultiService):
 
     log = Logger()
 
-    def __init__(self, config, reactor=None, registry=None, listen=True, fsync=True,
-                 useMuxado=True, clientEndpoint=None, serverEndpoint=None,
-                 onStartFailure=None):
+    def __init__(self, config: NodeConfig, reactor: Any = None,
+                 registry: CollectorRegistry | None = None, listen: bool = True,
+                 fsync: bool = True, useMuxado: bool = True,
+                 clientEndpoint: Callable[..., IStreamClientEndpoint] | None = None,
+                 serverEndpoint: Callable[[str], str | IStreamServerEndpoint] | None = None,
+                 onStartFailure: Callable[[Failure], object] | None = None) -> None:
         service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
@@ -140,30 +160,33 @@ class RaftNode(service.MultiService):
         self.members = MemberTable()
         self.id = config.id
         self.clusterID = config.clusterID
-        self.storage = None
-        self.rawNode = None
-        self.driver = None
-        self.transport = None
-        self.dialer = None
-        self.agent = None
-        self.pool = None
-        self.gossip = None
-        self.ports = []
+        # Built at start (None until then).
+        self.storage: DiskStorage | None = None
+        self.rawNode: RawNode | None = None
+        self.driver: RaftDriver | None = None
+        self.transport: Transport | None = None
+        self.dialer: PeerDialer | None = None
+        self.agent: IAgent | None = None
+        self.pool: HTTPConnectionPool | None = None
+        self.gossip: GossipTransport | None = None
+        self.ports: list[IListeningPort] = []
         self.snapshotIndex = 0
-        self.confState = None
+        self.confState: ConfState | None = None
         self.removed = False
         self.gossipPackets = 0
-        self._started = []
-        self._startResult = None
-        self._publisher = None
-        self._portFactories = {}
-        self._tlsFactories = []
-        self._muxadoServer = None
+        self._started: list[Deferred[Any]] = []
+        self._startResult: Any = None
+        self._publisher: Any = None
+        self._portFactories: dict[Any, IProtocolFactory] = {}
+        self._tlsFactories: list[Any] = []
+        self._muxadoServer: MuxadoServerFactory | None = None
         self.metrics = NodeMetrics(self, self.registry)
         # What peers reach (rafthttp, /members and the client API they
         # forward), and what clients reach: see raftmux.node.listeners.
         self.peerSite = NodeSite(self)
         self.clientSite = NodeSite(self)
+        # --listen-metrics-urls: /metrics and /health only (etcd's metrics listener).
+        self.metricsSite = NodeSite(self)
         self.tlsPolicy = ClientPolicy(config.peerTLS) if config.usesTLS else None
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
@@ -175,12 +198,12 @@ class RaftNode(service.MultiService):
 
     # -- lifecycle --------------------------------------------------------------
 
-    def whenStarted(self):
+    def whenStarted(self) -> Deferred[RaftNode]:
         if self._startResult is not None:
             if isinstance(self._startResult, Failure):
                 return defer.fail(self._startResult)
             return defer.succeed(self)
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._started.append(d)
         return d
 
@@ -193,7 +216,7 @@ class RaftNode(service.MultiService):
             else:
                 d.callback(result)
 
-    def startService(self):
+    def startService(self) -> None:
         service.MultiService.startService(self)
         d = defer.ensureDeferred(self._start())
 
@@ -261,6 +284,9 @@ class RaftNode(service.MultiService):
             self.log.info("raftmux: member {name} ({id}) listening on {url} ({serves})",
                           name=config.name, id=formatID(self.id), url=url,
                           serves=_SERVES[listenerKind(config, url)])
+        for url in config.listenMetricsURLs:
+            self.log.info("raftmux: member {name} ({id}) serving /metrics and /health on {url}",
+                          name=config.name, id=formatID(self.id), url=url)
         return self
 
     def _openStorage(self):
@@ -328,6 +354,8 @@ class RaftNode(service.MultiService):
         self._updateCampaign()
         shared = self.resources()
         self.clientSite.mount(_ClientRoot(), shared)
+        self.metricsSite.mount(_ClientRoot(), {name: shared[name]
+                                               for name in (b"metrics", b"health")})
         self.peerSite.mount(self.transport.resource(), {**shared, **self.peerResources()})
 
     async def _joinExisting(self):
@@ -359,20 +387,24 @@ class RaftNode(service.MultiService):
 
     async def _listen(self):
         for url in self.config.listenURLs:
-            factory = self.portFactory(url)
-            description = self._serverEndpoint(url) if self._serverEndpoint else \
-                _endpointDescription(url)
-            endpoint = serverFromString(self.reactor, description) \
-                if isinstance(description, str) else description
-            try:
-                port = await endpoint.listen(factory)
-            except Exception as e:
-                raise NodeStartError("cannot listen on %s: %s" % (url, e)) from e
-            self.ports.append(port)
+            await self._listenOn(url, self.portFactory(url))
+        for url in self.config.listenMetricsURLs:
+            await self._listenOn(url, self.metricsFactory(url))
+
+    async def _listenOn(self, url, factory):
+        description = self._serverEndpoint(url) if self._serverEndpoint else \
+            _endpointDescription(url)
+        endpoint = serverFromString(self.reactor, description) \
+            if isinstance(description, str) else description
+        try:
+            port = await endpoint.listen(factory)
+        except Exception as e:
+            raise NodeStartError("cannot listen on %s: %s" % (url, e)) from e
+        self.ports.append(port)
 
     # -- what each listening URL serves (raftmux.node.listeners) -------------------
 
-    def portFactory(self, url=None):
+    def portFactory(self, url: str | None = None) -> IProtocolFactory:
         """
         The factory for a listening URL, by its kind (``listenerKind``):
         client-only URLs serve the client API over HTTP/1.1 and h2c; peer
@@ -391,6 +423,19 @@ class RaftNode(service.MultiService):
         if factory is None:
             factory = self._portFactories[key] = self._buildPortFactory(kind, info)
         return factory
+
+    def metricsFactory(self, url: str) -> IProtocolFactory:
+        """
+        What a ``--listen-metrics-urls`` URL serves: ``/metrics`` and
+        ``/health`` over HTTP/1.1; https with the client certificate, as
+        etcd does.
+        """
+        if urlsplit(url).scheme != "https":
+            return self.metricsSite
+        tlsFactory = tlsServerFactory(self.config.clientTLS, self.metricsSite,
+                                      clock=self.reactor)
+        self._tlsFactories.append(tlsFactory)
+        return tlsOnlyFactory(tlsFactory, registry=self.registry, clock=self.reactor)
 
     def _buildPortFactory(self, kind, info):
         peer = kind != CLIENT_ONLY
@@ -438,7 +483,7 @@ class RaftNode(service.MultiService):
             self._muxadoServer = MuxadoServerFactory(self.peerSite, registry=self.registry)
         return self._muxadoServer
 
-    def tlsContexts(self):
+    def tlsContexts(self) -> list[Any]:
         """The ``ServerContextFactory`` of each TLS listener (what ``reloadTLS`` reloads)."""
         return [tlsFactory.contextFactory for tlsFactory in self._tlsFactories]
 
@@ -448,7 +493,7 @@ class RaftNode(service.MultiService):
             found.append(self.tlsPolicy)
         return found
 
-    def reloadTLS(self):
+    def reloadTLS(self) -> None:
         """
         Re-read every certificate, key and CA file (SIGHUP, or the file
         watch): new connections use them; a bad file keeps the old ones.
@@ -456,7 +501,7 @@ class RaftNode(service.MultiService):
         for reloadable in self._reloadables():
             reloadable.reload()
 
-    def stopService(self):
+    def stopService(self) -> Deferred[Any]:
         service.MultiService.stopService(self)
         return self._teardown()
 
@@ -487,37 +532,37 @@ class RaftNode(service.MultiService):
 
     # -- IRaft: what the Transport delivers goes to the driver ---------------------
 
-    def process(self, message):
+    def process(self, message: Message) -> Deferred[Any]:
         if self.driver is None:
             return defer.fail(NodeStartError("raft is not running yet"))
         return self.driver.process(message)
 
-    def isIDRemoved(self, id):
+    def isIDRemoved(self, id: int) -> bool:
         return self.driver is not None and self.driver.isIDRemoved(id)
 
-    def reportUnreachable(self, id):
+    def reportUnreachable(self, id: int) -> None:
         if self.driver is not None:
             self.driver.reportUnreachable(id)
 
-    def reportSnapshot(self, id, status):
+    def reportSnapshot(self, id: int, status: int) -> None:
         if self.driver is not None:
             self.driver.reportSnapshot(id, status)
 
     # -- state -------------------------------------------------------------------
 
     @property
-    def leader(self):
+    def leader(self) -> int:
         return self.rawNode.raft.lead if self.rawNode is not None else 0
 
     @property
-    def isLeader(self):
+    def isLeader(self) -> bool:
         return self.rawNode is not None and self.leader == self.id
 
-    def peerURLsOf(self, id):
+    def peerURLsOf(self, id: int) -> list[str]:
         member = self.members.get(id)
         return member.peerURLs if member is not None else []
 
-    def clusterIsRaftmux(self):
+    def clusterIsRaftmux(self) -> bool:
         """
         May this member propose?  Not when any member is known not to be a
         raftmux node (it answered ``/version`` as etcd does, or the log
@@ -534,7 +579,7 @@ class RaftNode(service.MultiService):
                     return False
         return True
 
-    def everyMemberIsRaftmux(self):
+    def everyMemberIsRaftmux(self) -> bool:
         """Has every other member answered ``/version`` as a raftmux node?"""
         if self.kv.foreign:
             return False
@@ -542,7 +587,7 @@ class RaftNode(service.MultiService):
                    for id in self.members.ids() if id != self.id
                    for url in self.peerURLsOf(id))
 
-    def resources(self):
+    def resources(self) -> dict[bytes, IResource]:
         """What clients and peers both reach: the client API, ``/version``, metrics."""
         return {
             b"version": VersionResource(extra={"raftmux": _version()}),
@@ -552,7 +597,7 @@ class RaftNode(service.MultiService):
             b"metrics": MetricsResource(self.registry),
         }
 
-    def peerResources(self):
+    def peerResources(self) -> dict[bytes, IResource]:
         """What only peers reach besides ``/raft``: etcd's ``/members``."""
         return {b"members": MembersResource(
             self.clusterID, lambda: list(self.members.members.values()))}
@@ -567,7 +612,7 @@ class RaftNode(service.MultiService):
 
     # -- IStateMachine: the driver applies the log here ---------------------------------
 
-    def applyEntry(self, entry):
+    def applyEntry(self, entry: Entry) -> Any:
         result = self.kv.apply(entry.Data)
         if entry.Data[4:5] == b"A" and result:
             for memberID, (name, urls) in self.kv.attributes.items():
@@ -586,7 +631,7 @@ class RaftNode(service.MultiService):
             else:
                 self.transport.addPeer(id, peerURLs)
 
-    def confChangeApplied(self, cc, entry, confState):
+    def confChangeApplied(self, cc: Any, entry: Entry, confState: ConfState) -> None:
         self.confState = confState
         context = parseMemberContext(cc.context) if getattr(cc, "context", b"") else None
         for ctype, nodeID in confChangeToV2Changes(cc):
@@ -620,7 +665,7 @@ class RaftNode(service.MultiService):
                       peer=formatID(peerID))
         self._removedFromCluster()
 
-    def appliedTo(self, index):
+    def appliedTo(self, index: int) -> None:
         self._updateCampaign()
         if index - self.snapshotIndex < self.config.snapshotCount:
             return
@@ -634,7 +679,7 @@ class RaftNode(service.MultiService):
         self.log.info("raftmux: snapshot at index {index} ({keys} keys), log compacted to {to}",
                       index=index, keys=len(self.kv.data), to=max(compactTo, 0))
 
-    def restoreSnapshot(self, snapshot):
+    def restoreSnapshot(self, snapshot: Snapshot) -> None:
         self._restore(snapshot)
         self._updateCampaign()
 

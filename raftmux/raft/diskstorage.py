@@ -20,11 +20,15 @@ the older state needs.
 Not thread-safe; the driver calls it from one thread at a time.
 """
 
+from __future__ import annotations
+
 import os
 import statistics
 import struct
 import time
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 from zope.interface import implementer
 
@@ -139,7 +143,7 @@ class DiskStorage:
         hardState, meta, offset = HardState(), SnapshotMetadata(), (0, 0)
         # index -> (entry, size, seq); all above offset, below high + 1, and
         # with a gap at the start until compaction passes the deleted segments.
-        byIndex = {}
+        byIndex: dict[Any, Any] = {}
         high = 0
         for n, segment in enumerate(segments):
             checkpoint = wal.decodeCheckpoint(segment.checkpoint)
@@ -232,11 +236,11 @@ class DiskStorage:
 
     # -- reading (IStorage) ----------------------------------------------------
 
-    def initialState(self):
+    def initialState(self) -> tuple[HardState, ConfState]:
         return (_copy(HardState, self._hardState),
                 _copy(ConfState, self._snapshot.metadata.conf_state))
 
-    def entries(self, lo, hi, maxSize=None):
+    def entries(self, lo: int, hi: int, maxSize: int | None = None) -> list[Entry]:
         offset = self._ents[0].Index
         if lo <= offset:
             raise CompactedError(lo)
@@ -247,7 +251,7 @@ class DiskStorage:
         return limitSize(self._ents[lo - offset:hi - offset],
                          self._sizes[lo - offset:hi - offset], maxSize)
 
-    def term(self, index):
+    def term(self, index: int) -> int:
         offset = self._ents[0].Index
         if index < offset:
             raise CompactedError(index)
@@ -255,13 +259,13 @@ class DiskStorage:
             raise UnavailableError(index)
         return self._ents[index - offset].Term
 
-    def lastIndex(self):
+    def lastIndex(self) -> int:
         return self._ents[0].Index + len(self._ents) - 1
 
-    def firstIndex(self):
+    def firstIndex(self) -> int:
         return self._ents[0].Index + 1
 
-    def snapshot(self):
+    def snapshot(self) -> Snapshot:
         return self._snapshot
 
     # -- writing ---------------------------------------------------------------
@@ -295,7 +299,7 @@ class DiskStorage:
         self._sizes.extend(len(data) for data in encoded)
         self._segs.extend([seq] * len(entries))
 
-    def append(self, entries):
+    def append(self, entries: Sequence[Entry]) -> None:
         """
         Store ``entries`` (consecutive indexes): compacted ones are
         skipped, a conflict replaces the stored tail, a gap after the last
@@ -303,10 +307,10 @@ class DiskStorage:
         """
         self.save(entries=entries)
 
-    def setHardState(self, hardState):
+    def setHardState(self, hardState: HardState) -> None:
         self.save(hardState=hardState)
 
-    def save(self, hardState=None, entries=()):
+    def save(self, hardState: HardState | None = None, entries: Sequence[Entry] = ()) -> None:
         """
         ``append(entries)`` then ``setHardState(hardState)`` with one write
         and (with ``fsync``) one fsync: what a driver does with a Ready.
@@ -326,11 +330,11 @@ class DiskStorage:
         if hardState is not None:
             self._hardState = hardState
 
-    def sync(self):
+    def sync(self) -> None:
         """Make every write so far durable (needed only with ``fsync=False``)."""
         self._log.sync()
 
-    def applySnapshot(self, snapshot):
+    def applySnapshot(self, snapshot: Snapshot) -> None:
         """Replace the log with ``snapshot``; the HardState is kept."""
         if self._snapshot.metadata.index >= snapshot.metadata.index:
             raise SnapshotOutOfDateError(snapshot.metadata.index)
@@ -345,7 +349,7 @@ class DiskStorage:
         self._removeSnapshotFiles()
         self._removeSegments()
 
-    def createSnapshot(self, index, confState, data):
+    def createSnapshot(self, index: int, confState: ConfState | None, data: bytes) -> Snapshot:
         """
         Keep a snapshot of the state machine at ``index`` (stored, and newer
         than the current snapshot).  Entries are kept; ``compact`` drops them.
@@ -368,7 +372,7 @@ class DiskStorage:
         self._removeSnapshotFiles()
         return snapshot
 
-    def compact(self, compactIndex):
+    def compact(self, compactIndex: int) -> None:
         """Drop the entries before ``compactIndex``; it becomes the dummy."""
         offset = self._ents[0].Index
         if compactIndex <= offset:

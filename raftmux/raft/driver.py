@@ -30,8 +30,12 @@ reactor for its duration.  ``persistSeconds`` keeps the time of the last
 persist step.
 """
 
+from __future__ import annotations
+
 import struct
 import time
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
@@ -46,11 +50,13 @@ from raftmux.raft.core import (
     confChangeToV2Changes,
 )
 from raftmux.raft.interfaces import IStateMachine, IStorage
+from raftmux.raft.rawnode import RawNode
 from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, IRaft, ITransporter
 from raftmux.raftpb import (
     ConfChange,
     ConfChangeRemoveNode,
     ConfChangeV2,
+    Entry,
     EntryConfChange,
     EntryConfChangeV2,
     Message,
@@ -174,8 +180,10 @@ class RaftDriver:
 
     log = Logger()
 
-    def __init__(self, rawNode, storage, transport, reactor, stateMachine=None,
-                 tickInterval=0.1, requestTimeout=5.0, maxBatch=256, snapshotDatabase=None):
+    def __init__(self, rawNode: RawNode, storage: IStorage, transport: ITransporter,
+                 reactor: Any, stateMachine: IStateMachine | None = None,
+                 tickInterval: float = 0.1, requestTimeout: float = 5.0, maxBatch: int = 256,
+                 snapshotDatabase: Callable[[Message], str | None] | None = None) -> None:
         self.rawNode = rawNode
         self.storage = _require(IStorage, storage, "storage")
         self.transport = _require(ITransporter, transport, "transport")
@@ -188,25 +196,25 @@ class RaftDriver:
         self.maxBatch = maxBatch
         self.snapshotDatabase = snapshotDatabase
         self.applied = rawNode.raft.raftLog.applied
-        self.removed = set()
+        self.removed: set[int] = set()
         self.running = False
         self.persistSeconds = 0.0
-        self.error = None
-        self._ticker = None
-        self._scheduled = None
+        self.error: Failure | None = None   # what stopped the driver, if it failed
+        self._ticker: Any = None
+        self._scheduled: Any = None
         self._handling = False
         self._stepped = 0
-        self._readyWaiters = []
-        self._proposals = {}
+        self._readyWaiters: list[Deferred[Any]] = []
+        self._proposals: dict[int, Any] = {}
         self._readSeq = 0
-        self._reads = {}
-        self._readsWaitingApply = []
-        self._readBatch = None
-        self._queued = []
+        self._reads: dict[bytes, _ReadBatch] = {}
+        self._readsWaitingApply: list[Any] = []
+        self._readBatch: Any = None
+        self._queued: list[Any] = []
 
     # -- IService-like --------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         if self.running:
             return
         self.running = True
@@ -215,7 +223,7 @@ class RaftDriver:
         self._ticker.start(self.tickInterval, now=False)
         self._scheduleReady()
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop ticking and handling Ready; fail everything still waiting."""
         if not self.running:
             return
@@ -248,7 +256,7 @@ class RaftDriver:
 
     # -- IRaft ----------------------------------------------------------------
 
-    def process(self, message):
+    def process(self, message: Message) -> Deferred[Any]:
         sender = getattr(message, "from")
         if sender in self.removed:
             return fail(RemovedMemberError("message from removed member %x" % (sender,)))
@@ -266,25 +274,25 @@ class RaftDriver:
         self._stepped += 1
         self._scheduleReady()
         if self._stepped >= self.maxBatch:
-            d = Deferred()
+            d: Deferred[Any] = Deferred()
             self._readyWaiters.append(d)
             return d
         return succeed(None)
 
-    def isIDRemoved(self, id):
+    def isIDRemoved(self, id: int) -> bool:
         return id in self.removed
 
-    def reportUnreachable(self, id):
+    def reportUnreachable(self, id: int) -> None:
         self.rawNode.reportUnreachable(id)
         self._scheduleReady()
 
-    def reportSnapshot(self, id, status):
+    def reportSnapshot(self, id: int, status: int) -> None:
         self.rawNode.reportSnapshot(id, failed=status == SNAPSHOT_FAILURE)
         self._scheduleReady()
 
     # -- local requests -------------------------------------------------------
 
-    def propose(self, data):
+    def propose(self, data: bytes) -> Deferred[Entry]:
         """
         Propose ``data`` on this member, which must be the leader
         (``NotLeader`` otherwise).  Fires with the applied ``Entry`` once it
@@ -293,7 +301,7 @@ class RaftDriver:
         """
         return self._queue(data, False)
 
-    def proposeForResult(self, data):
+    def proposeForResult(self, data: bytes) -> Deferred[tuple[Entry, Any]]:
         """As ``propose``, firing with ``(entry, what apply(entry) returned)``."""
         return self._queue(data, True)
 
@@ -308,7 +316,7 @@ class RaftDriver:
         raft = self.rawNode.raft
         if raft.state != StateLeader:
             return fail(NotLeader(raft.lead))
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._queued.append((data, d, withResult))
         self._scheduleReady()
         return d
@@ -333,7 +341,7 @@ class RaftDriver:
         for offset, (_data, d, withResult) in enumerate(queued):
             self._track(last - len(queued) + 1 + offset, term, d, withResult)
 
-    def forwardProposal(self, data):
+    def forwardProposal(self, data: bytes) -> bool:
         """
         Propose ``data`` from any member, fire and forget: a follower's core
         hands it to the leader (etcd's forwarding).  False when it was
@@ -348,7 +356,7 @@ class RaftDriver:
         self._scheduleReady()
         return True
 
-    def proposeConfChange(self, cc):
+    def proposeConfChange(self, cc: Any) -> Deferred[Entry]:
         """As ``propose``, for a ``ConfChange`` (applied by the driver)."""
         return self._propose(self.rawNode.proposeConfChange, cc)
 
@@ -362,7 +370,7 @@ class RaftDriver:
             method(arg)
         except RaftError as e:
             return fail(e)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._track(raft.raftLog.lastIndex(), raft.term, d, withResult)
         self._scheduleReady()
         return d
@@ -375,7 +383,7 @@ class RaftDriver:
                 index, term, self.requestTimeout)))
         self._proposals[index] = p
 
-    def readIndex(self):
+    def readIndex(self) -> Deferred[int]:
         """
         A linearizable read point: fires with the read index once this
         member has applied up to it.  Fails with ``ReadIndexTimeout`` (no
@@ -387,7 +395,7 @@ class RaftDriver:
         batch = self._readBatch
         if batch is None:
             batch = self._readBatch = _ReadBatch()
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         batch.waiters.append(d)
         self._scheduleReady()
         return d
@@ -409,7 +417,7 @@ class RaftDriver:
 
     def _failProposal(self, p, error):
         if self._proposals.get(p.index) is p:
-            del self._proposals[p.index]
+            del self._proposals[p.index]  # type: ignore[union-attr]
         if p.timeout is not None and p.timeout.active():
             p.timeout.cancel()
         if not p.deferred.called:

@@ -3,7 +3,14 @@ The contracts around the raft core: its storage (etcd's ``raft.Storage``)
 and the state machine a ``RaftDriver`` applies committed entries to.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 from zope.interface import Interface
+
+from raftmux.raftpb import ConfState, Entry, HardState, Snapshot
 
 __all__ = ["IStorage", "IStateMachine"]
 
@@ -15,43 +22,43 @@ class IStorage(Interface):
     driver) use the extra methods below; the core never writes.
     """
 
-    def initialState():
+    def initialState() -> tuple[HardState, ConfState]:
         """``(HardState, ConfState)`` as last saved."""
 
-    def entries(lo, hi, maxSize=None):
+    def entries(lo: int, hi: int, maxSize: int | None = None) -> list[Entry]:
         """
         Entries with indexes in ``[lo, hi)``; at least one if any, then as
         many as fit ``maxSize`` bytes (``None``: no limit).  Raises
         ``CompactedError`` / ``UnavailableError``.
         """
 
-    def term(index):
+    def term(index: int) -> int:
         """Term of entry ``index`` (also of the snapshot's last index)."""
 
-    def lastIndex():
+    def lastIndex() -> int:
         """Index of the last entry stored."""
 
-    def firstIndex():
+    def firstIndex() -> int:
         """Index of the first entry that may still be read (snapshot index + 1)."""
 
-    def snapshot():
+    def snapshot() -> Snapshot:
         """The latest ``Snapshot`` (may raise ``SnapshotTemporarilyUnavailable``)."""
 
     # -- writing side (the driver, not the core) --------------------------------
 
-    def append(entries):
+    def append(entries: Sequence[Entry]) -> None:
         """Store ``entries``, replacing any stored entries they conflict with."""
 
-    def setHardState(hardState):
+    def setHardState(hardState: HardState) -> None:
         """Store the ``HardState``."""
 
-    def save(hardState=None, entries=()):
+    def save(hardState: HardState | None = None, entries: Sequence[Entry] = ()) -> None:
         """
         ``append(entries)`` then ``setHardState(hardState)`` (either may be
         empty/None) as one write: what the driver does with each Ready.
         """
 
-    def sync():
+    def sync() -> None:
         """
         Make every write so far durable.  The driver calls it before it
         sends anything a Ready's writes cover (``Ready.mustSync``); a
@@ -59,13 +66,13 @@ class IStorage(Interface):
         durable at all, like ``MemoryStorage``) does nothing.
         """
 
-    def applySnapshot(snapshot):
+    def applySnapshot(snapshot: Snapshot) -> None:
         """Replace everything with ``snapshot`` (raises ``SnapshotOutOfDateError``)."""
 
-    def createSnapshot(index, confState, data):
+    def createSnapshot(index: int, confState: ConfState | None, data: bytes) -> Snapshot:
         """Make and keep a snapshot at ``index``; returns it."""
 
-    def compact(compactIndex):
+    def compact(compactIndex: int) -> None:
         """Drop entries before ``compactIndex`` (raises ``CompactedError``, ``UnavailableError``)."""
 
 
@@ -75,20 +82,20 @@ class IStateMachine(Interface):
     the reactor thread.
     """
 
-    def applyEntry(entry):
+    def applyEntry(entry: Entry) -> Any:
         """
         A committed normal entry with data.  What it returns is what
         ``RaftDriver.proposeForResult`` fires with.
         """
 
-    def restoreSnapshot(snapshot):
+    def restoreSnapshot(snapshot: Snapshot) -> None:
         """Replace the state with a ``raftpb.Snapshot``'s (sent by the leader)."""
 
-    def confChangeApplied(confChange, entry, confState):
+    def confChangeApplied(confChange: Any, entry: Entry, confState: ConfState) -> None:
         """
         A committed ``ConfChange`` (or ``ConfChangeV2``) from ``entry`` was
         applied to raft, which now has ``confState``.
         """
 
-    def appliedTo(index):
+    def appliedTo(index: int) -> None:
         """Everything up to ``index`` is applied (once per Ready that applied any)."""

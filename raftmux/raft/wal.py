@@ -46,6 +46,7 @@ import os
 import re
 import struct
 import zlib
+from typing import Any
 
 from raftmux.raft.errors import CorruptLogError
 from raftmux.raftpb import DecodeError, Entry, HardState, SnapshotMetadata, encode
@@ -289,7 +290,7 @@ class SegmentedLog:
         self.segmentSize = segmentSize
         self._checkpoint = checkpoint
         self._seqs = []
-        self._fd = None
+        self._fd: Any = None
         self._size = 0
         self._dirty = False
         self._failed = None

@@ -68,6 +68,7 @@ class TwistdWebTests(TestCase):
         from twisted.internet import defer, protocol
         from twisted.python.filepath import FilePath
 
+        from raftmux.cluster import childEnvironment
         from raftmux.rafthttp.testing import waitFor
 
         root = FilePath(self.mktemp())
@@ -88,7 +89,7 @@ class TwistdWebTests(TestCase):
         process = reactor.spawnProcess(
             Watch(), twistd, [twistd, "-n", "--pidfile=", "web", "--listen",
                               r"muxado:unix\:%s" % (sock,), "--path", root.path],
-            env=dict(os.environ))
+            env=childEnvironment())  # this tree's raftmux, whatever is installed
         self.addCleanup(lambda: ended.called or (process.signalProcess("TERM"), ended)[1])
         yield defer.ensureDeferred(waitFor(reactor, lambda: os.path.exists(sock) or ended.called,
                                            timeout=45, what="twistd's socket"))
