@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Factory
+from twisted.logger import Logger
 
 from raftmux.muxado.config import MuxadoConfig
 from raftmux.muxado.session import MuxadoSession
@@ -65,16 +66,32 @@ class MuxadoServerFactory(_SessionFactoryMixin, Factory):
     Every stream a peer opens is given to ``streamFactories[streamType]``
     when its type is listed, else to ``streamFactory.buildProtocol``; so
     ``MuxadoServerFactory(Site(root))`` serves HTTP/1.1 on every stream.
-    ``sessions`` holds the live sessions.
+    ``sessions`` holds the live sessions; past ``maxSessions`` of them a new
+    connection is closed at once (with a log line), so memory stays within
+    ``maxSessions x maxIncomingStreams x window`` whatever peers do.
     """
+
+    log = Logger()
 
     def __init__(self, streamFactory: IProtocolFactory | None,
                  config: MuxadoConfig | None = None, reactor: IReactorTime | None = None,
                  registry: CollectorRegistry | None = None,
                  streamFactories: Mapping[int, IProtocolFactory] | None = None,
-                 version: int | None = None) -> None:
+                 version: int | None = None, maxSessions: int | None = None) -> None:
         _SessionFactoryMixin.__init__(self, streamFactory, config, reactor, registry,
                                       streamFactories, version)
+        self.maxSessions = maxSessions
+        self.sessionsRefused = 0
+
+    def buildProtocol(self, addr):
+        if self.maxSessions is not None and len(self.sessions) >= self.maxSessions:
+            self.sessionsRefused += 1
+            if self.sessionsRefused & (self.sessionsRefused - 1) == 0:  # 1, 2, 4, 8, ...
+                self.log.warn("muxado: refusing a session from {peer}: {n} sessions open "
+                              "(maxSessions); {refused} refused so far", peer=addr,
+                              n=len(self.sessions), refused=self.sessionsRefused)
+            return None
+        return _SessionFactoryMixin.buildProtocol(self, addr)
 
 
 class MuxadoClientFactory(_SessionFactoryMixin, ClientFactory):
