@@ -116,16 +116,17 @@ class DiskStorage:
 
     ``segmentSize``: a new log segment is started once the current one
     holds this many bytes; whole segments are deleted once compaction or a
-    snapshot leaves nothing in them that a restart needs.
+    snapshot leaves nothing in them that a restart needs.  ``onSync(seconds)``
+    hears the duration of every fdatasync of the log.
     """
 
-    def __init__(self, directory, segmentSize=64 << 20, fsync=True):
+    def __init__(self, directory, segmentSize=64 << 20, fsync=True, onSync=None):
         self.directory = directory
         self.fsync = fsync
         if not os.path.isdir(directory):
             os.makedirs(directory)
             wal.fsyncDirectory(os.path.dirname(os.path.abspath(directory)))
-        self._log = wal.SegmentedLog(directory, self._checkpoint, segmentSize)
+        self._log = wal.SegmentedLog(directory, self._checkpoint, segmentSize, onSync=onSync)
         try:
             self._load(self._log.open())
             self._removeSegments()

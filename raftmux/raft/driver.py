@@ -18,11 +18,16 @@ serialized, in etcd's order:
 2. send: ``transport.send(rd.messages)``;
 3. apply: ``stateMachine.restoreSnapshot(rd.snapshot)``, then each
    committed entry: normal entries with data go to
-   ``stateMachine.applyEntry(entry)``, conf changes to
-   ``rawNode.applyConfChange`` and then ``stateMachine.confChangeApplied``;
-   proposals and reads waiting on the applied index fire;
-   ``stateMachine.appliedTo(index)``;
+   ``stateMachine.applyEntry(entry)``, conf changes are offered to
+   ``stateMachine.validateConfChange`` and then applied by
+   ``rawNode.applyConfChange`` (as a no-op when refused) and, when
+   accepted, announced to ``stateMachine.confChangeApplied``; proposals and
+   reads waiting on the applied index fire; ``stateMachine.appliedTo(index)``;
 4. ``rawNode.advance(rd)``.
+
+Observers (``IRaftObserver``) hear of a new leader when a Ready's soft
+state says so (before its entries are applied), and of this member's own
+leadership once it has applied the first entry of its term (after them).
 
 The storage calls are blocking and run on the reactor thread: an fsync
 (about 0.3 ms on the development VM, see ``docs/storage.md``) stalls the
@@ -32,6 +37,7 @@ persist step.
 
 import struct
 import time
+from collections import namedtuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
@@ -45,7 +51,7 @@ from raftmux.raft.core import (
     StepLocalMsgError,
     confChangeToV2Changes,
 )
-from raftmux.raft.interfaces import IStateMachine, IStorage
+from raftmux.raft.interfaces import IRaftObserver, IStateMachine, IStorage
 from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, IRaft, ITransporter
 from raftmux.raftpb import (
     ConfChange,
@@ -60,7 +66,7 @@ from raftmux.raftpb import (
 
 __all__ = [
     "DriverStopped", "NotLeader", "NullStateMachine", "ProposalOverwritten",
-    "ProposalTimeout", "RaftDriver", "ReadIndexTimeout", "RemovedMemberError",
+    "ProposalTimeout", "RaftDriver", "RaftStatus", "ReadIndexTimeout", "RemovedMemberError",
 ]
 
 
@@ -106,6 +112,9 @@ class NullStateMachine:
     def restoreSnapshot(self, snapshot):
         pass
 
+    def validateConfChange(self, confChange, entry):
+        return True
+
     def confChangeApplied(self, confChange, entry, confState):
         pass
 
@@ -117,6 +126,20 @@ def _require(interface, value, what):
     if not interface.providedBy(value):
         raise TypeError("%s must provide %s: %r" % (what, interface.__name__, value))
     return value
+
+
+class RaftStatus(namedtuple("RaftStatus", (
+        "id term lead isLeader isLearner committed applied progress"))):
+    """
+    What a member's raft says now: its ``term``, the ``lead`` it knows (0:
+    none), whether it ``isLeader`` or ``isLearner``, its ``committed`` and
+    ``applied`` indexes, and, on the leader, ``progress``: member ID ->
+    the highest index known to be on that member.
+    """
+
+
+# A proposal queued by ``submit``: stepped from any member, tracked by nobody.
+_SUBMITTED = "submitted"
 
 
 class _Proposal:
@@ -203,6 +226,10 @@ class RaftDriver:
         self._readsWaitingApply = []
         self._readBatch = None
         self._queued = []
+        self._observers = []
+        self._lead = rawNode.raft.lead
+        self._leading = False
+        self._appliedTerm = 0
 
     # -- IService-like --------------------------------------------------------
 
@@ -241,6 +268,35 @@ class RaftDriver:
         waiters, self._readyWaiters = self._readyWaiters, []
         for d in waiters:
             d.errback(DriverStopped("driver stopped"))
+        if self._leading:
+            self._leading = False
+            for o in list(self._observers):
+                o.leadershipChanged(False)
+
+    # -- observers ------------------------------------------------------------
+
+    def addObserver(self, observer):
+        """Tell ``observer`` (an ``IRaftObserver``) about leadership from now on."""
+        self._observers.append(_require(IRaftObserver, observer, "observer"))
+
+    def removeObserver(self, observer):
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    @property
+    def leading(self):
+        """Does this member lead, having applied the first entry of its term?"""
+        return self._leading
+
+    def status(self):
+        """A L{RaftStatus} of this member now."""
+        raft = self.rawNode.raft
+        isLeader = raft.state == StateLeader
+        progress = None
+        if isLeader:
+            progress = {id: pr.match for id, pr in raft.prs.progress.items()}
+        return RaftStatus(raft.id, raft.term, raft.lead, isLeader, raft.isLearner,
+                          raft.raftLog.committed, self.applied, progress)
 
     def _tick(self):
         self.rawNode.tick()
@@ -297,6 +353,23 @@ class RaftDriver:
         """As ``propose``, firing with ``(entry, what apply(entry) returned)``."""
         return self._queue(data, True)
 
+    def submit(self, data):
+        """
+        Propose ``data`` from any member, as etcd's server does: batched
+        with the turn's other proposals into one MsgProp, which the leader
+        appends and a follower's core hands to the leader.  Fires (None)
+        once stepped; the outcome is for the caller to learn from the
+        applied entry (etcd waits on its request ID).  Fails with
+        ``ProposalDropped`` (no leader known, a leadership transfer) or
+        ``DriverStopped``.
+        """
+        if not self.running:
+            return fail(DriverStopped("driver not running"))
+        d = Deferred()
+        self._queued.append((data, d, _SUBMITTED))
+        self._scheduleReady()
+        return d
+
     def _queue(self, data, withResult):
         """
         Proposals made in one reactor turn are stepped together, as one
@@ -316,22 +389,29 @@ class RaftDriver:
     def _flushProposals(self):
         queued, self._queued = self._queued, []
         raft = self.rawNode.raft
-        if raft.state != StateLeader:
-            for _data, d, _withResult in queued:
-                d.errback(NotLeader(raft.lead))
-            return
+        leading = raft.state == StateLeader
+        if not leading:
+            for _data, d, kind in queued:
+                if kind is not _SUBMITTED:
+                    d.errback(NotLeader(raft.lead))
+            queued = [q for q in queued if q[2] is _SUBMITTED]
+            if not queued:
+                return
         m = Message(**{"type": MsgProp, "from": raft.id})
-        for data, _d, _withResult in queued:
+        for data, _d, _kind in queued:
             m.entries.add(Data=data)
         try:
             raft.step(m)
         except RaftError as e:
-            for _data, d, _withResult in queued:
+            for _data, d, _kind in queued:
                 d.errback(e)
             return
         last, term = raft.raftLog.lastIndex(), raft.term
-        for offset, (_data, d, withResult) in enumerate(queued):
-            self._track(last - len(queued) + 1 + offset, term, d, withResult)
+        for offset, (_data, d, kind) in enumerate(queued):
+            if kind is _SUBMITTED:
+                d.callback(None)
+            else:
+                self._track(last - len(queued) + 1 + offset, term, d, kind)
 
     def forwardProposal(self, data):
         """
@@ -351,6 +431,31 @@ class RaftDriver:
     def proposeConfChange(self, cc):
         """As ``propose``, for a ``ConfChange`` (applied by the driver)."""
         return self._propose(self.rawNode.proposeConfChange, cc)
+
+    def submitConfChange(self, cc):
+        """
+        As ``submit``, for a ``ConfChange``: from any member, untracked (its
+        ``ID`` tells the state machine whose it is).  Fails at once with
+        ``ProposalDropped`` or ``DriverStopped``.
+        """
+        if not self.running:
+            return fail(DriverStopped("driver not running"))
+        try:
+            self.rawNode.proposeConfChange(cc)
+        except RaftError as e:
+            return fail(e)
+        self._scheduleReady()
+        return succeed(None)
+
+    def transferLeadership(self, transferee):
+        """
+        Ask raft to hand leadership to ``transferee`` (etcd's
+        ``TransferLeadership``); observers hear when it happened.
+        """
+        if not self.running:
+            raise DriverStopped("driver not running")
+        self.rawNode.transferLeader(transferee)
+        self._scheduleReady()
 
     def _propose(self, method, arg, withResult=False):
         if not self.running:
@@ -462,11 +567,29 @@ class RaftDriver:
             self._scheduleReady()
 
     def _handleReady(self, rd):
+        if rd.softState is not None:
+            self._softStateChanged(rd.softState)
         self._persist(rd)
         if rd.messages:
             self._send(rd.messages)
         self._apply(rd)
         self.rawNode.advance(rd)
+        if not self._leading and self.rawNode.raft.state == StateLeader \
+                and self._appliedTerm == self.rawNode.raft.term:
+            self._leading = True
+            for o in list(self._observers):
+                o.leadershipChanged(True)
+
+    def _softStateChanged(self, soft):
+        raft = self.rawNode.raft
+        if soft.lead != self._lead:
+            self._lead = soft.lead
+            for o in list(self._observers):
+                o.leaderChanged(soft.lead, raft.term)
+        if self._leading and soft.raftState != StateLeader:
+            self._leading = False
+            for o in list(self._observers):
+                o.leadershipChanged(False)
 
     def _send(self, messages):
         if self.snapshotDatabase is not None:
@@ -512,7 +635,9 @@ class RaftDriver:
                 if p.index <= snapIndex:
                     self._failProposal(p, ProposalOverwritten(
                         "entry %d@%d covered by snapshot at %d" % (p.index, p.term, snapIndex)))
-            self.applied = max(self.applied, snapIndex)
+            if snapIndex >= self.applied:
+                self.applied = snapIndex
+                self._appliedTerm = rd.snapshot.metadata.term
         for e in rd.committedEntries:
             result = None
             if e.Type == EntryConfChange:
@@ -522,6 +647,7 @@ class RaftDriver:
             elif e.Data:
                 result = self.stateMachine.applyEntry(e)
             self.applied = e.Index
+            self._appliedTerm = e.Term
             p = self._proposals.pop(e.Index, None)
             if p is not None:
                 if p.timeout.active():
@@ -547,6 +673,18 @@ class RaftDriver:
                 batch.finish(batch.index)
 
     def _applyConfChange(self, cc, entry):
+        if not self.stateMachine.validateConfChange(cc, entry):
+            # etcd applies a refused change with no node: raft's
+            # configuration stays as it is on every member.
+            refused = type(cc)()
+            refused.CopyFrom(cc)
+            if isinstance(refused, ConfChange):
+                refused.node_id = 0
+            else:
+                for change in refused.changes:
+                    change.node_id = 0
+            self.rawNode.applyConfChange(refused)
+            return
         confState = self.rawNode.applyConfChange(cc)
         self.stateMachine.confChangeApplied(cc, entry, confState)
         for ctype, nodeID in confChangeToV2Changes(cc):

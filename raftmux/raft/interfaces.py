@@ -5,7 +5,7 @@ and the state machine a ``RaftDriver`` applies committed entries to.
 
 from zope.interface import Interface
 
-__all__ = ["IStorage", "IStateMachine"]
+__all__ = ["IStorage", "IStateMachine", "IRaftObserver"]
 
 
 class IStorage(Interface):
@@ -84,6 +84,15 @@ class IStateMachine(Interface):
     def restoreSnapshot(snapshot):
         """Replace the state with a ``raftpb.Snapshot``'s (sent by the leader)."""
 
+    def validateConfChange(confChange, entry):
+        """
+        A committed conf change is about to be applied to raft: True to
+        apply it, False to apply it as a no-op (etcd's
+        ``ValidateConfigurationChange`` failing: the member table refuses
+        it, so raft must not change either; the state machine answers
+        whoever proposed it).  ``confChangeApplied`` follows only a True.
+        """
+
     def confChangeApplied(confChange, entry, confState):
         """
         A committed ``ConfChange`` (or ``ConfChangeV2``) from ``entry`` was
@@ -92,3 +101,21 @@ class IStateMachine(Interface):
 
     def appliedTo(index):
         """Everything up to ``index`` is applied (once per Ready that applied any)."""
+
+
+class IRaftObserver(Interface):
+    """
+    Told by a ``RaftDriver`` about leadership, on the reactor thread, as
+    each Ready is handled.
+    """
+
+    def leaderChanged(leaderID, term):
+        """The leader this member knows changed (``leaderID`` 0: none known)."""
+
+    def leadershipChanged(isLeader):
+        """
+        True: this member leads and has applied the first entry of its term
+        (the empty entry a new leader appends), so everything committed
+        before its term is applied here too.  False: it stopped leading.
+        Called only on a change.
+        """
