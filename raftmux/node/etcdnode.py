@@ -30,6 +30,8 @@ Everything is done as etcd's server does it:
   etcd members apply it too.
 """
 
+import time
+
 from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -65,14 +67,15 @@ from raftmux.raftpb import (
     ConfChangeUpdateNode,
 )
 
-__all__ = ["EtcdNode", "PUBLISH_INTERVAL", "LEARNER_READY_PERCENT", "DB_SIZE_MAX_AGE"]
+__all__ = ["EtcdNode", "PUBLISH_INTERVAL", "LEARNER_READY_PERCENT", "DB_SIZE_REUSE_FACTOR"]
 
 #: How often a member that has not yet seen its attributes applied asks again.
 PUBLISH_INTERVAL = 1.0
 #: etcd's readyPercent: a learner is promoted once it holds this much of the leader's log.
 LEARNER_READY_PERCENT = 0.9
-#: Seconds a computed key-space size is reused (computing it encodes the key space).
-DB_SIZE_MAX_AGE = 10.0
+#: A computed key-space size is reused for this many times what computing it
+#: took (it encodes the key space), so sizing costs at most ~1% of the reactor.
+DB_SIZE_REUSE_FACTOR = 100
 
 
 @implementer(IEtcdNode, IRaftObserver)
@@ -140,18 +143,23 @@ class EtcdNode:
     def dbSize(self):
         """
         Our nearest to etcd's database size: the length of the key space's
-        snapshot encoding, computed at most every ``DB_SIZE_MAX_AGE`` seconds
-        while it changes.
+        snapshot encoding.  Encoding costs time in proportion to the key
+        space, so once the key space changed a size is computed again only
+        after ``DB_SIZE_REUSE_FACTOR`` times what the last computation took
+        (a few microseconds for a small key space, seconds for millions of
+        keys): status and metrics may lag a busy key space's size a little.
         """
         ks = self.keySpace
-        now = self.clock.seconds()
+        now = time.monotonic()
+        version = (ks.revision, ks.compactRevision, ks.consistentIndex)
         cached = self._dbSize
         if cached is not None:
-            at, revision, size = cached
-            if revision == (ks.revision, ks.compactRevision) or now - at < DB_SIZE_MAX_AGE:
+            reuseUntil, seen, size = cached
+            if seen == version or now < reuseUntil:
                 return size
         size = len(ks.snapshot())
-        self._dbSize = (now, (ks.revision, ks.compactRevision), size)
+        took = time.monotonic() - now
+        self._dbSize = (now + took * DB_SIZE_REUSE_FACTOR, version, size)
         return size
 
     def pendingProposals(self):

@@ -25,11 +25,11 @@ from raftmux.raft.driver import (
     RaftDriver,
     RemovedMemberError,
 )
+from raftmux.raft.interfaces import IRaftObserver
 from raftmux.raft.memorystorage import MemoryStorage
 from raftmux.raft.rawnode import RawNode
 from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, SNAPSHOT_FINISH, IRaft, ITransporter
 from raftmux.rafthttp.testing import waitFor
-from raftmux.raft.interfaces import IRaftObserver
 from raftmux.raftpb import (
     ConfChange,
     ConfChangeAddNode,
