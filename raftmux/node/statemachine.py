@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_node_etcdnode -*-
+# -*- test-case-name: raftmux.test.test_node_statemachine -*-
 """
 ``NodeStateMachine``: what the ``RaftDriver`` applies the log to (its
 ``IStateMachine``), the Twisted side of ``raftmux.node.state.NodeState``.
