@@ -214,12 +214,12 @@ class KVResource(_NodeResource):
 
     def _answerRead(self, request, key):
         etcd = self.etcd
-        response = etcd.keySpace.range(rpc_pb2.RangeRequest(key=key))
-        if not response.kvs:
+        record = etcd.keySpace.get(key)
+        if record is None:
             raise _Refused(404, "key not found")
         if requestGone(request):
             return
-        value = response.kvs[0].value
+        value = record.value
         request.setHeader(b"content-type", b"application/octet-stream")
         request.setHeader(b"x-raftmux-index", b"%d" % (etcd.appliedIndex(),))
         request.setHeader(b"content-length", b"%d" % (len(value),))

@@ -118,13 +118,13 @@ class EtcdNode:
         return self.driver.running
 
     def term(self):
-        return self.driver.status().term
+        return self.driver.term
 
     def leader(self):
-        return self.driver.status().lead
+        return self.driver.lead
 
     def isLeader(self):
-        return self.driver.status().isLeader
+        return self.driver.isLeader
 
     def isLearner(self):
         member = self.stateMachine.state.members.get(self.memberID)
@@ -233,7 +233,8 @@ class EtcdNode:
             d = waits.register(id)
         except DuplicateRequestID:
             return defer.fail(ValueError("request ID %x is already waited on" % (id,)))
-        startTerm = self.driver.status().term
+        driver = self.driver
+        startTerm = driver.term
 
         def notSubmitted(failure):
             self.proposalsFailed += 1
@@ -241,8 +242,7 @@ class EtcdNode:
 
         def timedOut():
             self.proposalsFailed += 1
-            s = self.driver.status()
-            error = ErrTimeoutDueToLeaderFail() if not s.lead or s.term != startTerm \
+            error = ErrTimeoutDueToLeaderFail() if not driver.lead or driver.term != startTerm \
                 else ErrTimeout()
             waits.trigger(id, error)
 
@@ -295,7 +295,7 @@ class EtcdNode:
         return self.driver.readIndex().addCallbacks(lambda _: None, failed)
 
     def waitApplied(self):
-        return self.stateMachine.whenApplied(self.driver.status().committed)
+        return self.stateMachine.whenApplied(self.driver.committed)
 
     # -- membership -----------------------------------------------------------------
 
@@ -360,10 +360,10 @@ class EtcdNode:
             raise ErrMemberNotFound()
         if not member.isLearner:
             raise ErrMemberNotLearner()
-        status = self.driver.status()
-        if status.isLeader:
-            leaderMatch = status.progress.get(self.memberID, status.committed)
-            if status.progress.get(memberID, 0) < leaderMatch * LEARNER_READY_PERCENT:
+        progress = self.driver.progress()
+        if progress is not None:
+            leaderMatch = progress.get(self.memberID, self.driver.committed)
+            if progress.get(memberID, 0) < leaderMatch * LEARNER_READY_PERCENT:
                 raise ErrMemberLearnerNotReady()
         _, members = await self._configure(ConfChange(
             type=ConfChangeAddNode, node_id=memberID,

@@ -129,12 +129,11 @@ def _require(interface, value, what):
 
 
 class RaftStatus(namedtuple("RaftStatus", (
-        "id term lead isLeader isLearner committed applied progress"))):
+        "id term lead isLeader isLearner committed applied"))):
     """
     What a member's raft says now: its ``term``, the ``lead`` it knows (0:
     none), whether it ``isLeader`` or ``isLearner``, its ``committed`` and
-    ``applied`` indexes, and, on the leader, ``progress``: member ID ->
-    the highest index known to be on that member.
+    ``applied`` indexes.
     """
 
 
@@ -291,12 +290,32 @@ class RaftDriver:
     def status(self):
         """A L{RaftStatus} of this member now."""
         raft = self.rawNode.raft
-        isLeader = raft.state == StateLeader
-        progress = None
-        if isLeader:
-            progress = {id: pr.match for id, pr in raft.prs.progress.items()}
-        return RaftStatus(raft.id, raft.term, raft.lead, isLeader, raft.isLearner,
-                          raft.raftLog.committed, self.applied, progress)
+        return RaftStatus(raft.id, raft.term, raft.lead, raft.state == StateLeader,
+                          raft.isLearner, raft.raftLog.committed, self.applied)
+
+    @property
+    def lead(self):
+        """The leader this member knows (0: none)."""
+        return self.rawNode.raft.lead
+
+    @property
+    def term(self):
+        return self.rawNode.raft.term
+
+    @property
+    def isLeader(self):
+        return self.rawNode.raft.state == StateLeader
+
+    @property
+    def committed(self):
+        return self.rawNode.raft.raftLog.committed
+
+    def progress(self):
+        """On the leader, member ID -> the highest index known to be there; else None."""
+        raft = self.rawNode.raft
+        if raft.state != StateLeader:
+            return None
+        return {id: pr.match for id, pr in raft.prs.progress.items()}
 
     def _tick(self):
         self.rawNode.tick()

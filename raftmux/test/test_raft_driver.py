@@ -753,15 +753,20 @@ class SubmitTests(_ThreeDrivers, SynchronousTestCase):
     def test_status(self):
         leader = self.elect()
         self.spin(2)
-        status = self.network.drivers[leader].status()
+        driver = self.network.drivers[leader]
+        status = driver.status()
         self.assertEqual((status.id, status.lead, status.isLeader, status.isLearner),
                          (leader, leader, True, False))
         self.assertEqual(status.applied, status.committed)
-        self.assertEqual(sorted(status.progress), [1, 2, 3])
-        self.assertEqual(set(status.progress.values()), {status.committed})
+        self.assertEqual((driver.lead, driver.term, driver.isLeader, driver.committed),
+                         (leader, status.term, True, status.committed))
+        progress = driver.progress()
+        self.assertEqual(sorted(progress), [1, 2, 3])
+        self.assertEqual(set(progress.values()), {status.committed})
         follower = [id for id in (1, 2, 3) if id != leader][0]
-        fstatus = self.network.drivers[follower].status()
-        self.assertEqual((fstatus.lead, fstatus.isLeader, fstatus.progress),
+        fdriver = self.network.drivers[follower]
+        fstatus = fdriver.status()
+        self.assertEqual((fstatus.lead, fstatus.isLeader, fdriver.progress()),
                          (leader, False, None))
         self.assertEqual(fstatus.term, status.term)
 
