@@ -137,7 +137,7 @@ class RaftNode(service.MultiService):
 
     def __init__(self, config, reactor=None, registry=None, listen=True, fsync=True,
                  useMuxado=True, clientEndpoint=None, serverEndpoint=None,
-                 onStartFailure=None):
+                 onStartFailure=None, leaderSendsFirst=True, persistInThread=True):
         service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
@@ -147,6 +147,8 @@ class RaftNode(service.MultiService):
         self.listen = listen
         self.fsync = fsync
         self.useMuxado = useMuxado
+        self.leaderSendsFirst = leaderSendsFirst
+        self.persistInThread = persistInThread
         self.onStartFailure = onStartFailure
         self._clientEndpoint = clientEndpoint
         self._serverEndpoint = serverEndpoint
@@ -349,7 +351,8 @@ class RaftNode(service.MultiService):
         self.driver = RaftDriver(
             self.rawNode, self.storage, self.transport, self.reactor,
             stateMachine=self.stateMachine, tickInterval=config.heartbeatInterval,
-            requestTimeout=config.requestTimeout)
+            requestTimeout=config.requestTimeout, leaderSendsFirst=self.leaderSendsFirst,
+            persistInThread=self.persistInThread)
         ids = IDGenerator(self.id, self.reactor.seconds())
         self.etcd = EtcdNode(self.driver, self.stateMachine, self.reactor, self.id,
                              self.clusterID, requestTimeout=config.requestTimeout, ids=ids)
@@ -535,8 +538,10 @@ class RaftNode(service.MultiService):
         if self.pool is not None:
             waits.append(self.pool.closeCachedConnections())
         if self.storage is not None:
-            self.storage.close()
-            self.storage = None
+            # A Ready's write may still be running on a thread.
+            storage, self.storage = self.storage, None
+            idle = self.driver.idle() if self.driver is not None else defer.succeed(None)
+            waits.append(idle.addBoth(lambda _: storage.close()))
         return defer.DeferredList(waits, consumeErrors=True)
 
     # -- IRaft: what the Transport delivers goes to the driver ---------------------

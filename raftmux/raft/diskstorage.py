@@ -35,7 +35,7 @@ from raftmux.raft.errors import (
     SnapshotOutOfDateError,
     UnavailableError,
 )
-from raftmux.raft.interfaces import IStorage
+from raftmux.raft.interfaces import IStagedStorage
 from raftmux.raftpb import ConfState, Entry, HardState, Snapshot, SnapshotMetadata, encode
 
 _SNAP_MAGIC = b"rmsnap1\n"
@@ -107,7 +107,18 @@ def _copy(cls, message):
     return copy
 
 
-@implementer(IStorage)
+class _PendingSave:
+    __slots__ = ("prepared", "records", "hardState", "sync", "seq")
+
+    def __init__(self, prepared, records, hardState, sync):
+        self.prepared = prepared
+        self.records = records
+        self.hardState = hardState
+        self.sync = sync
+        self.seq = None
+
+
+@implementer(IStagedStorage)
 class DiskStorage:
     """
     Raft's log, HardState and latest snapshot in ``directory`` (created if
@@ -312,6 +323,18 @@ class DiskStorage:
         ``append(entries)`` then ``setHardState(hardState)`` with one write
         and (with ``fsync``) one fsync: what a driver does with a Ready.
         """
+        pending = self.prepareSave(hardState, entries, sync=self.fsync)
+        if pending is not None:
+            self.writeSave(pending)
+            self.finishSave(pending)
+
+    def prepareSave(self, hardState=None, entries=(), sync=True):
+        """
+        ``save`` in three steps (``IStagedStorage``): this one checks and
+        encodes, ``writeSave`` (any thread) writes and syncs the log file
+        only, ``finishSave`` updates what the storage answers.  Until then
+        readers see the storage as it was.
+        """
         prepared = self._prepareAppend(entries)
         records = []
         if prepared is not None:
@@ -320,12 +343,17 @@ class DiskStorage:
             hardState = _copy(HardState, hardState)
             records.append((wal.HARDSTATE, wal.encodeHardState(hardState)))
         if not records:
-            return
-        seq = self._log.write(records, sync=self.fsync)
-        if prepared is not None:
-            self._applyAppend(prepared, seq)
-        if hardState is not None:
-            self._hardState = hardState
+            return None
+        return _PendingSave(prepared, records, hardState, sync)
+
+    def writeSave(self, pending):
+        pending.seq = self._log.write(pending.records, sync=pending.sync)
+
+    def finishSave(self, pending):
+        if pending.prepared is not None:
+            self._applyAppend(pending.prepared, pending.seq)
+        if pending.hardState is not None:
+            self._hardState = pending.hardState
 
     def sync(self):
         """Make every write so far durable (needed only with ``fsync=False``)."""

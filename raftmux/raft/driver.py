@@ -29,10 +29,22 @@ Observers (``IRaftObserver``) hear of a new leader when a Ready's soft
 state says so (before its entries are applied), and of this member's own
 leadership once it has applied the first entry of its term (after them).
 
-The storage calls are blocking and run on the reactor thread: an fsync
-(about 0.3 ms on the development VM, see ``docs/storage.md``) stalls the
-reactor for its duration.  ``persistSeconds`` keeps the time of the last
-persist step.
+Two departures from that order, both etcd's server's:
+
+* ``leaderSendsFirst``: on the leader, step 2 comes before step 1, so its
+  own disk write runs while the followers write theirs (etcd 3.4's
+  ``raftNode``: a leader learns of a commit only from a later Ready, after
+  this one's entries are on its disk, so no acknowledgement can precede
+  its own write);
+* ``persistInThread`` (with an ``IStagedStorage``): the write and fsync of
+  step 1 run on a thread from the reactor's pool while the reactor goes on
+  stepping messages and queueing proposals; steps 2 (on a follower), 3 and
+  4 follow once it is done.  Only one Ready is in flight at a time.
+
+Otherwise the storage calls run on the reactor thread: an fsync (about
+0.3 ms on the development VM, 5 ms on a busy shared disk; see
+``docs/storage.md``) stalls the reactor for its duration.
+``persistSeconds`` keeps the time of the last persist step.
 """
 
 import struct
@@ -41,6 +53,7 @@ from collections import namedtuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -51,7 +64,7 @@ from raftmux.raft.core import (
     StepLocalMsgError,
     confChangeToV2Changes,
 )
-from raftmux.raft.interfaces import IRaftObserver, IStateMachine, IStorage
+from raftmux.raft.interfaces import IRaftObserver, IStagedStorage, IStateMachine, IStorage
 from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, IRaft, ITransporter
 from raftmux.raftpb import (
     ConfChange,
@@ -197,9 +210,13 @@ class RaftDriver:
     log = Logger()
 
     def __init__(self, rawNode, storage, transport, reactor, stateMachine=None,
-                 tickInterval=0.1, requestTimeout=5.0, maxBatch=256, snapshotDatabase=None):
+                 tickInterval=0.1, requestTimeout=5.0, maxBatch=256, snapshotDatabase=None,
+                 leaderSendsFirst=False, persistInThread=False):
         self.rawNode = rawNode
-        self.storage = _require(IStorage, storage, "storage")
+        self.storage = _require(IStagedStorage if persistInThread else IStorage, storage,
+                                "storage")
+        self.leaderSendsFirst = leaderSendsFirst
+        self.persistInThread = persistInThread
         self.transport = _require(ITransporter, transport, "transport")
         self.stateMachine = _require(
             IStateMachine, stateMachine if stateMachine is not None else NullStateMachine(),
@@ -226,6 +243,7 @@ class RaftDriver:
         self._readBatch = None
         self._queued = []
         self._observers = []
+        self._inFlight = None
         self._lead = rawNode.raft.lead
         self._leading = False
         self._appliedTerm = 0
@@ -567,17 +585,44 @@ class RaftDriver:
             if self._readBatch is not None:
                 self._flushReads()
             if self.rawNode.hasReady():
-                self._handleReady(self.rawNode.ready())
+                rd = self.rawNode.ready()
+                writing, sent = self._beginReady(rd)
+                if writing is not None:
+                    # The rest once the write is on disk; _handling stays set.
+                    self._inFlight = writing
+                    writing.addCallbacks(self._written, self._readyFailed, (rd, sent))
+                    return
+                self._finishReady(rd, sent)
         except Exception:
-            # A failed write or fsync leaves the log in an unknown state
-            # (docs/storage.md): stop rather than go on with this Ready.
-            self.error = Failure()
-            self.log.failure("Ready handling failed; raft driver stopped", self.error)
-            self._handling = False
-            self.stop()
+            self._readyFailed(Failure())
             return
-        finally:
+        self._readyDone()
+
+    def _written(self, _, rd, sent):
+        self._inFlight = None
+        if not self.running:
             self._handling = False
+            return
+        try:
+            self._finishReady(rd, sent)
+        except Exception:
+            self._readyFailed(Failure())
+            return
+        self._readyDone()
+
+    def _readyFailed(self, failure):
+        # A failed write or fsync leaves the log in an unknown state
+        # (docs/storage.md): stop rather than go on with this Ready.
+        self._inFlight = None
+        self._handling = False
+        if not self.running:
+            return
+        self.error = failure
+        self.log.failure("Ready handling failed; raft driver stopped", failure)
+        self.stop()
+
+    def _readyDone(self):
+        self._handling = False
         self._stepped = 0
         waiters, self._readyWaiters = self._readyWaiters, []
         for d in waiters:
@@ -585,11 +630,47 @@ class RaftDriver:
         if self.running and self.rawNode.hasReady():
             self._scheduleReady()
 
-    def _handleReady(self, rd):
+    def idle(self):
+        """A Deferred firing once no storage write of a Ready is in flight."""
+        writing = self._inFlight
+        if writing is None:
+            return succeed(None)
+        d = Deferred()
+        writing.addBoth(lambda result: (d.callback(None), result)[1])
+        return d
+
+    def _beginReady(self, rd):
+        """
+        Soft state, the leader's early send, and the persist step:
+        ``(writing, sent)``, ``writing`` None once persisted here, or a
+        Deferred of the write running on a thread.
+        """
         if rd.softState is not None:
             self._softStateChanged(rd.softState)
+        sent = False
+        if self.leaderSendsFirst and rd.messages \
+                and self.rawNode.raft.state == StateLeader:
+            self._send(rd.messages)
+            sent = True
+        if self.persistInThread and rd.snapshot is None:
+            pending = self.storage.prepareSave(rd.hardState, rd.entries, sync=rd.mustSync)
+            if pending is not None:
+                storage = self.storage
+                began = time.perf_counter()
+
+                def finish(_):
+                    storage.finishSave(pending)
+                    self.persistSeconds = time.perf_counter() - began
+                return deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                         storage.writeSave, pending).addCallback(finish), sent
+            return None, sent
         self._persist(rd)
-        if rd.messages:
+        return None, sent
+
+    def _finishReady(self, rd, sent):
+        """After the persist step: send (a follower), apply, advance."""
+        self._checkOverwritten(rd)
+        if rd.messages and not sent:
             self._send(rd.messages)
         self._apply(rd)
         self.rawNode.advance(rd)
@@ -638,8 +719,9 @@ class RaftDriver:
         if rd.mustSync:
             storage.sync()
         self.persistSeconds = time.perf_counter() - began
-        # A tracked proposal whose index now holds another term was
-        # overwritten by a new leader.
+
+    def _checkOverwritten(self, rd):
+        """A tracked proposal whose index now holds another term was overwritten."""
         for e in rd.entries:
             p = self._proposals.get(e.Index)
             if p is not None and p.term != e.Term:

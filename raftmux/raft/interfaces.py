@@ -5,7 +5,7 @@ and the state machine a ``RaftDriver`` applies committed entries to.
 
 from zope.interface import Interface
 
-__all__ = ["IStorage", "IStateMachine", "IRaftObserver"]
+__all__ = ["IStorage", "IStagedStorage", "IStateMachine", "IRaftObserver"]
 
 
 class IStorage(Interface):
@@ -67,6 +67,28 @@ class IStorage(Interface):
 
     def compact(compactIndex):
         """Drop entries before ``compactIndex`` (raises ``CompactedError``, ``UnavailableError``)."""
+
+
+class IStagedStorage(IStorage):
+    """
+    A storage whose ``save`` can be split so the slow part (the write and
+    its fsync) runs on another thread while the caller's thread goes on
+    reading the storage as it was: ``finishSave`` then makes the saved
+    state visible.  Only one staged save is in flight at a time, and no
+    other writing method is called meanwhile.
+    """
+
+    def prepareSave(hardState=None, entries=(), sync=True):
+        """
+        The caller's thread: check and encode; an opaque pending save, or
+        None when there is nothing to write.
+        """
+
+    def writeSave(pending):
+        """Any thread: write (and with ``sync``, fdatasync) the pending save."""
+
+    def finishSave(pending):
+        """The caller's thread, after ``writeSave`` returned: the save takes effect."""
 
 
 class IStateMachine(Interface):

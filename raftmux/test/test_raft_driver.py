@@ -807,6 +807,106 @@ class RefusedConfChangeTests(_ThreeDrivers, SynchronousTestCase):
             self.assertNotIn(9, driver.rawNode.raft.prs.voters)
 
 
+class WatchedDiskStorage(DiskStorage):
+    """A ``DiskStorage`` noting the last entry index each write put on disk."""
+
+    def __init__(self, directory):
+        DiskStorage.__init__(self, directory, fsync=False)
+        self.written = 0
+        self.threads = set()
+
+    def writeSave(self, pending):
+        import threading
+        DiskStorage.writeSave(self, pending)
+        self.threads.add(threading.current_thread().name)
+        if pending.prepared is not None:
+            self.written = max(self.written, pending.prepared[1][-1].Index)
+
+
+class ThreadedPersistTests(TestCase):
+    """
+    ``persistInThread`` and ``leaderSendsFirst`` on the real reactor, three
+    drivers on disk: what followers acknowledge is on their disk when the
+    acknowledgement leaves; the leader sends entries before its own write
+    completes; proposals replicate; ``idle()`` waits for a write in flight.
+    """
+
+    timeout = 30
+
+    async def test_replicateWithWritesOnAThread(self):
+        ids = [1, 2, 3]
+        drivers, storages, applied, violations, early = {}, {}, {}, [], []
+
+        def transportFor(id):
+            class Transport(NoPeers):
+                def send(self, messages):
+                    storage = storages[id]
+                    for m in messages:
+                        if m.type == MsgAppResp and not m.reject and m.index > storage.written:
+                            violations.append((id, m.index, storage.written))
+                        if m.entries and m.entries[-1].Index > storage.written:
+                            early.append((id, m.entries[-1].Index))
+                        reactor.callLater(0, deliver, m)
+            return Transport()
+
+        def deliver(m):
+            driver = drivers.get(m.to)
+            if driver is not None and driver.running:
+                driver.process(m).addErrback(lambda f: None)
+
+        for id in ids:
+            storage = storages[id] = WatchedDiskStorage(self.mktemp())
+            self.addCleanup(storage.close)
+            applied[id] = []
+            node = makeNode(id, ids, storage)
+            driver = drivers[id] = RaftDriver(
+                node, storage, transportFor(id), reactor,
+                stateMachine=Applier(applied[id].append), tickInterval=0.01,
+                leaderSendsFirst=True, persistInThread=True)
+            driver.start()
+            self.addCleanup(driver.stop)
+        await waitFor(reactor, lambda: any(d.leading for d in drivers.values()),
+                      what="a leader")
+        (leader,) = [d for d in drivers.values() if d.leading]
+        for round in range(5):
+            ds = [leader.propose(b"r%d-%d" % (round, i)) for i in range(10)]
+            for d in ds:
+                await d
+        await waitFor(reactor, lambda: all(len(a) == 50 for a in applied.values()),
+                      what="applied everywhere")
+        self.assertEqual(violations, [])
+        # The leader's MsgApps left before its own write of their entries.
+        self.assertTrue([i for i, _ in early if i == leader.rawNode.raft.id])
+        self.assertEqual({e.Data for e in applied[1]}, {e.Data for e in applied[2]})
+        self.assertNotIn("MainThread", set().union(*(s.threads for s in storages.values())))
+        for driver in drivers.values():
+            await driver.idle()
+
+    async def test_idleWaitsForAWriteInFlight(self):
+        from twisted.internet.defer import Deferred
+        storage = WatchedDiskStorage(self.mktemp())
+        self.addCleanup(storage.close)
+        release = Deferred()
+        original = storage.writeSave
+
+        def slowWrite(pending):
+            from twisted.internet.threads import blockingCallFromThread
+            blockingCallFromThread(reactor, lambda: release)
+            original(pending)
+        storage.writeSave = slowWrite
+        node = makeNode(1, [1], storage)
+        driver = RaftDriver(node, storage, NoPeers(), reactor, tickInterval=0.01,
+                            persistInThread=True)
+        driver.start()
+        await waitFor(reactor, lambda: not driver.idle().called, what="a write in flight")
+        idle = driver.idle()
+        self.assertFalse(idle.called)
+        driver.stop()
+        release.callback(None)
+        await idle
+        self.assertTrue(driver.idle().called)
+
+
 @implementer(IRaft)
 class DriverOwner:
     """What owns a driver and its Transport: the Transport's ``IRaft``."""
