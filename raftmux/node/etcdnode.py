@@ -137,7 +137,7 @@ class EtcdNode:
         s = self.driver.status()
         size = self.dbSize()
         return NodeStatus(leader=s.lead, raftIndex=s.committed, raftTerm=s.term,
-                          raftAppliedIndex=s.applied, dbSize=size, dbSizeInUse=size,
+                          raftAppliedIndex=self.appliedIndex(), dbSize=size, dbSizeInUse=size,
                           isLearner=self.isLearner())
 
     def dbSize(self):

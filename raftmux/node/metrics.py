@@ -94,7 +94,7 @@ class EtcdCollector:
                 "etcd_server_is_learner": 1 if etcd.isLearner() else 0,
                 "etcd_server_leader_changes_seen": etcd.leaderChanges,
                 "etcd_server_proposals_committed_total": s.committed,
-                "etcd_server_proposals_applied_total": s.applied,
+                "etcd_server_proposals_applied_total": etcd.appliedIndex(),
                 "etcd_server_proposals_pending": etcd.pendingProposals(),
                 "etcd_server_proposals_failed": etcd.proposalsFailed,
                 "etcd_server_read_indexes_failed": etcd.readIndexesFailed,
@@ -129,7 +129,7 @@ class NodeMetrics:
         gauge("raftmux_node_commit_index", "Highest committed log index.",
               status(lambda s: s.committed))
         gauge("raftmux_node_applied_index", "Highest applied log index.",
-              status(lambda s: s.applied))
+              lambda: node.etcd.appliedIndex() if node.etcd is not None else 0)
         gauge("raftmux_node_snapshot_index", "Index of the latest snapshot.",
               lambda: node.snapshotIndex)
         gauge("raftmux_node_members", "Members in the member table.",

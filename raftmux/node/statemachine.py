@@ -160,6 +160,8 @@ class NodeStateMachine:
     # -- IStateMachine ------------------------------------------------------------
 
     def applyEntry(self, entry):
+        # Waiters run from here: the applied index they read includes this entry.
+        self.applied = entry.Index
         outcome = self.state.applyNormal(entry.Index, entry.Data)
         if outcome.kind == entries.V3:
             result = outcome.result if outcome.error is None else None
@@ -176,6 +178,7 @@ class NodeStateMachine:
         return outcome
 
     def validateConfChange(self, confChange, entry):
+        self.applied = entry.Index
         if not isinstance(confChange, ConfChange):
             return True
         error = self.state.validateConfChange(confChange.type, confChange.node_id,

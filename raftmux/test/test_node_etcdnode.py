@@ -169,7 +169,8 @@ class EtcdNodeTests(EtcdCase):
         """
         await self.startCluster()
         leader, (follower, other) = self.leaderAndFollowers()
-        self.assertTrue(leader.etcdAPI.lessor.isPrimary)
+        await waitFor(reactor, lambda: leader.etcdAPI.lessor.isPrimary,
+                      what="the leader's lessor promoted")
         self.assertFalse(follower.etcdAPI.lessor.isPrimary)
         grant = await follower.etcdAPI.lease.LeaseGrant(pb.LeaseGrantRequest(TTL=2))
         await follower.etcdAPI.kv.Put(pb.PutRequest(key=b"l", value=b"x", lease=grant.ID))
@@ -325,6 +326,7 @@ class DurabilityTests(EtcdCase):
         await self.fill(self.nodes, 30)
         await self.allApplied()
         before = {n.config.name: self.fingerprint(n) for n in self.nodes}
+        self.assertEqual(len(set(map(repr, before.values()))), 1, before)
         self.assertGreater(self.nodes[0].snapshotIndex, 0)
         for i, node in enumerate(list(self.nodes)):
             await stopNode(node)
@@ -334,8 +336,13 @@ class DurabilityTests(EtcdCase):
             self.addCleanup(self.stopIfRunning, again)
         await self.waitForLeader()
         for node in self.nodes:
-            await waitFor(reactor, lambda n=node: self.fingerprint(n) == before[n.config.name],
-                          what="the key space back")
+            try:
+                await waitFor(reactor,
+                              lambda n=node: self.fingerprint(n) == before[n.config.name],
+                              what="the key space back")
+            except AssertionError:
+                self.fail("%s: %r, was %r" % (node.config.name, self.fingerprint(node),
+                                              before[node.config.name]))
         # And it goes on from there.
         leader = self.leaderOf()
         put = await leader.etcdAPI.kv.Put(pb.PutRequest(key=b"after", value=b"1"))
