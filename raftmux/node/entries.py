@@ -138,7 +138,7 @@ def parseAttributes(value):
         d = json.loads(value)
         name = d.get("name", "")
         urls = d.get("clientURLs") or []
-    except (ValueError, AttributeError) as e:
+    except (ValueError, AttributeError, RecursionError) as e:
         raise ValueError("bad attributes %r: %s" % (value[:200], e)) from None
     if not isinstance(name, str) or not isinstance(urls, list) or not all(
             isinstance(u, str) for u in urls):

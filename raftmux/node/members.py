@@ -55,7 +55,7 @@ def parseConfChangeContext(context):
             return None
         return MemberContext(int(d["id"]), [str(u) for u in urls], str(d.get("name") or ""),
                              d.get("isLearner") is True, d.get("isPromote") is True)
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
         return None
 
 

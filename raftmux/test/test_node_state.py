@@ -128,6 +128,47 @@ def addMember(state, id, urls, name="", learner=False, promote=None):
     return error
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["id", "peerURLs", "name", "isLearner", "isPromote", "clientURLs",
+                         "x"]), children, max_size=5),
+    max_leaves=12)
+
+
+class ContextTests(SynchronousTestCase):
+    """Conf change contexts and attributes from the log: any bytes, no surprise."""
+
+    @given(json_values)
+    def test_anyJSONContext(self, value):
+        from raftmux.node.members import parseConfChangeContext
+        data = json.dumps(value).encode()
+        parsed = parseConfChangeContext(data)
+        if parsed is not None:
+            self.assertIsInstance(parsed.id, int)
+            self.assertTrue(all(isinstance(u, str) for u in parsed.peerURLs))
+        state = NodeState()
+        for ctype in (ConfChangeAddNode, ConfChangeAddLearnerNode, ConfChangeUpdateNode,
+                      ConfChangeRemoveNode):
+            if state.validateConfChange(ctype, 5, data) is None:
+                state.applyConfChange(ctype, 5, data)
+        try:
+            entries.parseAttributes(json.dumps(value))
+        except ValueError:
+            pass
+
+    @given(st.binary(max_size=64))
+    def test_anyBytesContext(self, data):
+        from raftmux.node.members import parseConfChangeContext
+        parseConfChangeContext(data)
+        self.assertRaises(ValueError, entries.parseAttributes, "[" * 100000)
+
+    def test_hugeNumbers(self):
+        from raftmux.node.members import parseConfChangeContext
+        self.assertIsNone(parseConfChangeContext(b'{"id": Infinity, "peerURLs": []}'))
+        self.assertIsNone(parseConfChangeContext(b'{"id": 1e400}'))
+
+
 class StateTests(SynchronousTestCase):
 
     def setUp(self):
