@@ -1,11 +1,13 @@
 # -*- test-case-name: raftmux.test.test_node_kv -*-
 """
-The node's replicated state machine, sans-IO: a key/value map and the
-member table's client attributes, changed only by committed log entries.
+The node's replicated state before etcd's MVCC key space took its place
+(``raftmux.node.state``), sans-IO: a key/value map and the member table's
+client attributes.  Kept so a data directory written then replays into
+the key space: ``raftmux.node.entries`` reads these commands as the etcd
+requests they amount to, ``raftmux.node.state`` these snapshots as puts.
+Nothing writes this format any more.
 
-Entries are ours when their data starts with ``MAGIC``; anything else (an
-etcd member's ``InternalRaftRequest`` in a mixed cluster) is skipped, so a
-raftmux member can follow an etcd leader without misreading its log.
+Entries are these commands when their data starts with ``MAGIC``.
 
 Command layout (all integers big-endian)::
 

@@ -39,7 +39,7 @@ from raftmux.raft.errors import (
     SnapshotOutOfDateError,
     UnavailableError,
 )
-from raftmux.raft.interfaces import IStorage
+from raftmux.raft.interfaces import IStagedStorage
 from raftmux.raftpb import ConfState, Entry, HardState, Snapshot, SnapshotMetadata, encode
 
 _SNAP_MAGIC = b"rmsnap1\n"
@@ -111,7 +111,18 @@ def _copy(cls, message):
     return copy
 
 
-@implementer(IStorage)
+class _PendingSave:
+    __slots__ = ("prepared", "records", "hardState", "sync", "seq")
+
+    def __init__(self, prepared, records, hardState, sync):
+        self.prepared = prepared
+        self.records = records
+        self.hardState = hardState
+        self.sync = sync
+        self.seq = None
+
+
+@implementer(IStagedStorage)
 class DiskStorage:
     """
     Raft's log, HardState and latest snapshot in ``directory`` (created if
@@ -120,16 +131,17 @@ class DiskStorage:
 
     ``segmentSize``: a new log segment is started once the current one
     holds this many bytes; whole segments are deleted once compaction or a
-    snapshot leaves nothing in them that a restart needs.
+    snapshot leaves nothing in them that a restart needs.  ``onSync(seconds)``
+    hears the duration of every fdatasync of the log.
     """
 
-    def __init__(self, directory, segmentSize=64 << 20, fsync=True):
+    def __init__(self, directory, segmentSize=64 << 20, fsync=True, onSync=None):
         self.directory = directory
         self.fsync = fsync
         if not os.path.isdir(directory):
             os.makedirs(directory)
             wal.fsyncDirectory(os.path.dirname(os.path.abspath(directory)))
-        self._log = wal.SegmentedLog(directory, self._checkpoint, segmentSize)
+        self._log = wal.SegmentedLog(directory, self._checkpoint, segmentSize, onSync=onSync)
         try:
             self._load(self._log.open())
             self._removeSegments()
@@ -315,6 +327,18 @@ class DiskStorage:
         ``append(entries)`` then ``setHardState(hardState)`` with one write
         and (with ``fsync``) one fsync: what a driver does with a Ready.
         """
+        pending = self.prepareSave(hardState, entries, sync=self.fsync)
+        if pending is not None:
+            self.writeSave(pending)
+            self.finishSave(pending)
+
+    def prepareSave(self, hardState=None, entries=(), sync=True):
+        """
+        ``save`` in three steps (``IStagedStorage``): this one checks and
+        encodes, ``writeSave`` (any thread) writes and syncs the log file
+        only, ``finishSave`` updates what the storage answers.  Until then
+        readers see the storage as it was.
+        """
         prepared = self._prepareAppend(entries)
         records = []
         if prepared is not None:
@@ -323,12 +347,17 @@ class DiskStorage:
             hardState = _copy(HardState, hardState)
             records.append((wal.HARDSTATE, wal.encodeHardState(hardState)))
         if not records:
-            return
-        seq = self._log.write(records, sync=self.fsync)
-        if prepared is not None:
-            self._applyAppend(prepared, seq)
-        if hardState is not None:
-            self._hardState = hardState
+            return None
+        return _PendingSave(prepared, records, hardState, sync)
+
+    def writeSave(self, pending):
+        pending.seq = self._log.write(pending.records, sync=pending.sync)
+
+    def finishSave(self, pending):
+        if pending.prepared is not None:
+            self._applyAppend(pending.prepared, pending.seq)
+        if pending.hardState is not None:
+            self._hardState = pending.hardState
 
     def sync(self) -> None:
         """Make every write so far durable (needed only with ``fsync=False``)."""

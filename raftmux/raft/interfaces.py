@@ -12,7 +12,7 @@ from zope.interface import Interface
 
 from raftmux.raftpb import ConfState, Entry, HardState, Snapshot
 
-__all__ = ["IStorage", "IStateMachine"]
+__all__ = ["IStorage", "IStagedStorage", "IStateMachine", "IRaftObserver"]
 
 
 class IStorage(Interface):
@@ -76,6 +76,28 @@ class IStorage(Interface):
         """Drop entries before ``compactIndex`` (raises ``CompactedError``, ``UnavailableError``)."""
 
 
+class IStagedStorage(IStorage):
+    """
+    A storage whose ``save`` can be split so the slow part (the write and
+    its fsync) runs on another thread while the caller's thread goes on
+    reading the storage as it was: ``finishSave`` then makes the saved
+    state visible.  Only one staged save is in flight at a time, and no
+    other writing method is called meanwhile.
+    """
+
+    def prepareSave(hardState=None, entries=(), sync=True):
+        """
+        The caller's thread: check and encode; an opaque pending save, or
+        None when there is nothing to write.
+        """
+
+    def writeSave(pending):
+        """Any thread: write (and with ``sync``, fdatasync) the pending save."""
+
+    def finishSave(pending):
+        """The caller's thread, after ``writeSave`` returned: the save takes effect."""
+
+
 class IStateMachine(Interface):
     """
     What a ``RaftDriver`` applies the committed log to, in log order, on
@@ -91,6 +113,15 @@ class IStateMachine(Interface):
     def restoreSnapshot(snapshot: Snapshot) -> None:
         """Replace the state with a ``raftpb.Snapshot``'s (sent by the leader)."""
 
+    def validateConfChange(confChange: Any, entry: Entry) -> bool:
+        """
+        A committed conf change is about to be applied to raft: True to
+        apply it, False to apply it as a no-op (etcd's
+        ``ValidateConfigurationChange`` failing: the member table refuses
+        it, so raft must not change either; the state machine answers
+        whoever proposed it).  ``confChangeApplied`` follows only a True.
+        """
+
     def confChangeApplied(confChange: Any, entry: Entry, confState: ConfState) -> None:
         """
         A committed ``ConfChange`` (or ``ConfChangeV2``) from ``entry`` was
@@ -99,3 +130,21 @@ class IStateMachine(Interface):
 
     def appliedTo(index: int) -> None:
         """Everything up to ``index`` is applied (once per Ready that applied any)."""
+
+
+class IRaftObserver(Interface):
+    """
+    Told by a ``RaftDriver`` about leadership, on the reactor thread, as
+    each Ready is handled.
+    """
+
+    def leaderChanged(leaderID, term):
+        """The leader this member knows changed (``leaderID`` 0: none known)."""
+
+    def leadershipChanged(isLeader):
+        """
+        True: this member leads and has applied the first entry of its term
+        (the empty entry a new leader appends), so everything committed
+        before its term is applied here too.  False: it stopped leading.
+        Called only on a change.
+        """

@@ -189,7 +189,7 @@ class OnePortTests(TestCase):
                                        FileBodyProducer(io.BytesIO(b"over muxado")))
         await readBody(response)
         self.assertEqual(response.code, 200)
-        self.assertEqual(self.node.kv.get(b"m"), b"over muxado")
+        self.assertEqual(self.node.keySpace.get(b"m").value, b"over muxado")
         closed = session.whenClosed()
         session.close()
         await closed
