@@ -379,7 +379,7 @@ class EtcdNode:
             raise ErrBadLeaderTransferee()
         if self.leader() == targetID:
             return None
-        d = defer.Deferred()
+        d: defer.Deferred[None] = defer.Deferred()
         self._leaderWaiters.append((targetID, d))
         self.driver.transferLeadership(targetID)
         timer = self.clock.callLater(self.requestTimeout, d.cancel)

@@ -198,7 +198,7 @@ class RaftNode(service.MultiService):
             if isinstance(self._startResult, Failure):
                 return defer.fail(self._startResult)
             return defer.succeed(self)
-        d = defer.Deferred()
+        d: defer.Deferred[RaftNode] = defer.Deferred()
         self._started.append(d)
         return d
 

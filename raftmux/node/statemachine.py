@@ -145,7 +145,7 @@ class NodeStateMachine:
         """A Deferred firing once ``index`` is applied here."""
         if index <= self.applied:
             return defer.succeed(None)
-        d = defer.Deferred()
+        d: defer.Deferred[None] = defer.Deferred()
         self._waiterSeq += 1
         heapq.heappush(self._appliedWaiters, (index, self._waiterSeq, d))
         return d

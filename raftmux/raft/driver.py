@@ -410,7 +410,7 @@ class RaftDriver:
         """
         if not self.running:
             return fail(DriverStopped("driver not running"))
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._queued.append((data, d, _SUBMITTED))
         self._scheduleReady()
         return d
@@ -643,8 +643,12 @@ class RaftDriver:
         writing = self._inFlight
         if writing is None:
             return succeed(None)
-        d = Deferred()
-        writing.addBoth(lambda result: (d.callback(None), result)[1])
+        d: Deferred[None] = Deferred()
+
+        def passOn(result):
+            d.callback(None)
+            return result
+        writing.addBoth(passOn)
         return d
 
     def _beginReady(self, rd):

@@ -18,6 +18,7 @@ Transports for membership tests and benchmarks, both ``IMemberlistTransport``:
 import json
 import os
 import sys
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
@@ -214,7 +215,7 @@ class MemberProcess(ProcessProtocol):
         self.peers = []
         self.members = {}
         self.stderr = b""
-        self.ended = defer.Deferred()
+        self.ended: defer.Deferred[Any] = defer.Deferred()
         self._buffer = b""
 
     @classmethod
