@@ -95,6 +95,7 @@ class MuxadoConnection(ConnectionBase):
             return 0
         n = len(data)
         if n > stream.sendWindow:
+            stream.sendBlocked = True
             n = stream.sendWindow
             if n == 0:
                 return 0

@@ -29,7 +29,7 @@ class Stream:
     """One stream's state in a connection."""
 
     __slots__ = ("streamId", "sendWindow", "recv", "synPending", "localClosed",
-                 "remoteClosed")
+                 "remoteClosed", "sendBlocked")
 
     def __init__(self, streamId, sendWindow, recv, synPending=False, localClosed=False):
         self.streamId = streamId
@@ -38,6 +38,7 @@ class Stream:
         self.synPending = synPending    # v2: opened here, SYN not yet sent
         self.localClosed = localClosed  # FIN sent (v1: or the peer's SYN|FIN said it won't read)
         self.remoteClosed = False       # FIN received
+        self.sendBlocked = False        # our sends waited for the peer's window lately
 
 
 class _Discard:
@@ -174,8 +175,12 @@ class ConnectionBase:
         stream = self._streams.get(streamId)
         if stream is None or stream.remoteClosed:
             return
-        increment = stream.recv.consume(n, self._tuner)
+        # A stream whose own sends wait for the peer's credit does not grow
+        # its receive window: more of the peer's data queued ahead of that
+        # credit would only delay it (an echo slows down, measured).
+        increment = stream.recv.consume(n, self._tuner, not stream.sendBlocked)
         if increment:
+            stream.sendBlocked = False
             self._queue(self._encodeWndInc(streamId, increment))
 
     def terminate(self, code: int, message: str) -> None:
