@@ -301,7 +301,7 @@ class RaftNode(service.MultiService):
     def _routes(self):
         return [
             (http2HeaderField(b"content-type", b"application/x.ckit"),
-             self.gossip.serverFactory(), "gossip"),
+             self.gossip.h2Factory(), "gossip"),
             (http2(), self.site, "h2c"),
             (http1(), self.site, "http1"),
             (muxado(), self._muxadoFactory(), "muxado"),
@@ -404,6 +404,9 @@ class RaftNode(service.MultiService):
             b"cluster": ClusterResource(self),
             b"health": HealthResource(self),
             b"metrics": MetricsResource(self.registry),
+            # ckit's answer (505) to gossip over HTTP/1.1: the sniffer sends
+            # HTTP/1.x here, and only h2 with ckit's content type to gossip.
+            b"api": self.gossip.http1Resource(),
         }
 
     # -- raft callbacks -----------------------------------------------------------
