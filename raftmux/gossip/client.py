@@ -21,8 +21,10 @@ from raftmux.h2 import H2Config, H2ConnectionPool, IH2StreamHandler, Origin, sta
 
 __all__ = ["GossipClient", "parseAddress"]
 
-#: the client's connections: keepalive finds dead peers, idle ones are closed
-CLIENT_CONFIG = H2Config(pingInterval=30.0, pingTimeout=10.0, idleTimeout=300.0)
+#: the client's connections: keepalive finds dead peers, idle ones are closed;
+#: answers are read for their ``:status`` only, so h2 need not check them
+CLIENT_CONFIG = H2Config(pingInterval=30.0, pingTimeout=10.0, idleTimeout=300.0,
+                         validateInboundHeaders=False)
 
 
 def parseAddress(address):
@@ -37,11 +39,21 @@ def parseAddress(address):
 
 @implementer(IH2StreamHandler, IHalfCloseableProtocol)
 class _Post(Protocol):
-    """One POST: the Deferred fires with the status once the answer is complete."""
+    """One POST: sends ``body``; ``deferred`` fires with the status once the answer is complete."""
 
-    def __init__(self, deferred):
-        self.deferred = deferred
+    def __init__(self, body):
+        self.body = body
+        self.deferred = defer.Deferred(self._cancel)
         self.status = None
+
+    def connectionMade(self):
+        if self.body:
+            self.transport.writeFinal(self.body)
+
+    def _cancel(self, d):
+        self.deferred = None
+        if self.transport is not None and not self.transport.disconnected:
+            self.transport.reset()
 
     def headersReceived(self, headers):
         self.status = statusOf(headers)
@@ -72,6 +84,12 @@ class _Post(Protocol):
             d.errback(reason)
 
 
+def _cancelOpening(failure, opening):
+    if not opening.called:
+        opening.cancel()
+    return failure
+
+
 class GossipClient:
     """
     @param contextFactory: None for h2c; an ``IOpenSSLClientConnectionCreator``
@@ -91,6 +109,7 @@ class GossipClient:
         self._endpointFactory = endpointFactory
         self._origins = {}
         self._addresses = {}
+        self._baseHeaders = {}
         self.pool = H2ConnectionPool(reactor, config if config is not None else CLIENT_CONFIG,
                                      connectTimeout=connectTimeout,
                                      maxConnectionsPerOrigin=1,
@@ -118,9 +137,14 @@ class GossipClient:
         return endpoint
 
     def _headers(self, address, path, length=None):
-        headers = [(b":method", b"POST"), (b":scheme", self.scheme),
-                   (b":authority", address.encode("ascii")), (b":path", path),
-                   (b"content-type", CONTENT_TYPE)]
+        key = (address, path)
+        base = self._baseHeaders.get(key)
+        if base is None:
+            base = self._baseHeaders[key] = (
+                (b":method", b"POST"), (b":scheme", self.scheme),
+                (b":authority", address.encode("ascii")), (b":path", path),
+                (b"content-type", CONTENT_TYPE))
+        headers = list(base)
         if length is not None:
             headers.append((b"content-length", b"%d" % (length,)))
         return headers
@@ -135,28 +159,14 @@ class GossipClient:
             origin = self.originFor(address)
         except ValueError:
             return defer.fail()
-        state = {"stream": None}
-
-        def cancel(_):
-            opening.cancel()
-            stream = state["stream"]
-            if stream is not None and not stream.disconnected:
-                stream.reset()
-
-        d = defer.Deferred(cancel)
-        handler = _Post(d)
-
-        def opened(stream):
-            state["stream"] = stream
-            if body:
-                stream.write(body)
-                stream.loseWriteConnection()
-
-        def notOpened(f):
-            handler._fail(f)
+        handler = _Post(body)
+        d = handler.deferred
         opening = self.pool.openStream(origin, self._headers(address, path, len(body)),
                                        handler, endStream=not body)
-        opening.addCallbacks(opened, notOpened)
+        opening.addErrback(handler._fail)
+        if not opening.called:
+            # Waiting for a connection or a slot: cancelling takes it out of the queue.
+            d.addErrback(_cancelOpening, opening)
         if timeout:
             d.addTimeout(timeout, self.reactor)
         return d

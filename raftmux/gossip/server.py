@@ -45,6 +45,19 @@ def addressText(address):
     return "unknown"
 
 
+_addressTexts = {}
+
+
+def _fromText(address):
+    """``addressText``, remembered (one per connection, asked for per request)."""
+    text = _addressTexts.get(address)
+    if text is None:
+        if len(_addressTexts) >= 4096:
+            _addressTexts.clear()
+        text = _addressTexts[address] = addressText(address)
+    return text
+
+
 def route(path, shutDown, isHTTP2, contentType):
     """ckit's checks in ckit's order: a status to answer now, or None to go on."""
     path = path.split(b"?", 1)[0]
@@ -70,7 +83,7 @@ class _MessageHandler(Protocol):
         self.failed = False
 
     def connectionMade(self):
-        self.fromAddress = addressText(self.transport.getPeer())
+        self.fromAddress = _fromText(self.transport.getPeer())
         self.timestamp = self.gossip.reactor.seconds()
 
     def headersReceived(self, headers):

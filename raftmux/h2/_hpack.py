@@ -1,20 +1,27 @@
 # -*- test-case-name: raftmux.test.test_h2_hpack -*-
 """
-An HPACK encoder whose output depends on the header fields alone, so the
-encoding of each field can be cached.
+An HPACK encoder that caches the encoding of each header field.
 
-h2's per-request cost was mostly HPACK encoding (a search of the dynamic
-table and Huffman coding for every field of every request).  This encoder
-never inserts into the dynamic table: a field found whole in the static
-table is sent as its index, any other as a literal *without indexing*
-(with the static table's name index where there is one).  The peer's
-decoder state then never changes, so a field's bytes are the same every
-time and are kept in a bounded cache.  Header blocks get a little larger
-than with a dynamic table (the values of repeated custom fields are sent
-each time), which costs nothing measurable next to the CPU saved.
+h2's per-request cost was mostly HPACK: hpack's encoder searches its
+dynamic table and Huffman-codes every field of every request, and its
+decoder Huffman-decodes every literal.  This encoder makes a field's bytes
+depend only on the field and on a dynamic table that changes rarely, so
+they can be cached:
 
-Dynamic table size updates (the peer lowering SETTINGS_HEADER_TABLE_SIZE)
-are still signalled at the start of the next block, as RFC 7541 4.2 asks.
+* a field found whole in the static table is sent as its index;
+* a field sent before (a repeated ``:path``, ``:authority``,
+  ``content-type``...) is inserted into the dynamic table the second time,
+  if it fits without evicting anything, and sent as its index from then on
+  (an index the peer's decoder resolves without decoding a string);
+* any other field is a literal *without indexing*, its value sent plain
+  (Huffman-decoding it cost the peer more than the bytes saved);
+* ``authorization``, ``cookie`` and the like are never indexed.
+
+Entries are never evicted by us, so an entry's index only moves when a
+newer one is inserted; the cache is emptied at each insertion and each
+table resize (the peer's SETTINGS_HEADER_TABLE_SIZE), which stop happening
+once the connection's repeated fields are in.  Table size updates are
+signalled at the start of the next block, as RFC 7541 4.2 asks.
 """
 
 from hpack import Encoder
@@ -22,10 +29,13 @@ from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hpack.table import HeaderTable
 
-#: fields whose encoding is kept; the cache is emptied when it is full
+#: fields whose encoding (or count of uses) is kept; emptied when full
 CACHE_SIZE = 4096
+#: fields never put in the dynamic table and sent as never-indexed literals
+SENSITIVE = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"})
 
 _huffman = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
+_STATIC_COUNT = len(HeaderTable.STATIC_TABLE)
 
 _STATIC_FIELD = {}
 _STATIC_NAME = {}
@@ -48,45 +58,54 @@ def encodeInteger(value, prefixBits, flags=0):
     return bytes(out)
 
 
-def encodeString(data):
-    """RFC 7541 5.2: Huffman-coded when that is shorter."""
-    coded = _huffman.encode(data)
-    if len(coded) < len(data):
-        return encodeInteger(len(coded), 7, 0x80) + coded
+def encodeString(data, huffman=False):
+    """RFC 7541 5.2: plain, or Huffman-coded when asked and shorter."""
+    if huffman:
+        coded = _huffman.encode(data)
+        if len(coded) < len(data):
+            return encodeInteger(len(coded), 7, 0x80) + coded
     return encodeInteger(len(data), 7) + data
 
 
-def encodeField(name, value):
-    """One field, never touching the dynamic table."""
-    index = _STATIC_FIELD.get((name, value))
-    if index is not None:
-        return encodeInteger(index, 7, 0x80)
+def _literal(name, value, flags, prefixBits, huffman):
     index = _STATIC_NAME.get(name)
     if index is not None:
-        return encodeInteger(index, 4) + encodeString(value)
-    return b"\x00" + encodeString(name) + encodeString(value)
+        return encodeInteger(index, prefixBits, flags) + encodeString(value, huffman)
+    return bytes([flags]) + encodeString(name, huffman) + encodeString(value, huffman)
+
+
+def entrySize(name, value):
+    """RFC 7541 4.1: what an entry costs in the dynamic table."""
+    return 32 + len(name) + len(value)
 
 
 class CachingEncoder(Encoder):
     """
-    A drop-in ``hpack.Encoder`` for ``h2``'s ``H2Connection.encoder``.
-    Fields must be bytes (h2 passes what the caller gave it; the shell sends
-    bytes only).
+    A drop-in ``hpack.Encoder`` for ``h2``'s ``H2Connection.encoder``
+    (h2 sets ``header_table_size`` from the peer's SETTINGS; ``encode`` is
+    the only other call it makes).  Fields are bytes (or str, encoded
+    UTF-8).
     """
 
     def __init__(self, cacheSize=CACHE_SIZE):
         Encoder.__init__(self)
-        self._cache = {}
         self._cacheSize = cacheSize
+        self._cache = {}
+        self._seen = {}
+        self._entries = []      # (name, value, size), oldest first
+        self._order = {}        # (name, value) -> insertion number
+        self._inserted = 0
+        self._size = 0
+
+    @property
+    def dynamicEntries(self):
+        """The dynamic table as the peer's decoder holds it, newest first."""
+        return [(name, value) for name, value, _ in reversed(self._entries)]
 
     def encode(self, headers, huffman=True):
         parts = []
-        table = self.header_table
-        if table.resized:
-            for size in self.table_size_changes:
-                parts.append(encodeInteger(size, 5, 0x20))
-            self.table_size_changes = []
-            table.resized = False
+        if self.header_table.resized:
+            self._resized(parts)
         if isinstance(headers, dict):
             headers = headers.items()
         cache = self._cache
@@ -99,9 +118,59 @@ class CachingEncoder(Encoder):
                     name = name.encode("utf-8")
                 if isinstance(value, str):
                     value = value.encode("utf-8")
-                encoded = encodeField(name, value)
-                if len(cache) >= self._cacheSize:
-                    cache.clear()
-                cache[key] = encoded
+                encoded, cacheable = self._encodeField(name, value)
+                if cacheable:
+                    if len(cache) >= self._cacheSize:
+                        cache.clear()
+                    cache[key] = encoded
+                else:
+                    cache = self._cache  # emptied by an insertion
             parts.append(encoded)
         return b"".join(parts)
+
+    def _encodeField(self, name, value):
+        """The bytes of one field, and whether they stay valid until the table changes."""
+        key = (name, value)
+        index = _STATIC_FIELD.get(key)
+        if index is not None:
+            return encodeInteger(index, 7, 0x80), True
+        order = self._order.get(key)
+        if order is not None:
+            return encodeInteger(_STATIC_COUNT + 1 + self._inserted - order, 7, 0x80), True
+        if name in SENSITIVE:
+            return _literal(name, value, 0x10, 4, False), True
+        literal = _literal(name, value, 0x00, 4, False)
+        seen = self._seen
+        if key not in seen:
+            # First sighting: not cached, so that a second one is noticed.
+            if len(seen) >= self._cacheSize:
+                seen.clear()
+            seen[key] = True
+            return literal, False
+        del seen[key]
+        if self._size + entrySize(name, value) <= self.header_table.maxsize:
+            return self._insert(name, value), False
+        return literal, True
+
+    def _insert(self, name, value):
+        """Literal with incremental indexing: the peer adds it to its table, as we do."""
+        size = entrySize(name, value)
+        self._inserted += 1
+        self._order[(name, value)] = self._inserted
+        self._entries.append((name, value, size))
+        self._size += size
+        self._cache = {}  # every dynamic index moved by one
+        return _literal(name, value, 0x40, 6, True)
+
+    def _resized(self, parts):
+        """The peer changed SETTINGS_HEADER_TABLE_SIZE: signal it, evict as the decoder will."""
+        table = self.header_table
+        for size in self.table_size_changes:
+            parts.append(encodeInteger(size, 5, 0x20))
+            while self._size > size and self._entries:
+                name, value, entry = self._entries.pop(0)
+                self._size -= entry
+                del self._order[(name, value)]
+        self.table_size_changes = []
+        table.resized = False
+        self._cache = {}

@@ -13,33 +13,24 @@ is the shell's business (it refuses new ones itself).  Every other input is
 
 from h2.connection import ConnectionInputs, ConnectionState, H2ConnectionStateMachine
 
-_GOAWAY = frozenset({ConnectionInputs.SEND_GOAWAY, ConnectionInputs.RECV_GOAWAY})
+_SEND_GOAWAY = ConnectionInputs.SEND_GOAWAY
+_RECV_GOAWAY = ConnectionInputs.RECV_GOAWAY
 _OPEN = frozenset({ConnectionState.IDLE, ConnectionState.CLIENT_OPEN,
                    ConnectionState.SERVER_OPEN})
 
 
-class GracefulStateMachine:
+class GracefulStateMachine(H2ConnectionStateMachine):
     """``h2.connection.H2ConnectionStateMachine``, except that GOAWAY keeps it open."""
 
-    def __init__(self):
-        self._machine = H2ConnectionStateMachine()
-        #: set once a GOAWAY was sent or received
-        self.goAway = False
-
-    @property
-    def state(self):
-        return self._machine.state
-
-    @state.setter
-    def state(self, value):
-        self._machine.state = value
+    #: set once a GOAWAY was sent or received
+    goAway = False
 
     def process_input(self, input_):
-        if input_ in _GOAWAY and self._machine.state in _OPEN:
+        if (input_ is _SEND_GOAWAY or input_ is _RECV_GOAWAY) and self.state in _OPEN:
             self.goAway = True
             return []
-        return self._machine.process_input(input_)
+        return H2ConnectionStateMachine.process_input(self, input_)
 
     def close(self):
         """Really close (a connection error): every later input is refused."""
-        self._machine.state = ConnectionState.CLOSED
+        self.state = ConnectionState.CLOSED

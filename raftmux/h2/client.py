@@ -56,6 +56,7 @@ class H2ClientProtocol(H2Protocol):
         self._queue = deque()
         self._readyWaiters = []
         self._failure = None
+        self._maxStreams = None
 
     # -- readiness --------------------------------------------------------------
 
@@ -107,9 +108,12 @@ class H2ClientProtocol(H2Protocol):
     @property
     def maxStreams(self):
         """Streams the server lets us have open at once (as far as we know yet)."""
-        limit = self.conn.remote_settings.max_concurrent_streams
-        if not self.peerSettingsReceived:
-            limit = min(limit, self.config.assumedPeerMaxStreams)
+        limit = self._maxStreams
+        if limit is None:
+            limit = self.conn.remote_settings.max_concurrent_streams
+            if not self.peerSettingsReceived:
+                limit = min(limit, self.config.assumedPeerMaxStreams)
+            self._maxStreams = limit
         return limit
 
     @property
@@ -139,12 +143,13 @@ class H2ClientProtocol(H2Protocol):
         if not self.available:
             return fail(self._failure or ConnectionGoneAway(
                 "the connection is closing", retryable=True))
+        if not self._queue and len(self.streams) < self.maxStreams:
+            stream = self.startStream(headers, handler, endStream, buildStream)
+            if stream is not None:
+                return succeed(stream)
         entry = _Open(headers, handler, endStream, buildStream, None)
         entry.deferred = d = Deferred(lambda _: self._unqueue(entry))
-        if not self._queue and len(self.streams) < self.maxStreams:
-            self._start(entry)
-        else:
-            self._queue.append(entry)
+        self._queue.append(entry)
         return d
 
     def _unqueue(self, entry):
@@ -153,24 +158,40 @@ class H2ClientProtocol(H2Protocol):
         except ValueError:
             pass
 
-    def _start(self, entry):
+    def startStream(self, headers, handler=None, endStream=False, buildStream=None):
+        """
+        ``openStream`` now, without a Deferred: the ``H2Stream``, or None if
+        the peer's stream limit is reached (callers check ``freeSlots``).
+        """
         conn = self.conn
         streamId = conn.get_next_available_stream_id()
-        if entry.buildStream is not None:
-            stream = entry.buildStream(self, streamId)
+        if buildStream is not None:
+            stream = buildStream(self, streamId)
         else:
             stream = H2Stream(self, streamId, maxBodySize=self.config.maxBodySize)
         self.streams[streamId] = stream
+        holding, self._holding = self._holding, True
         try:
-            stream.sendHeaders(entry.headers, entry.endStream)
-        except TooManyStreamsError:
-            del self.streams[streamId]
+            try:
+                stream.sendHeaders(headers, endStream)
+            except TooManyStreamsError:
+                del self.streams[streamId]
+                return None
+            if len(self.streams) == 1:
+                self._idleSince = None
+            if handler is not None:
+                stream.attach(handler)
+        finally:
+            self._holding = holding
+        self.flush()
+        return stream
+
+    def _start(self, entry):
+        stream = self.startStream(entry.headers, entry.handler, entry.endStream,
+                                  entry.buildStream)
+        if stream is None:
             self._queue.appendleft(entry)
             return False
-        self._updateIdle()
-        if entry.handler is not None:
-            stream.attach(entry.handler)
-        self.flush()
         entry.deferred.callback(stream)
         return True
 
@@ -189,6 +210,7 @@ class H2ClientProtocol(H2Protocol):
             self.listener.capacityChanged(self)
 
     def peerSettingsChanged(self, changed):
+        self._maxStreams = None
         if self._queue:
             self._startQueued()
         if self.listener is not None:

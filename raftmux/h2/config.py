@@ -45,6 +45,11 @@ class H2Config:
     @param maxHeldBytes: bytes stream protocols may keep across the
         connection (partial messages they credited so that a message larger
         than the window can complete; see ``H2Protocol.holdBytes``).
+    @param validateInboundHeaders: check the header blocks we receive as
+        RFC 9113 8.2-8.3 asks (pseudo-header fields, forbidden characters
+        and fields); a malformed block resets its stream with
+        PROTOCOL_ERROR.  A server should; a client that reads only
+        ``:status`` (gossip's) may save the cost.
     @param assumedPeerMaxStreams: streams a client opens before the server's
         SETTINGS says how many it allows (RFC 9113 recommends servers allow
         at least 100).
@@ -56,7 +61,7 @@ class H2Config:
                  maxBodySize=None, maxDiscard=DEFAULT_DISCARD, resetBurst=200, resetRate=100.0,
                  maxPausedWrite=1024 * 1024, pingInterval=None, pingTimeout=20.0,
                  idleTimeout=None, shutdownTimeout=30.0, maxHeldBytes=64 * 1024 * 1024,
-                 assumedPeerMaxStreams=100):
+                 assumedPeerMaxStreams=100, validateInboundHeaders=True):
         if not 16384 <= maxFrameSize <= 16777215:
             raise ValueError("maxFrameSize must be within 16384..16777215")
         if not 0 < initialWindowSize <= 2 ** 31 - 1:
@@ -79,6 +84,7 @@ class H2Config:
         self.shutdownTimeout = shutdownTimeout
         self.maxHeldBytes = maxHeldBytes
         self.assumedPeerMaxStreams = assumedPeerMaxStreams
+        self.validateInboundHeaders = validateInboundHeaders
 
     def replace(self, **changes):
         """A copy with ``changes`` applied."""

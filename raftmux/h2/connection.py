@@ -45,6 +45,7 @@ from zope.interface import implementer
 from raftmux._tcp import setNoDelay
 from raftmux.h2._hpack import CachingEncoder
 from raftmux.h2._state import GracefulStateMachine
+from raftmux.h2._validate import checkResponse, checkTrailers
 from raftmux.h2.config import H2Config
 from raftmux.h2.errors import ConnectionGoneAway, StreamReset
 from raftmux.streamtransport import IStreamHost
@@ -64,12 +65,15 @@ def h2Configuration(clientSide):
     ``h2``'s configuration for the shell: bytes headers, and no validation
     or normalisation of the headers we send (we build them; checking every
     field of every request was a large part of h2's cost).  What we receive
-    is still validated.
+    is checked by the shell (``_validate``: the same rules, remembering the
+    fields it has seen, and a malformed block is a stream error, not the end
+    of the connection).
     """
     return H2Configuration(client_side=clientSide, header_encoding=None,
                            validate_outbound_headers=False,
                            normalize_outbound_headers=False,
-                           split_outbound_cookies=False)
+                           split_outbound_cookies=False,
+                           validate_inbound_headers=False)
 
 
 class _LocalSettings(Settings):
@@ -110,6 +114,7 @@ class H2Protocol(Protocol):
         self.clock = clock
         self.config = config = config if config is not None else H2Config()
         conn = H2Connection(config=h2Configuration(self.clientSide))
+        self.validate = config.validateInboundHeaders
         self.machine = conn.state_machine = GracefulStateMachine()
         conn.encoder = CachingEncoder()
         # Settings(initial_values=...) so that the first SETTINGS frame
@@ -138,6 +143,7 @@ class H2Protocol(Protocol):
         self._waiting = {}            # streams wanting windowOpened, in service order
         self._soon = []
         self._receiving = False
+        self._holding = False
         self._paused = False
         self._pausedWritten = 0
         self._resetTokens = float(config.resetBurst)
@@ -147,9 +153,11 @@ class H2Protocol(Protocol):
         self._pingDeadline = None
         self._pingData = None
         self._idleTimer = None
+        self._idleSince = None
         self._shutdownTimer = None
         self._closedWaiters = []
         self._closing = False
+        self._peerAddress = None
         self._dispatch = {
             ev.DataReceived: self._dataReceived,
             ev.StreamEnded: self._streamEnded,
@@ -193,7 +201,7 @@ class H2Protocol(Protocol):
             return
         if self._pingTimer is not None:
             self._lastReceived = self.clock.seconds()
-        self._receiving = True
+        self._receiving = self._holding = True
         try:
             try:
                 events = self.conn.receive_data(data)
@@ -213,6 +221,7 @@ class H2Protocol(Protocol):
                     self._handlerFailed(event)
         finally:
             self._receiving = False
+        self._holding = False
         self.flush()
         if self._soon:
             self._runSoon()
@@ -269,7 +278,7 @@ class H2Protocol(Protocol):
 
     def flush(self):
         """Write what ``h2`` has framed (at the end of ``dataReceived`` when inside it)."""
-        if self._receiving or self.transport is None:
+        if self._holding or self.transport is None:
             return
         data = self.conn.data_to_send()
         if not data:
@@ -412,21 +421,31 @@ class H2Protocol(Protocol):
         self.transport.abortConnection()
 
     def _updateIdle(self):
-        """Start the idle timer when the last stream goes; stop it when one opens."""
+        """
+        Note when the last stream went (or that one is open).  One timer,
+        re-armed only when it fires: streams coming and going on a busy
+        connection cost no timer calls.
+        """
         timeout = self.config.idleTimeout
         if timeout is None or self.closed:
             return
         if self.streams:
-            if self._idleTimer is not None:
-                self._idleTimer.cancel()
-                self._idleTimer = None
-        elif self._idleTimer is None:
+            self._idleSince = None
+            return
+        if self._idleSince is None:
+            self._idleSince = self.clock.seconds()
+        if self._idleTimer is None:
             self._idleTimer = self.clock.callLater(timeout, self._idled)
 
     def _idled(self):
         self._idleTimer = None
-        if not self.closed and not self.streams:
-            self.goAway()
+        if self.closed or self._idleSince is None:
+            return  # busy: the next idle moment arms it again
+        left = self._idleSince + self.config.idleTimeout - self.clock.seconds()
+        if left > 0:
+            self._idleTimer = self.clock.callLater(left, self._idled)
+            return
+        self.goAway()
 
     # -- received events ---------------------------------------------------------
 
@@ -451,17 +470,34 @@ class H2Protocol(Protocol):
     def _responseReceived(self, event):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
+            if self.validate and self._malformed(stream, checkResponse(event.headers)):
+                return
             stream.headersReceived(event.headers)
 
     def _trailersReceived(self, event):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
+            if self.validate and self._malformed(stream, checkTrailers(event.headers)):
+                return
             stream.trailersReceived(event.headers)
 
     def _informationalReceived(self, event):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
+            if self.validate and self._malformed(stream, checkResponse(event.headers)):
+                return
             stream.informationalReceived(event.headers)
+
+    def _malformed(self, stream, error):
+        """A malformed header block (RFC 9113 8.1.1): reset its stream with PROTOCOL_ERROR."""
+        if error is None:
+            return False
+        self.log.info("HTTP/2 {peer}: malformed headers on stream {stream}: {error}",
+                      peer=self._peer(), stream=stream.streamId, error=error)
+        stream.resetCode = ErrorCodes.PROTOCOL_ERROR
+        self.resetStream(stream)
+        stream.streamLost(Failure(StreamReset(ErrorCodes.PROTOCOL_ERROR, remote=False)))
+        return True
 
     def _streamReset(self, event):
         stream = self.streams.get(event.stream_id)
@@ -563,7 +599,27 @@ class H2Protocol(Protocol):
             except (StreamClosedError, H2Error):
                 pass
 
+    def finalRoom(self, stream):
+        """The most ``sendFinalData`` can take on ``stream`` now (window and frame size)."""
+        conn = self.conn
+        try:
+            return min(conn.local_flow_control_window(stream.streamId),
+                       conn.max_outbound_frame_size)
+        except (StreamClosedError, H2Error):
+            return 0
+
+    def sendFinalData(self, stream, data):
+        """Frame ``data`` (at most ``finalRoom``) with END_STREAM, and flush."""
+        try:
+            self.conn.send_data(stream.streamId, data, end_stream=True)
+        except (StreamClosedError, H2Error):
+            pass
+        self.flush()
+
     def endStream(self, stream):
+        if stream.endSent:
+            return False
+        stream.endSent = True
         headers = stream.takeEndHeaders()
         try:
             if headers is not None:
@@ -582,7 +638,8 @@ class H2Protocol(Protocol):
         if h2stream is None:
             return
         try:
-            if h2stream.state_machine.state in _LOCAL_OPEN:
+            if h2stream.state_machine.state in _LOCAL_OPEN and not stream.endSent:
+                stream.endSent = True
                 headers = stream.takeEndHeaders()
                 if headers is not None:
                     self.conn.send_headers(streamId, headers, end_stream=True)
@@ -645,7 +702,10 @@ class H2Protocol(Protocol):
                     self.log.failure("HTTP/2: error in a deferred stream call {f}", f=f)
 
     def getPeer(self):
-        return self.transport.getPeer()
+        peer = self._peerAddress
+        if peer is None:
+            peer = self._peerAddress = self.transport.getPeer()
+        return peer
 
     def getHost(self):
         return self.transport.getHost()

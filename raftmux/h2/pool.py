@@ -253,6 +253,10 @@ class H2ConnectionPool:
         request out of the queue.
         """
         state = self._state(origin)
+        if not state.pending:
+            proto = _leastLoaded(state.connections)
+            if proto is not None:
+                return proto.openStream(headers, handler, endStream, buildStream)
         entry = _Pending(headers, handler, endStream, buildStream)
         entry.deferred = Deferred(lambda _: _remove(state.pending, entry))
         state.pending.append(entry)

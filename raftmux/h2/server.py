@@ -19,8 +19,9 @@ from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
+from raftmux.h2._validate import checkRequest
 from raftmux.h2.connection import H2Protocol
-from raftmux.h2.interfaces import IH2HandlerFactory, IH2StreamHandler
+from raftmux.h2.interfaces import IH2HandlerFactory
 from raftmux.h2.stream import H2Request, H2Stream
 
 __all__ = ["H2ServerFactory", "H2ServerProtocol", "HandlerFactory", "StatusResponse"]
@@ -59,22 +60,30 @@ class H2ServerProtocol(H2Protocol):
             # A peer that opened streams before our SETTINGS reached it.
             self.conn.reset_stream(streamId, ErrorCodes.REFUSED_STREAM)
             return
-        request = H2Request(event.headers)
+        headers = event.headers
+        if self.validate:
+            error = checkRequest(headers)
+            if error is not None:
+                self.log.info("HTTP/2 {peer}: malformed request on stream {stream}: {error}",
+                              peer=self._peer(), stream=streamId, error=error)
+                self.conn.reset_stream(streamId, ErrorCodes.PROTOCOL_ERROR)
+                return
+        request = H2Request(headers)
         factory = self.router.route(request)
         if factory is None:
             stream = H2Stream(self, streamId, request)
             self.streams[streamId] = stream
-            self._updateIdle()
+            self._idleSince = None
             stream.respond(404)
             return
         stream = factory.buildStream(self, streamId, request)
         self.streams[streamId] = stream
-        self._updateIdle()
+        self._idleSince = None
         handler = factory.buildHandler(stream)
         if handler is not None and not stream.disconnected:
             stream.attach(handler)
-            if IH2StreamHandler.providedBy(handler) and not stream.disconnected:
-                handler.headersReceived(request.headers)
+            if not stream.disconnected:
+                stream.headersReceived(headers)
 
 
 @implementer(IH2HandlerFactory)

@@ -97,9 +97,12 @@ class H2Stream(StreamTransport):
         self.headersSent = requestHeaders is not None
         #: the error code ``abortConnection`` resets with
         self.resetCode = ErrorCodes.CANCEL
+        #: our END_STREAM was framed (the host sets it)
+        self.endSent = False
         self._endHeaders = None
         self._discardLeft = None
         self._eofDelivered = False
+        self._handler = None      # the protocol, if it provides IH2StreamHandler
 
     def __repr__(self):
         return "<%s %d>" % (self.__class__.__name__, self.streamId)
@@ -110,6 +113,11 @@ class H2Stream(StreamTransport):
         if self.receivedHeaders is None:
             return 0
         return statusOf(self.receivedHeaders)
+
+    def attach(self, protocol):
+        if IH2StreamHandler.providedBy(protocol):
+            self._handler = protocol
+        StreamTransport.attach(self, protocol)
 
     # -- sending header blocks ---------------------------------------------------
 
@@ -158,6 +166,20 @@ class H2Stream(StreamTransport):
             self.sendHeaders([(b":status", b"200")])
         StreamTransport.write(self, data)
 
+    def writeFinal(self, data):
+        """
+        ``write(data)`` then ``loseWriteConnection()``: one DATA frame
+        carrying END_STREAM when nothing waits and it fits the window.
+        """
+        host = self.host
+        if (data and self.writeOpen and not self.pendingBytes and self.headersSent
+                and host.isWritable() and len(data) + 16 <= host.finalRoom(self)):
+            host.sendFinalData(self, self.frameOutgoing(data))
+            self.endSent = True
+        else:
+            self.write(data)
+        self.loseWriteConnection()
+
     def respond(self, status, headers=(), body=b""):
         """
         A whole answer: ``:status``, ``headers`` and ``body``, ending our
@@ -169,8 +191,7 @@ class H2Stream(StreamTransport):
         block.extend(headers)
         if body:
             self.sendHeaders(block)
-            self.write(body)
-            self.loseWriteConnection()
+            self.writeFinal(body)
         else:
             self.sendHeaders(block, endStream=True)
         if not self.disconnected and not self._eofDelivered:
@@ -196,8 +217,8 @@ class H2Stream(StreamTransport):
     def headersReceived(self, headers):
         """The peer's opening header block (the host calls this)."""
         self.receivedHeaders = headers
-        handler = self.protocol
-        if handler is not None and IH2StreamHandler.providedBy(handler):
+        handler = self._handler
+        if handler is not None:
             handler.headersReceived(headers)
 
     def informationalReceived(self, headers):
@@ -234,9 +255,8 @@ class H2Stream(StreamTransport):
     def endIncoming(self):
         self._eofDelivered = True
         trailers = self.trailers
-        handler = self.protocol
-        if (trailers is not None and self._discardLeft is None and handler is not None
-                and IH2StreamHandler.providedBy(handler)):
+        handler = self._handler
+        if trailers is not None and self._discardLeft is None and handler is not None:
             handler.trailersReceived(trailers)
 
     def _stopDiscarding(self):
