@@ -13,9 +13,10 @@ Client::
 
     agent = H2Agent(reactor)
     response = yield agent.request(b"GET", b"https://example.com/")
-    treq.HTTPClient(H2Agent(reactor))   # treq, unchanged
+    treq.client.HTTPClient(H2Agent(reactor))   # treq, unchanged
 """
 
+from raftmux.h2.agent import H2Agent, H2Response, ResponseTimeout
 from raftmux.h2.client import H2ClientProtocol
 from raftmux.h2.config import H2Config
 from raftmux.h2.connection import H2Protocol
@@ -41,11 +42,13 @@ __all__ = [
     "ALPN_PROTOCOLS",
     "BodyTooLarge",
     "ConnectionGoneAway",
+    "H2Agent",
     "H2ClientProtocol",
     "H2Config",
     "H2ConnectionPool",
     "H2Protocol",
     "H2Request",
+    "H2Response",
     "H2ServerFactory",
     "H2ServerProtocol",
     "H2Stream",
@@ -58,6 +61,7 @@ __all__ = [
     "NotHTTP2",
     "NotReplayable",
     "Origin",
+    "ResponseTimeout",
     "StatusResponse",
     "StreamReset",
     "statusOf",

@@ -24,7 +24,7 @@ once the connection's repeated fields are in.  Table size updates are
 signalled at the start of the next block, as RFC 7541 4.2 asks.
 """
 
-from hpack import Encoder
+from hpack import Decoder, Encoder
 from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hpack.table import HeaderTable
@@ -174,3 +174,42 @@ class CachingEncoder(Encoder):
         self.table_size_changes = []
         table.resized = False
         self._cache = {}
+
+
+#: header blocks whose decoding is kept, and the largest kept
+DECODE_CACHE_SIZE = 1024
+DECODE_CACHE_BLOCK = 1024
+
+
+class CachingDecoder(Decoder):
+    """
+    ``hpack.Decoder`` remembering the decoding of header blocks that left
+    its dynamic table as it was (blocks of indexed fields and literals
+    without indexing: what a peer sends once its repeated fields are in its
+    table).  Such a block decodes to the same fields as long as the table
+    is unchanged, which the cache checks (its length, its newest entry, its
+    size limit) before answering from memory.
+    """
+
+    def __init__(self, max_header_list_size=65536):
+        Decoder.__init__(self, max_header_list_size=max_header_list_size)
+        self._decoded = {}
+
+    def _tableState(self):
+        table = self.header_table
+        entries = table.dynamic_entries
+        return (len(entries), id(entries[0]) if entries else 0, table.maxsize,
+                self.max_header_list_size)
+
+    def decode(self, data, raw=False):
+        key = (data, raw)
+        cached = self._decoded.get(key)
+        state = self._tableState()
+        if cached is not None and cached[0] == state:
+            return list(cached[1])
+        headers = super().decode(data, raw)
+        if len(data) <= DECODE_CACHE_BLOCK and self._tableState() == state:
+            if len(self._decoded) >= DECODE_CACHE_SIZE:
+                self._decoded.clear()
+            self._decoded[(bytes(data), raw)] = (state, tuple(headers))
+        return headers

@@ -155,6 +155,10 @@ class _BodyTransport:
     def loseConnection(self):
         self._handler.stopBody()
 
+    def abortConnection(self):
+        """(``readBody`` aborts a body it cannot finish reading.)"""
+        self._handler.stopBody()
+
 
 @implementer(IConsumer, IPushProducer)
 class _Body:

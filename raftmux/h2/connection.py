@@ -43,7 +43,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from raftmux._tcp import setNoDelay
-from raftmux.h2._hpack import CachingEncoder
+from raftmux.h2._hpack import CachingDecoder, CachingEncoder
 from raftmux.h2._state import GracefulStateMachine
 from raftmux.h2._validate import checkResponse, checkTrailers
 from raftmux.h2.config import H2Config
@@ -96,6 +96,37 @@ class _LocalSettings(Settings):
         Settings.max_concurrent_streams.fset(self, value)
 
 
+#: below this many streams in h2's table, a stream-limit check needs no count
+CHEAP_STREAM_COUNT = 256
+
+
+class _Connection(H2Connection):
+    """
+    ``h2``'s connection, with the stream-limit checks made cheap: ``h2``
+    counts open streams (a walk of all its streams) before each new one, so
+    opening a batch of n streams cost O(n^2).  The number of streams in its
+    table is an upper bound of the open ones; while that bound is under the
+    limit (and the table small), the check passes without the walk.  Past
+    either, h2's own count runs (and forgets closed streams, as it does).
+    ``open_inbound_streams``/``open_outbound_streams`` are thus exact only
+    when a limit is near.
+    """
+
+    @property
+    def open_outbound_streams(self):
+        n = len(self.streams)
+        if n < CHEAP_STREAM_COUNT and n < self.remote_settings.max_concurrent_streams:
+            return n
+        return H2Connection.open_outbound_streams.fget(self)
+
+    @property
+    def open_inbound_streams(self):
+        n = len(self.streams)
+        if n < CHEAP_STREAM_COUNT and n < self.local_settings.max_concurrent_streams:
+            return n
+        return H2Connection.open_inbound_streams.fget(self)
+
+
 def _lostReason(reason):
     return reason if reason is not None else Failure(ConnectionDone())
 
@@ -113,10 +144,11 @@ class H2Protocol(Protocol):
     def __init__(self, clock, config=None):
         self.clock = clock
         self.config = config = config if config is not None else H2Config()
-        conn = H2Connection(config=h2Configuration(self.clientSide))
+        conn = _Connection(config=h2Configuration(self.clientSide))
         self.validate = config.validateInboundHeaders
         self.machine = conn.state_machine = GracefulStateMachine()
         conn.encoder = CachingEncoder()
+        conn.decoder = CachingDecoder()
         # Settings(initial_values=...) so that the first SETTINGS frame
         # carries them (assigning attributes would queue them as changes).
         conn.local_settings = _LocalSettings(client=self.clientSide, initial_values={

@@ -8,6 +8,7 @@ headers, trailers, an early complete answer, and the body-size limit.
 """
 
 from h2.errors import ErrorCodes
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
@@ -202,10 +203,10 @@ class H2Stream(StreamTransport):
         if limit is None:
             limit = self.host.config.maxDiscard
         self._discardLeft = limit
-        if self.protocol is None:
-            self.attach(_Discard())
-        else:
+        if self.protocol is not None:
             self.resumeProducing()
+        elif self.bufferedBytes:
+            self.attach(_Discard())  # what already waits goes through it
 
     def reset(self, code=ErrorCodes.CANCEL):
         """Abort the stream with RST_STREAM ``code``; the protocol hears ``ConnectionAborted``."""
@@ -221,6 +222,13 @@ class H2Stream(StreamTransport):
         if handler is not None:
             handler.headersReceived(headers)
 
+    def readEnded(self):
+        if self._discardLeft is not None and self.protocol is None:
+            # Answered and the request is over: the stream is done.
+            self.streamLost(Failure(ConnectionDone()))
+            return
+        StreamTransport.readEnded(self)
+
     def informationalReceived(self, headers):
         """A 1xx response (the host calls this): ignored."""
 
@@ -233,6 +241,13 @@ class H2Stream(StreamTransport):
     def dataReceived(self, data, credit=None):
         if credit is None:
             credit = len(data)
+        if self._discardLeft is not None and self.protocol is None:
+            # Answered, nobody reading: drop and credit at once.
+            self.host.creditStream(self, credit)
+            self._discardLeft -= len(data)
+            if self._discardLeft < 0:
+                self.host.callSoon(self._stopDiscarding)
+            return
         self.bodyReceived += len(data)
         limit = self.maxBodySize
         if limit is not None and self.bodyReceived > limit and self._discardLeft is None:

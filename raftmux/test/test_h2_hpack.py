@@ -6,12 +6,12 @@ table size changes; repeated fields end up indexed; secrets never enter
 the table.
 """
 
-from hpack import Decoder
+from hpack import Decoder, Encoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from raftmux.h2._hpack import CachingEncoder, encodeInteger
+from raftmux.h2._hpack import CachingDecoder, CachingEncoder, encodeInteger
 
 names = st.sampled_from([b":method", b":path", b":authority", b"content-type",
                          b"content-length", b"user-agent", b"x-custom", b"cookie",
@@ -80,3 +80,40 @@ class RoundTripTests(SynchronousTestCase):
         self.assertEqual(encodeInteger(10, 5), b"\x0a")
         self.assertEqual(encodeInteger(1337, 5), b"\x1f\x9a\x0a")
         self.assertEqual(encodeInteger(42, 8), b"\x2a")
+
+
+class DecoderCacheTests(SynchronousTestCase):
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.integers(0, 5), min_size=1, max_size=40), blocks,
+           st.sampled_from([0, 64, 256, 4096]))
+    def test_sameAsHpacks(self, order, pool, size):
+        """
+        Blocks from hpack's own (indexing) encoder, repeated in any order,
+        the table resized midway: the caching decoder reads what hpack's does.
+        """
+        encoder, plain, caching = Encoder(), Decoder(), CachingDecoder()
+        for i, pick in enumerate(order):
+            if i == len(order) // 2:
+                encoder.header_table_size = size
+            data = encoder.encode(pool[pick % len(pool)])
+            self.assertEqual(caching.decode(data, raw=True), plain.decode(data, raw=True))
+
+    def test_repeatedBlockFromMemory(self):
+        """Once the fields are in the table, the same block is not decoded again."""
+        decoded = []
+
+        class Counting(Decoder):
+            def decode(self, data, raw=False):
+                decoded.append(data)
+                return Decoder.decode(self, data, raw)
+
+        class Caching(CachingDecoder, Counting):
+            pass
+
+        encoder, decoder = CachingEncoder(), Caching()
+        block = [(b":status", b"200"), (b"content-type", b"text/plain")]
+        blocks = [encoder.encode(block) for _ in range(6)]
+        for data in blocks:
+            self.assertEqual(decoder.decode(data, raw=True), block)
+        self.assertEqual(blocks[2:], [blocks[2]] * 4)
+        self.assertEqual(len(decoded), 3)  # literal, insertion, indexed; then from memory
