@@ -65,6 +65,8 @@ _REFUSED = 0x7  # REFUSED_STREAM
 #: stream closes even if nobody reads the body); larger ones wait for
 #: ``deliverBody``, held back by flow control
 EARLY_BODY = 64 * 1024
+#: parsed request URIs kept (parsing one cost as much as a stream)
+URI_CACHE_SIZE = 1024
 
 
 class ResponseTimeout(TimeoutError):
@@ -79,7 +81,7 @@ class _ClientRequest:
         self.headers = headers
 
 
-def _requestHeaders(method, uri, origin, headers, length):
+def _requestHeaders(method, path, origin, headers, length):
     """The HTTP/2 header list of a request: pseudo-header fields first, lower-case names."""
     authority = origin.authority
     fields = []
@@ -97,7 +99,7 @@ def _requestHeaders(method, uri, origin, headers, length):
             for value in values:
                 fields.append((name, value))
     block = [(b":method", method), (b":scheme", origin.scheme), (b":authority", authority),
-             (b":path", uri.originForm)]
+             (b":path", path)]
     block.extend(fields)
     if length is not None:
         block.append((b"content-length", b"%d" % (length,)))
@@ -277,15 +279,16 @@ class _Body:
 class _Exchange:
     """One request through ``H2Agent``, over one or more streams (retries)."""
 
-    def __init__(self, agent, method, uri, origin, headers, bodyProducer):
+    def __init__(self, agent, method, uri, path, origin, headers, bodyProducer):
         self.agent = agent
         self.method = method
         self.uri = uri
+        self.path = path
         self.origin = origin
         self.headers = headers
         self.bodyProducer = bodyProducer
         self.body = None if bodyProducer is None else _Body(bodyProducer, agent.maxReplayBytes)
-        self.request = _ClientRequest(method, uri.toBytes(),
+        self.request = _ClientRequest(method, uri,
                                       headers if headers is not None else Headers())
         self.deferred = defer.Deferred(self._cancel)
         self.transport = None
@@ -313,9 +316,13 @@ class _Exchange:
 
     def _open(self):
         length = self.body.length if self.body is not None else None
-        block = _requestHeaders(self.method, self.uri, self.origin, self.headers, length)
-        self._opening = self.agent.pool.openStream(self.origin, block, self,
-                                                   endStream=self.body is None)
+        block = _requestHeaders(self.method, self.path, self.origin, self.headers, length)
+        pool = self.agent.pool
+        stream = pool.startStream(self.origin, block, self, endStream=self.body is None)
+        if stream is not None:
+            self._opened(stream)
+            return
+        self._opening = pool.openStream(self.origin, block, self, endStream=self.body is None)
         self._opening.addCallbacks(self._opened, self._notOpened)
 
     def _opened(self, stream):
@@ -337,7 +344,7 @@ class _Exchange:
         self._fellBack = True
         self._cancelTimer()
         self.agent.useHTTP11(self.origin)
-        d = self.agent.http11Agent.request(self.method, self.uri.toBytes(), self.headers,
+        d = self.agent.http11Agent.request(self.method, self.uri, self.headers,
                                            self.bodyProducer)
         d.addCallbacks(self._finish, self._fail)
 
@@ -574,6 +581,7 @@ class H2Agent:
         self._http11Agent = http11Agent
         self._http11Pool = None
         self._protocols = {}
+        self._targets = {}
 
     @property
     def http11Agent(self):
@@ -599,16 +607,22 @@ class H2Agent:
         self._protocols[origin] = HTTP11
 
     def request(self, method, uri, headers=None, bodyProducer=None):
-        try:
-            parsed = URI.fromBytes(uri)
-        except Exception as e:
-            return defer.fail(e)
-        if parsed.scheme not in (b"http", b"https"):
-            return defer.fail(SchemeNotSupported("unsupported scheme: %r" % (parsed.scheme,)))
-        origin = Origin.fromURI(parsed)
+        target = self._targets.get(uri)
+        if target is None:
+            try:
+                parsed = URI.fromBytes(uri)
+            except Exception as e:
+                return defer.fail(e)
+            if parsed.scheme not in (b"http", b"https"):
+                return defer.fail(SchemeNotSupported("unsupported scheme: %r" % (parsed.scheme,)))
+            target = (Origin.fromURI(parsed), parsed.originForm)
+            if len(self._targets) >= URI_CACHE_SIZE:
+                self._targets.clear()
+            self._targets[uri] = target
+        origin, path = target
         if self._protocols.get(origin) == HTTP11:
             return self.http11Agent.request(method, uri, headers, bodyProducer)
-        return _Exchange(self, method, parsed, origin, headers, bodyProducer).start()
+        return _Exchange(self, method, uri, path, origin, headers, bodyProducer).start()
 
     def closeCachedConnections(self):
         """Close every pooled connection (GOAWAY); fires once they are closed."""

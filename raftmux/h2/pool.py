@@ -245,6 +245,19 @@ class H2ConnectionPool:
 
     # -- public API -------------------------------------------------------------------
 
+    def startStream(self, origin, headers, handler=None, endStream=False, buildStream=None):
+        """
+        ``openStream`` without a Deferred when a connection has a free slot
+        now: the ``H2Stream``, or None (then call ``openStream``).
+        """
+        state = self._origins.get(origin)
+        if state is None or state.pending:
+            return None
+        proto = _leastLoaded(state.connections)
+        if proto is None:
+            return None
+        return proto.startStream(headers, handler, endStream, buildStream)
+
     def openStream(self, origin, headers, handler=None, endStream=False, buildStream=None):
         """
         ``H2ClientProtocol.openStream`` on a connection to ``origin`` with a
