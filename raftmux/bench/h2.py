@@ -43,18 +43,29 @@ def run(options):
     repeats = 3 if options.quick else 5
     count = 5000 if options.quick else 20000
     results = []
+    runs = {"h2": [], "http11": []}
     with serverProcess(MODULE, "server") as (proc, port):
-        h2, http11 = [], []
         for _ in range(repeats):
-            h2.append(measure("h2", port, count, IN_FLIGHT)["perSecond"])
-            http11.append(measure("http11", port, count, IN_FLIGHT)["perSecond"])
+            for kind in ("h2", "http11"):
+                runs[kind].append(measure(kind, port, count, IN_FLIGHT))
+
+    def med(kind, key):
+        return median([r[key] for r in runs[kind]])
+
     results.append(Result(
-        "get", "requests/s", median(h2), median(http11), target=1.5,
+        "get", "requests/s", med("h2", "perSecond"), med("http11", "perSecond"), target=1.5,
         notes="H2Agent, one h2c connection, %d GETs, %d in flight; baseline: Twisted Agent "
               "(HTTP/1.1, persistent pool, same concurrency); same server port (sniffer: "
               "h2c -> H2ServerFactory, HTTP/1.1 -> Site); medians of %d"
               % (count, IN_FLIGHT, repeats),
-        extra={"h2": h2, "http11": http11}))
+        extra={"runs": runs}))
+    for side in ("client", "server"):
+        key = side + "CPU"
+        results.append(Result(
+            "get-%s-cpu" % (side,), "us/request", med("h2", key), med("http11", key),
+            higherIsBetter=False,
+            notes="%s CPU per GET (process time), h2 vs HTTP/1.1: what the figures are on "
+                  "a machine whose cores are not shared" % (side,)))
     results.extend(grpcResults(options))
     return results
 
@@ -69,6 +80,11 @@ def grpcResults(options):
 
 
 # -- the two sides ------------------------------------------------------------------
+
+
+def cpu():
+    """This process's CPU seconds so far (the bench server answers /cpu with it)."""
+    return b"%.6f" % (time.process_time(),)
 
 
 def serve():
@@ -90,7 +106,10 @@ def serve():
             return H2Stream(connection, streamId, request)
 
         def buildHandler(self, stream):
-            stream.respond(200, answer, BODY)
+            if stream.request.path == b"/cpu":
+                stream.respond(200, answer, cpu())
+            else:
+                stream.respond(200, answer, BODY)
             return None
 
     @implementer(IH2Router)
@@ -105,11 +124,18 @@ def serve():
 
         def render_GET(self, request):
             request.setHeader(b"content-type", b"text/plain")
+            if request.path == b"/cpu":
+                return cpu()
             return BODY
 
     site = Site(Page())
     site.log = lambda request: None
-    factory = SniffingFactory([(http2(), H2ServerFactory(Router()), "h2c"),
+    import os
+
+    from raftmux.h2 import H2Config
+    turn = int(os.environ.get("H2_TURN", "0")) or None
+    factory = SniffingFactory([(http2(), H2ServerFactory(Router(), H2Config(eventsPerTurn=turn)),
+                                "h2c"),
                                (http1(), site, "http1")])
     d = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1", backlog=1024).listen(factory)
     d.addCallback(lambda port: print(port.getHost().port, flush=True))
@@ -123,8 +149,11 @@ def client(kind, port, count, inFlight):
     count, inFlight = int(count), int(inFlight)
     url = b"http://127.0.0.1:%s/hello" % (port.encode(),)
     if kind == "h2":
-        from raftmux.h2 import H2Agent
-        agent = H2Agent(reactor)
+        import os
+
+        from raftmux.h2 import H2Agent, H2Config
+        turn = int(os.environ.get("H2_TURN", "0")) or None
+        agent = H2Agent(reactor, config=H2Config(eventsPerTurn=turn))
         close = agent.closeCachedConnections
     else:
         pool = HTTPConnectionPool(reactor, persistent=True)
@@ -140,8 +169,15 @@ def client(kind, port, count, inFlight):
             raise RuntimeError("bad answer %d %r" % (response.code, body[:100]))
 
     @defer.inlineCallbacks
+    def askServerCPU():
+        response = yield agent.request(b"GET", url.replace(b"/hello", b"/cpu"))
+        return float((yield readBody(response)))
+
+    @defer.inlineCallbacks
     def bench():
         yield defer.gatherResults([one() for _ in range(inFlight)])  # warm up, connect
+        serverBefore = yield askServerCPU()
+        clientBefore = time.process_time()
         done = defer.Deferred()
         state = {"sent": 0, "answered": 0}
 
@@ -161,8 +197,11 @@ def client(kind, port, count, inFlight):
             send()
         yield done
         elapsed = time.perf_counter() - start
+        clientCPU = time.process_time() - clientBefore
+        serverCPU = (yield askServerCPU()) - serverBefore
         yield close()
-        return {"perSecond": count / elapsed, "seconds": elapsed}
+        return {"perSecond": count / elapsed, "seconds": elapsed,
+                "clientCPU": clientCPU / count * 1e6, "serverCPU": serverCPU / count * 1e6}
 
     result = {}
 

@@ -50,6 +50,11 @@ class H2Config:
         and fields); a malformed block resets its stream with
         PROTOCOL_ERROR.  A server should; a client that reads only
         ``:status`` (gossip's) may save the cost.
+    @param eventsPerTurn: at most this many received events (a stream's
+        headers, a DATA frame...) are handled before the reactor gets a turn
+        (None: all at once).  With many streams answered in one read, what
+        the first ones wrote goes out while the rest are handled, so the two
+        ends work at once instead of in turns.
     @param assumedPeerMaxStreams: streams a client opens before the server's
         SETTINGS says how many it allows (RFC 9113 recommends servers allow
         at least 100).
@@ -61,7 +66,7 @@ class H2Config:
                  maxBodySize=None, maxDiscard=DEFAULT_DISCARD, resetBurst=200, resetRate=100.0,
                  maxPausedWrite=1024 * 1024, pingInterval=None, pingTimeout=20.0,
                  idleTimeout=None, shutdownTimeout=30.0, maxHeldBytes=64 * 1024 * 1024,
-                 assumedPeerMaxStreams=100, validateInboundHeaders=True):
+                 assumedPeerMaxStreams=100, validateInboundHeaders=True, eventsPerTurn=None):
         if not 16384 <= maxFrameSize <= 16777215:
             raise ValueError("maxFrameSize must be within 16384..16777215")
         if not 0 < initialWindowSize <= 2 ** 31 - 1:
@@ -85,6 +90,7 @@ class H2Config:
         self.maxHeldBytes = maxHeldBytes
         self.assumedPeerMaxStreams = assumedPeerMaxStreams
         self.validateInboundHeaders = validateInboundHeaders
+        self.eventsPerTurn = eventsPerTurn
 
     def replace(self, **changes):
         """A copy with ``changes`` applied."""

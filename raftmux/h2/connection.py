@@ -26,6 +26,7 @@ Subclasses: ``H2ServerProtocol`` (routes requests) and ``H2ClientProtocol``
 """
 
 import os
+from collections import deque
 
 import h2.events as ev
 from h2.config import H2Configuration
@@ -190,6 +191,7 @@ class H2Protocol(Protocol):
         self._closedWaiters = []
         self._closing = False
         self._peerAddress = None
+        self._backlog = None
         self._dispatch = {
             ev.DataReceived: self._dataReceived,
             ev.StreamEnded: self._streamEnded,
@@ -240,23 +242,63 @@ class H2Protocol(Protocol):
             except ProtocolError as e:
                 self._protocolError(e)
                 return
-            dispatch = self._dispatch
-            for event in events:
-                if self.closed:
-                    break
-                handler = dispatch.get(event.__class__)
-                if handler is None:
-                    continue
-                try:
-                    handler(event)
-                except Exception:
-                    self._handlerFailed(event)
+            backlog = self._backlog
+            if backlog is not None:
+                backlog.extend(events)
+                return
+            slice = self.config.eventsPerTurn
+            if slice and len(events) > slice:
+                self._backlog = deque(events[slice:])
+                events = events[:slice]
+                self.transport.pauseProducing()
+                self.clock.callLater(0, self._continue)
+            self._dispatchEvents(events)
         finally:
             self._receiving = False
         self._holding = False
         self.flush()
         if self._soon:
             self._runSoon()
+
+    @property
+    def backlog(self):
+        """Received events waiting for a reactor turn (``eventsPerTurn``)."""
+        return len(self._backlog) if self._backlog else 0
+
+    def _continue(self):
+        """Dispatch the next slice of a backlog; read again once it is done."""
+        backlog = self._backlog
+        if backlog is None or self.closed:
+            self._backlog = None
+            return
+        slice = self.config.eventsPerTurn
+        events = [backlog.popleft() for _ in range(min(slice, len(backlog)))]
+        if backlog:
+            self.clock.callLater(0, self._continue)
+        else:
+            self._backlog = None
+            self.transport.resumeProducing()
+        self._receiving = self._holding = True
+        try:
+            self._dispatchEvents(events)
+        finally:
+            self._receiving = self._holding = False
+        self.flush()
+        if self._soon:
+            self._runSoon()
+
+    def _dispatchEvents(self, events):
+        dispatch = self._dispatch
+        for event in events:
+            if self.closed:
+                break
+            handler = dispatch.get(event.__class__)
+            if handler is None:
+                continue
+            try:
+                handler(event)
+            except Exception:
+                self._handlerFailed(event)
 
     def connectionLost(self, reason=None):
         self.closed = True

@@ -472,7 +472,8 @@ class TimerTests(SynchronousTestCase):
             p.clock.advance(6)
             stream, _ = p.open(endStream=True)
             p.flush()
-        self.assertIsNone(p.client._pingDeadline)
+        self.assertFalse(p.client.closed)
+        self.assertEqual(p.server.conn.data_to_send(), b"")
 
     def test_idleTimeout(self):
         """No stream for idleTimeout: GOAWAY and close; an open stream keeps it."""
@@ -491,6 +492,27 @@ class TimerTests(SynchronousTestCase):
         p.flush()
         self.assertTrue(p.server.closed)
         self.assertEqual(p.client.goAwayReceived.error_code, ErrorCodes.NO_ERROR)
+
+
+class TurnTests(SynchronousTestCase):
+    def test_eventsPerTurn(self):
+        """
+        With eventsPerTurn, a read holding many events is handled a slice
+        per reactor turn (reading paused meanwhile); nothing is lost or
+        reordered.
+        """
+        p = Pair(H2Config(eventsPerTurn=4))
+        pairs = [p.open() for _ in range(10)]
+        for i, (stream, _) in enumerate(pairs):
+            stream.write(b"%d" % (i,))
+            stream.loseWriteConnection()
+        p.client.flush()
+        p.pump.pump()  # one delivery: ~30 events for the server, 4 handled now
+        self.assertLess(len(p.router.handlers), 10)
+        self.assertTrue(p.clock.getDelayedCalls())
+        p.flush()
+        self.assertEqual([a.data for _, a in pairs], [b"%d" % (i,) for i in range(10)])
+        self.assertEqual(p.server.backlog, 0)
 
 
 class PrefaceTests(SynchronousTestCase):
