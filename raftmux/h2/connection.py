@@ -171,6 +171,8 @@ class H2Protocol(Protocol):
         #: the peer's GOAWAY (``h2.events.ConnectionTerminated``), or None
         self.goAwayReceived = None
         self.closed = False
+        #: keepalive PINGs sent so far
+        self.pingsSent = 0
         #: bytes stream protocols keep across the connection; see ``holdBytes``
         self.held = 0
         self._waiting = {}            # streams wanting windowOpened, in service order
@@ -473,6 +475,7 @@ class H2Protocol(Protocol):
             self.conn.ping(self._pingData)
         except H2Error:
             return
+        self.pingsSent += 1
         self.flush()
         self._pingDeadline = self.clock.callLater(self.config.pingTimeout, self._pingTimedOut)
 

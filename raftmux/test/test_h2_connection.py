@@ -457,6 +457,7 @@ class TimerTests(SynchronousTestCase):
             p.clock.advance(10)
             p.flush()
         self.assertFalse(p.client.closed)
+        self.assertEqual(p.client.pingsSent, 5)
 
     def test_keepaliveUnanswered(self):
         """A peer that answers nothing: PING after pingInterval, closed pingTimeout later."""
@@ -473,7 +474,7 @@ class TimerTests(SynchronousTestCase):
             stream, _ = p.open(endStream=True)
             p.flush()
         self.assertFalse(p.client.closed)
-        self.assertEqual(p.server.conn.data_to_send(), b"")
+        self.assertEqual(p.client.pingsSent, 0)
 
     def test_idleTimeout(self):
         """No stream for idleTimeout: GOAWAY and close; an open stream keeps it."""
