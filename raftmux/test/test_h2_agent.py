@@ -405,3 +405,38 @@ class TLSTests(AgentMixin, TestCase):
         agent = self.agent(connectTimeout=0.3)
         yield self.assertFailure(agent.request(b"GET", b"https://127.0.0.1:%d/" % (port,)),
                                  TimeoutError)
+
+
+class ExampleTests(AgentMixin, TestCase):
+    """docs/examples/h2agent.py, the HTTP/2 chapter's example, runs as written."""
+
+    def example(self, *args):
+        import os
+        import sys
+
+        from twisted.internet.utils import getProcessOutputAndValue
+
+        import raftmux
+        root = os.path.dirname(os.path.dirname(os.path.abspath(raftmux.__file__)))
+        path = os.path.join(root, "docs", "examples", "h2agent.py")
+        if not os.path.exists(path):
+            from twisted.trial.unittest import SkipTest
+            raise SkipTest("docs/examples is not shipped with this raftmux")
+        env = dict(os.environ, PYTHONPATH=root)
+        return getProcessOutputAndValue(sys.executable, [path, *args], env=env)
+
+    @defer.inlineCallbacks
+    def test_selfServed(self):
+        out, err, code = yield self.example()
+        self.assertEqual(code, 0, err)
+        lines = out.decode().splitlines()
+        self.assertEqual(len(lines), 10, out)
+        self.assertTrue(all(line.startswith("200 HTTP/2.0") for line in lines), out)
+
+    @defer.inlineCallbacks
+    def test_againstAServer(self):
+        server = yield self.ours()
+        out, err, code = yield self.example(server.url + "/hello", server.url + "/status/404")
+        self.assertEqual(code, 0, err)
+        self.assertIn("200 HTTP/2.0     18 bytes %s/hello" % (server.url,), out.decode())
+        self.assertIn("404 HTTP/2.0      0 bytes", out.decode())
