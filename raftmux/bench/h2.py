@@ -130,12 +130,7 @@ def serve():
 
     site = Site(Page())
     site.log = lambda request: None
-    import os
-
-    from raftmux.h2 import H2Config
-    turn = int(os.environ.get("H2_TURN", "0")) or None
-    factory = SniffingFactory([(http2(), H2ServerFactory(Router(), H2Config(eventsPerTurn=turn)),
-                                "h2c"),
+    factory = SniffingFactory([(http2(), H2ServerFactory(Router()), "h2c"),
                                (http1(), site, "http1")])
     d = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1", backlog=1024).listen(factory)
     d.addCallback(lambda port: print(port.getHost().port, flush=True))
@@ -149,11 +144,8 @@ def client(kind, port, count, inFlight):
     count, inFlight = int(count), int(inFlight)
     url = b"http://127.0.0.1:%s/hello" % (port.encode(),)
     if kind == "h2":
-        import os
-
-        from raftmux.h2 import H2Agent, H2Config
-        turn = int(os.environ.get("H2_TURN", "0")) or None
-        agent = H2Agent(reactor, config=H2Config(eventsPerTurn=turn))
+        from raftmux.h2 import H2Agent
+        agent = H2Agent(reactor)
         close = agent.closeCachedConnections
     else:
         pool = HTTPConnectionPool(reactor, persistent=True)
