@@ -38,7 +38,7 @@ def h2Accepts(headers, response=False, trailer=False):
 
 
 class AgreementTests(SynchronousTestCase):
-    @settings(max_examples=600, deadline=None)
+    @settings(max_examples=300, deadline=None)
     @given(block)
     def test_requests(self, headers):
         for _ in range(2):  # the second time from memory
@@ -50,7 +50,7 @@ class AgreementTests(SynchronousTestCase):
         headers = list(pseudoFields) + rest
         self.assertEqual(checkRequest(headers) is None, h2Accepts(headers), headers)
 
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=250, deadline=None)
     @given(block)
     def test_responses(self, headers):
         self.assertEqual(checkResponse(headers) is None, h2Accepts(headers, response=True),
