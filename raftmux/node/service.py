@@ -39,7 +39,8 @@ import raftmux
 from raftmux.etcd import EtcdAPI
 from raftmux.etcd.idgen import IDGenerator
 from raftmux.etcd.leasehttp import LeaseHTTPForwarder
-from raftmux.gossip import GossipTransport
+from raftmux.memberlist import CkitTransport
+from raftmux.memberlist.messages import joinHostPort
 from raftmux.metrics import MetricsResource
 from raftmux.muxado import MuxadoServerFactory
 from raftmux.node import identity
@@ -47,6 +48,7 @@ from raftmux.node.api import ClusterResource, HealthResource, KVResource, NodeSi
 from raftmux.node.config import addressOf
 from raftmux.node.dialer import MUXADO, PLAIN, PeerDialer
 from raftmux.node.etcdnode import EtcdNode
+from raftmux.node.gossip import NodeGossip
 from raftmux.node.join import fetchMembers
 from raftmux.node.listeners import (
     CLIENT_ONLY,
@@ -163,13 +165,13 @@ class RaftNode(service.MultiService):
         self.agent = None
         self.pool = None
         self.gossip = None
+        self.nodeGossip = None
         self.state = None
         self.stateMachine = None
         self.etcd = None
         self.etcdAPI = None
         self.ports = []
         self.removed = False
-        self.gossipPackets = 0
         self._started = []
         self._startResult = None
         self._portFactories = {}
@@ -186,10 +188,13 @@ class RaftNode(service.MultiService):
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
             gossipTLS = lambda host: self.tlsPolicy.creatorFor(host, [H2])  # noqa: E731
-        self.gossip = GossipTransport(self.reactor, self._gossipAddress(),
-                                      onPacket=self._gossipPacket,
-                                      onStream=lambda stream: stream.loseConnection(),
-                                      contextFactory=gossipTLS, registry=self.registry)
+        # memberlist's transport over ckit's HTTP/2 routes, mounted on the
+        # peer routes now; NodeGossip runs memberlist on it once the member
+        # ID is known.  ``gossip`` is its GossipTransport.
+        self.gossipTransport = CkitTransport(self.reactor, joinHostPort(*self._gossipAddress()),
+                                             contextFactory=gossipTLS, registry=self.registry)
+        self.gossip = self.gossipTransport.gossip
+        self._initialMembers = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -266,6 +271,7 @@ class RaftNode(service.MultiService):
             bootstrap = config.clusterState == "new"
         if self.storage is None:
             self._openStorage()
+        self._initialMembers = initialMembers
         self._makeParts(initialMembers, bootstrap)
         if known is None:
             identity.save(config.identityFile, self.id, self.clusterID, config.name,
@@ -275,6 +281,7 @@ class RaftNode(service.MultiService):
                 reloadable.watch(self.reactor, config.tlsWatchInterval)
         self.driver.start()
         self.etcdAPI.setServiceParent(self)
+        self.nodeGossip.startService()
         self.reactor.callLater(0, self.etcd.publish, config.name, config.advertiseClientURLs)
         for url in config.listenURLs:
             self.log.info("raftmux: member {name} ({id}) listening on {url} ({serves})",
@@ -366,6 +373,10 @@ class RaftNode(service.MultiService):
             self.etcd, self.reactor, electionTimeout=config.electionTicks *
             config.heartbeatInterval, leaseForwarder=LeaseHTTPForwarder(self.agent, self.etcd),
             ids=ids)
+        self.nodeGossip = NodeGossip(
+            self.reactor, self.etcd, self.gossipTransport, config.gossip, config.name,
+            config.advertiseClientURLs, self._gossipAddress(), self._gossipJoinTargets)
+        self.driver.addObserver(self.nodeGossip)
         self._updateCampaign()
         shared = self.resources()
         self.clientSite.mount(_ClientRoot(), shared)
@@ -546,18 +557,21 @@ class RaftNode(service.MultiService):
     def _teardown(self):
         for reloadable in self._reloadables():
             reloadable.stopWatching()
+        waits = []
+        # Gossip first: it leaves (over its own connections) while the rest stops.
+        if self.nodeGossip is not None:
+            waits.append(self.nodeGossip.stopService())
+        else:
+            waits.append(self.gossipTransport.stop())
         if self.etcd is not None:
             self.etcd.stop()
         if self.driver is not None:
             self.driver.stop()
-        waits = []
         for port in self.ports:
             waits.append(defer.maybeDeferred(port.stopListening))
         self.ports = []
         if self.transport is not None:
             waits.append(self.transport.stop())
-        if self.gossip is not None:
-            waits.append(self.gossip.shutdown())
         if self.dialer is not None:
             waits.append(self.dialer.stop())
         if self.pool is not None:
@@ -646,7 +660,7 @@ class RaftNode(service.MultiService):
             b"v3beta": gateway,
             b"version": VersionResource(extra={"raftmux": _version()}),
             b"kv": KVResource(self.etcd, self.metrics, self.config.maxValueBytes),
-            b"cluster": ClusterResource(self.etcd, self.metrics),
+            b"cluster": ClusterResource(self.etcd, self.metrics, gossip=self.nodeGossip),
             b"health": HealthResource(self.etcd, self.metrics),
             b"metrics": MetricsResource(self.registry),
         }
@@ -684,6 +698,8 @@ class RaftNode(service.MultiService):
             self.reactor.callLater(0, self._stopRaft)
 
     def _stopRaft(self):
+        if self.nodeGossip is not None:
+            self.nodeGossip.stopService()  # the others see it leave
         if self.etcd is not None:
             self.etcd.stop()
         if self.driver is not None:
@@ -699,8 +715,29 @@ class RaftNode(service.MultiService):
     def _gossipAddress(self):
         return addressOf(self.config.advertisePeerURLs[0])
 
-    def _gossipPacket(self, data, fromAddress, timestamp):
-        self.gossipPackets += 1
+    def _gossipJoinTargets(self):
+        """
+        Where the other members gossip: the address of each one's first
+        peer URL, from the member table (the initial members until it is
+        filled); etcd members (they answered as plain rafthttp) do not.
+        """
+        kinds = self.dialer.kinds if self.dialer is not None else {}
+        if self.members is not None and self.members.ids():
+            others = [self.peerURLsOf(id) for id in self.members.ids() if id != self.id]
+        else:
+            others = [m["peerURLs"] for m in self._initialMembers if m["id"] != self.id]
+        targets = []
+        for urls in others:
+            if urls and kinds.get(addressOf(urls[0])) != PLAIN:
+                address = joinHostPort(*addressOf(urls[0]))
+                if address not in targets:
+                    targets.append(address)
+        return targets
+
+    @property
+    def gossipPackets(self):
+        """Gossip packets received on the peer routes (the transport's counter)."""
+        return int(self.registry.get_sample_value("cluster_transport_rx_packets_total") or 0)
 
 
 class _ClientRoot(Resource):

@@ -459,3 +459,44 @@ class SplitPortsClusterTests(TestCase):
             self.assertEqual(sorted(node.dialer.sessions),
                              sorted(("127.0.0.1", p.getHost().port) for j, p in enumerate(peers)
                                     if nodes[j] is not node))
+
+
+class GossipMembershipTests(RouteCase):
+    """
+    Joining a member's gossip (memberlist's push/pull over ckit's
+    ``/stream``) follows the same rules as the other peer routes: not on a
+    client-only port, and on a shared https port only with a member's
+    peer certificate.
+    """
+
+    async def join(self, url, caller, name):
+        """An outsider joins the node's gossip at ``url``: 1, or the ``JoinError``."""
+        from raftmux.test.test_node_gossip import _Outsider
+        contextFactory = None
+        if url.startswith("https:"):
+            policy = self.policies[caller]
+            contextFactory = lambda host: policy.creatorFor(host, [H2])  # noqa: E731
+        return await _Outsider(self, contextFactory, name=name).join(
+            "127.0.0.1:%d" % (self.urls[url],))
+
+    def known(self, name):
+        return any(r["name"] == name for r in self.node.nodeGossip.view()["members"])
+
+    async def test_clientOnlyPortRefusesGossip(self):
+        from raftmux.memberlist.service import JoinError
+        await self.startNode("http", ["http"])
+        client, peer = self.node.config.listenClientURLs[0], self.node.config.listenPeerURLs[0]
+        self.assertIsInstance(await self.join(client, ANONYMOUS, "via-client"), JoinError)
+        self.assertEqual(await self.join(peer, ANONYMOUS, "via-peer"), 1)
+        await waitFor(reactor, lambda: self.known("via-peer"), what="the outsider known")
+        self.assertFalse(self.known("via-client"))
+
+    async def test_tlsGossipNeedsAPeerCertificate(self):
+        from raftmux.memberlist.service import JoinError
+        await self.startNode("shared", ["https"], self.tlsFlags(False))
+        (url,) = self.node.config.listenURLs
+        for caller, name in ((ANONYMOUS, "anonymous"), (OPERATOR, "operator")):
+            self.assertIsInstance(await self.join(url, caller, name), JoinError, caller)
+        self.assertEqual(await self.join(url, MEMBER, "member"), 1)
+        await waitFor(reactor, lambda: self.known("member"), what="the member known")
+        self.assertFalse(self.known("anonymous") or self.known("operator"))
