@@ -13,6 +13,9 @@ order, at start:
 * ``EtcdNode``: the one narrow view (``IEtcdNode``) the client API has of
   all that, and etcd's v3 API over it (``raftmux.etcd.EtcdAPI``, a child
   service): the JSON gateway on client URLs, ``/leases`` for peers;
+* ``NodeGossip`` (``raftmux.node.gossip``): memberlist and ckit over the
+  peer port, announcing the member's ID, client URLs and raft role, joined
+  to the member table's peers (``GET /cluster/gossip``);
 * two twisted.web Sites: the peer Site (rafthttp, ``/members``,
   ``/leases`` and the client API) and the client Site (the client API:
   ``/v3/...``, ``/kv``, ``/cluster``, ``/health``, ``/metrics``), served
@@ -133,7 +136,10 @@ class RaftNode(service.MultiService):
     The node is its Transport's ``IRaft`` (as etcd's server is); the parts
     are built in order at start: storage, dialer and Agent, Transport, the
     state and its state machine, RawNode, the driver, ``etcd`` (the
-    ``EtcdNode``) and ``etcdAPI`` (etcd's v3 services, a child service).
+    ``EtcdNode``), ``etcdAPI`` (etcd's v3 services, a child service) and
+    ``nodeGossip``; ``gossipTransport`` (a ``CkitTransport``, whose
+    ``GossipTransport`` is ``gossip``) exists from construction, for the
+    peer routes.
     """
 
     log = Logger()
