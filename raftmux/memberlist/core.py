@@ -184,9 +184,10 @@ class _NodeState:
         return self.state in (NodeStateType.DEAD, NodeStateType.LEFT)
 
     def snapshot(self):
-        v = tuple(self.vsn) if len(self.vsn) >= 6 else (0,) * 6
+        pmin, pmax, pcur, dmin, dmax, dcur = self.vsn[:6] if len(self.vsn) >= 6 else (0,) * 6
         return Node(self.name, self.addr, self.port, self.meta, NodeStateType(self.state),
-                    self.incarnation, *v, stateChange=self.stateChange)
+                    self.incarnation, pmin, pmax, pcur, dmin, dmax, dcur,
+                    stateChange=self.stateChange)
 
 
 class _Timer:

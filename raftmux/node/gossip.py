@@ -144,7 +144,7 @@ class NodeGossip(Service):
             else:
                 self._stopped = self.transport.stop()
             self._stopped.addErrback(self._logFailure, "stopping")
-        done = defer.Deferred()
+        done: defer.Deferred[None] = defer.Deferred()
 
         def fire(result):
             done.callback(None)
@@ -190,7 +190,7 @@ class NodeGossip(Service):
         for target in list(self._retries):
             if target not in targets:
                 del self._retries[target]
-        if due and self.gossipRunning:
+        if due and self.cluster is not None and self.gossipRunning:
             self.cluster.node.start(due).addErrback(self._logFailure, "joining %s" % (
                 ", ".join(due),))
 
@@ -215,7 +215,8 @@ class NodeGossip(Service):
         return {
             "enabled": self.options.enabled,
             "running": self.gossipRunning,
-            "address": self.cluster.node.address if self.gossipRunning else None,
+            "address": (self.cluster.node.address
+                        if self.cluster is not None and self.gossipRunning else None),
             "problem": self.problem,
             "profile": self.options.profile,
             "probeInterval": config.probeInterval,
