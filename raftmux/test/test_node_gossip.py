@@ -6,6 +6,10 @@ A member's gossip (``raftmux.node.gossip.NodeGossip``) and ``GET
 - the ``--gossip-*`` flags and their checks;
 - the view's composition (raft members beside gossip entries, members only
   gossip knows, a reaped member shown as last seen), synchronously;
+- ``NodeGossip`` itself over memberlist's in-memory network on a fake
+  clock (a fake member table): alive with roles, a vanished member suspect
+  then dead within the bound, roles announced at a leader change, a stopped
+  member left, an added member joined;
 - three ``RaftNode``s in this process with fast gossip timings: all alive
   with their roles and IDs; one stopped abruptly is seen suspect, then
   dead, within the configured timeouts while the member table stays;
@@ -18,7 +22,7 @@ A member's gossip (``raftmux.node.gossip.NodeGossip``) and ``GET
 
 import json
 
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from raftmux import tap
@@ -31,11 +35,12 @@ from raftmux.memberlist import CkitTransport
 from raftmux.memberlist.config import MemberlistConfig
 from raftmux.memberlist.service import JoinError
 from raftmux.node.config import ConfigError, GossipOptions, NodeConfig
-from raftmux.node.gossip import composeView, rememberEntries
+from raftmux.node.gossip import NodeGossip, composeView, rememberEntries
 from raftmux.node.testing import stopNode, urlOf
 from raftmux.rafthttp.testing import waitFor
 from raftmux.test.test_node import ClusterCase
 from raftmux.test.test_node_cli import scratchDirectory
+from raftmux.testing.membership import MemoryNetwork
 
 FAST = {"heartbeat-interval": 50, "election-timeout": 500}
 # Probes every 0.2 s; with three members a suspect is declared dead after
@@ -190,6 +195,193 @@ class ComposeViewTests(SynchronousTestCase):
         self.assertEqual(len(view["members"]), 2)
         rememberEntries(lastSeen, [], members[:1])  # n2 left the member table too
         self.assertEqual(lastSeen, {})
+
+
+class _FakeEtcd:
+    """What ``NodeGossip`` reads of its ``EtcdNode``: the member table, leader and role."""
+
+    def __init__(self, table, memberID):
+        self.table = table
+        self.memberID = memberID
+
+    def members(self):
+        return [self.table.members[id] for id in sorted(self.table.members)]
+
+    def leader(self):
+        return self.table.leader
+
+    def role(self):
+        return "leader" if self.table.leader == self.memberID else "follower"
+
+    def progress(self):
+        return None
+
+
+class _Table:
+    """A member table shared by the fake members: ID -> ``Member``, and the leader."""
+
+    def __init__(self):
+        self.members = {}
+        self.leader = 0
+
+    def add(self, id, name, port):
+        self.members[id] = rpc_pb2.Member(
+            ID=id, name=name, peerURLs=["http://127.0.0.1:%d" % (port,)],
+            clientURLs=["http://127.0.0.1:%d" % (port + 1,)])
+
+
+class NodeGossipClockTests(SynchronousTestCase):
+    """
+    ``NodeGossip`` over memberlist's in-memory network on a fake clock
+    (deterministic): three members see each other alive with their roles;
+    one vanishing (kill -9) is suspect, then dead, within the bound the
+    timings give; roles follow the leader; a stopped member is seen ``left``;
+    a member added to the table is joined once it is up.
+    """
+
+    options = GossipOptions(probeInterval=0.2, probeTimeout=0.1, gossipInterval=0.05,
+                            suspicionMult=5, rejoinInterval=1.0)
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.net = MemoryNetwork(self.clock, latency=0.001)
+        self.table = _Table()
+        self.nodes = {}
+
+    def add(self, id, name, start=True):
+        port = 7000 + 10 * id
+        self.table.add(id, name, port)
+        if start:
+            self.start(id)
+
+    def start(self, id):
+        member = self.table.members[id]
+        port = 7000 + 10 * id
+
+        def targets():
+            return ["127.0.0.1:%d" % (7000 + 10 * other,) for other in sorted(self.table.members)
+                    if other != id]
+        node = NodeGossip(self.clock, _FakeEtcd(self.table, id),
+                          self.net.transport("127.0.0.1:%d" % (port,)), self.options,
+                          member.name, member.clientURLs, ("127.0.0.1", port), targets)
+        node.startService()
+        self.nodes[id] = node
+        self.addCleanup(self.stop, id)
+        return node
+
+    def stop(self, id):
+        node = self.nodes[id]
+        if node.running:
+            box = []
+            node.stopService().addBoth(box.append)
+            self.advanceUntil(lambda: box, 10.0, "member %d stopped" % (id,))
+
+    def advanceUntil(self, predicate, limit, what, step=0.01):
+        """Advance the fake clock until ``predicate()``: the simulated seconds it took."""
+        start = self.clock.seconds()
+        for _ in range(int(limit / step) + 1):
+            if predicate():
+                return self.clock.seconds() - start
+            self.clock.advance(step)
+        if not predicate():
+            self.fail("%s: not within %.1f s (fake clock)" % (what, limit))
+        return self.clock.seconds() - start
+
+    def states(self, viewer, name):
+        return gossipOf(self.nodes[viewer].view(), name)
+
+    def allAlive(self, ids=None):
+        ids = ids or [id for id, n in self.nodes.items() if n.running]
+        for viewer in ids:
+            for id in ids:
+                gossip = self.states(viewer, self.table.members[id].name)
+                role = "leader" if self.table.leader == id else "follower"
+                if gossip["state"] != "alive" or gossip.get("role") != role \
+                        or gossip.get("ckitState") != "participant":
+                    return False
+        return True
+
+    def threeMembers(self):
+        self.table.leader = 1
+        for id, name in ((1, "n1"), (2, "n2"), (3, "n3")):
+            self.add(id, name)
+        self.advanceUntil(self.allAlive, 10.0, "every member alive in every view")
+
+    def test_aliveThenKilledSuspectThenDead(self):
+        """
+        The view on n1: raft's three members, all alive; n3 vanishing is
+        suspect, then dead, in both other views within ``DETECTION_BOUND``
+        (simulated) seconds and no sooner than the suspicion timeout.
+        """
+        self.threeMembers()
+        view = self.nodes[1].view()
+        self.assertEqual([(r["name"], r["inRaft"], r["isSelf"], r["isLeader"])
+                          for r in view["members"]],
+                         [("n1", True, True, True), ("n2", True, False, False),
+                          ("n3", True, False, False)])
+        # n1 started alone; its next refresh (every second) reads the table again
+        self.advanceUntil(lambda: sorted(self.nodes[1].cluster.joinAddresses) == [
+            "127.0.0.1:7020", "127.0.0.1:7030"], 1.5, "n1's join addresses")
+        self.net.kill("127.0.0.1:7030")
+        seen = {1: [], 2: []}
+
+        def dead():
+            for viewer, history in seen.items():
+                state = self.states(viewer, "n3")["state"]
+                if not history or history[-1] != state:
+                    history.append(state)
+            return all(h[-1] == "dead" for h in seen.values())
+        took = self.advanceUntil(dead, DETECTION_BOUND, "n3 dead in every view")
+        for viewer, history in seen.items():
+            self.assertEqual(history[0], "alive", viewer)
+            self.assertIn("suspect", history, viewer)
+            self.assertLess(history.index("suspect"), history.index("dead"), (viewer, history))
+        # suspected after a failed probe, dead one suspicion timeout later
+        self.assertGreaterEqual(took, 5 * 0.2)
+        self.assertEqual(self.states(1, "n3")["lastChangeAgo"],
+                         round(self.clock.seconds() - self.states(1, "n3")["lastChange"], 3))
+        self.assertEqual(len(self.nodes[1].view()["members"]), 3)  # still a raft member
+
+    def test_rolesFollowTheLeader(self):
+        """A leader change is announced at once, not at the next refresh (1 s)."""
+        self.threeMembers()
+        self.table.leader = 2
+        for node in self.nodes.values():
+            node.leaderChanged(2, 2)
+        self.advanceUntil(self.allAlive, 0.5, "the new roles in every view")
+        self.assertEqual(self.states(3, "n2")["role"], "leader")
+        self.assertEqual(self.states(3, "n1")["role"], "follower")
+
+    def test_stoppedMemberLeft(self):
+        """A member stopping leaves: the others see it ``left``, never suspect."""
+        self.threeMembers()
+        seen = set()
+
+        def left():
+            states = [self.states(viewer, "n3")["state"] for viewer in (1, 2)]
+            seen.update(states)
+            return states == ["left", "left"]
+        left()
+        stopped = []
+        self.nodes[3].stopService().addBoth(stopped.append)
+        self.advanceUntil(left, 5.0, "n3 left in every view")
+        self.assertEqual(seen, {"alive", "left"})
+        self.advanceUntil(lambda: stopped, 5.0, "n3 stopped")
+
+    def test_addedMemberJoinedOnceUp(self):
+        """
+        A member added to the table before it runs: a join address of every
+        member at their next refresh, ``unknown`` in the views; once it
+        runs, alive in every view.
+        """
+        self.threeMembers()
+        self.add(4, "n4", start=False)
+        self.advanceUntil(lambda: all("127.0.0.1:7040" in n.cluster.joinAddresses
+                                      for n in self.nodes.values()), 2.0, "n4 a join address")
+        self.assertEqual(self.states(1, "n4"), {"state": "unknown"})
+        self.clock.advance(3.0)
+        self.start(4)
+        self.advanceUntil(self.allAlive, 5.0, "n4 alive in every view")
 
 
 class _Outsider:
