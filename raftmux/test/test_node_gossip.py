@@ -272,7 +272,7 @@ class NodeGossipClockTests(SynchronousTestCase):
     def stop(self, id):
         node = self.nodes[id]
         if node.running:
-            box = []
+            box: list[object] = []
             node.stopService().addBoth(box.append)
             self.advanceUntil(lambda: box, 10.0, "member %d stopped" % (id,))
 
@@ -323,7 +323,7 @@ class NodeGossipClockTests(SynchronousTestCase):
         self.advanceUntil(lambda: sorted(self.nodes[1].cluster.joinAddresses) == [
             "127.0.0.1:7020", "127.0.0.1:7030"], 1.5, "n1's join addresses")
         self.net.kill("127.0.0.1:7030")
-        seen = {1: [], 2: []}
+        seen: dict[int, list[str]] = {1: [], 2: []}
 
         def dead():
             for viewer, history in seen.items():
@@ -355,14 +355,14 @@ class NodeGossipClockTests(SynchronousTestCase):
     def test_stoppedMemberLeft(self):
         """A member stopping leaves: the others see it ``left``, never suspect."""
         self.threeMembers()
-        seen = set()
+        seen: set[str] = set()
 
         def left():
             states = [self.states(viewer, "n3")["state"] for viewer in (1, 2)]
             seen.update(states)
             return states == ["left", "left"]
         left()
-        stopped = []
+        stopped: list[object] = []
         self.nodes[3].stopService().addBoth(stopped.append)
         self.advanceUntil(left, 5.0, "n3 left in every view")
         self.assertEqual(seen, {"alive", "left"})
