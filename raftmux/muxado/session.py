@@ -619,8 +619,10 @@ class MuxadoSession(Protocol):
         if not timedOut:
             return
         self._metrics.heartbeatTimeouts.inc()
+        # Not when the session is closing already (a GOAWAY, sent or
+        # received, can end the heartbeat stream on its way out).
         if self.config.closeOnHeartbeatTimeout and self.transport is not None \
-                and self._closeReason is None:
+                and self._closeReason is None and not self._closing:
             self.log.warn("muxado: no heartbeat echo from {peer} within {seconds:g} s; "
                           "closing the session", peer=self._peer(),
                           seconds=self._heartbeat.interval + self._heartbeat.tolerance)

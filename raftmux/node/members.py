@@ -26,7 +26,7 @@ def parseMemberContext(context):
     try:
         d = json.loads(context)
         return int(d["id"]), [str(u) for u in d.get("peerURLs") or ()], str(d.get("name", ""))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
