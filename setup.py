@@ -22,7 +22,9 @@ setup(
     packages=find_packages(include=["raftmux", "raftmux.*"]) + ["twisted.plugins"],
     include_package_data=False,
     # The Go test peers' source, built on demand by raftmux.testing.gopeer.
-    package_data={"raftmux.test": ["go/*/*.go"]},
+    package_data={"raftmux.test": ["go/*/*.go"],
+                  # Seed inputs and kept crash inputs of the fuzz targets.
+                  "raftmux.fuzz": ["corpus/*/*", "regressions/*/*"]},
     install_requires=[
         "msgpack>=1.0",
         "twisted[tls,http2]>=26.4",
@@ -36,6 +38,8 @@ setup(
     extras_require={
         "test": ["hypothesis>=6.100", "treq>=24.9"],
         "lint": ["ruff"],
+        # python -m raftmux.fuzz (coverage-guided fuzzing); not needed to run or test.
+        "fuzz": ["atheris>=2.3"],
         "docs": ["pdoc>=14"],
     },
     classifiers=[

@@ -84,3 +84,27 @@ class LogFailures:
             detail = failure.getTraceback() if failure is not None else formatEvent(event)
             raise InvariantBroken("an error was logged: %s\n%s" % (formatEvent(event), detail))
         return False
+
+
+def runClock(clock, seconds, limit=2000):
+    """
+    ``clock.advance(seconds)`` (a ``task.Clock``), running at most ``limit``
+    delayed calls: code that reschedules itself with ``callLater(0)`` for
+    ever (Twisted's HTTP/2 server does, for a stream whose peer gave it a
+    zero window) would make ``advance`` loop without end.  Returns False
+    when the limit stopped it.
+    """
+    clock.rightNow += seconds
+    ran = 0
+    while clock.calls:
+        clock.calls.sort(key=lambda call: call.getTime())
+        call = clock.calls[0]
+        if call.getTime() > clock.rightNow:
+            return True
+        if ran >= limit:
+            return False
+        clock.calls.pop(0)
+        call.called = 1
+        call.func(*call.args, **call.kw)
+        ran += 1
+    return True

@@ -6,7 +6,7 @@ serves ``/api/v1/ckit/transport/{message,stream}`` over a StringTransport.
 from prometheus_client import CollectorRegistry
 
 from raftmux.fuzz import target
-from raftmux.fuzz._support import LogFailures, check, pieces, split
+from raftmux.fuzz._support import LogFailures, check, pieces, runClock, split
 from raftmux.gossip.framing import (
     FrameDecoder,
     FramingError,
@@ -138,11 +138,11 @@ def gossipH2Server(data):
             proto.dataReceived(chunk)
             held, bound = getattr(proto, "held", 0), getattr(proto, "maxHeld", 0)
             check(held <= bound or not bound, "%d bytes held (bound %d)", held, bound)
-            clock.advance(0.01)
+            runClock(clock, 0.01)
         for stream in streams:
             stream.loseConnection()
         proto.connectionLost(Failure(ConnectionDone()))
-        clock.advance(1)
+        runClock(clock, 1)
     for packet in received:
         check(len(packet) <= MAX_FRAME, "a %d-byte packet passed the %d-byte limit",
               len(packet), MAX_FRAME)

@@ -9,7 +9,7 @@ from struct import Struct
 from prometheus_client import CollectorRegistry
 
 from raftmux.fuzz import target
-from raftmux.fuzz._support import Budget, LogFailures, check, pieces, split
+from raftmux.fuzz._support import Budget, LogFailures, check, pieces, runClock, split
 from raftmux.muxado import connection as v2events
 from raftmux.muxado import frames as v2
 from raftmux.muxado import v1frames as v1
@@ -406,12 +406,12 @@ def muxadoSession(data):
             if transport.disconnecting:
                 break
             session.dataReceived(chunk)
-            clock.advance(0)
+            runClock(clock, 0)
             check(len(session.streams) <= 8 + 1, "%d streams open (limit 8 + heartbeat)",
                   len(session.streams))
-        clock.advance(2)
+        runClock(clock, 2)
         session.connectionLost(_lost())
-        clock.advance(0)
+        runClock(clock, 0)
     written = transport.value()
     version = session.version
     if version is not None and written:

@@ -10,7 +10,7 @@ import struct
 from prometheus_client import CollectorRegistry
 
 from raftmux.fuzz import target
-from raftmux.fuzz._support import LogFailures, check, pieces, split
+from raftmux.fuzz._support import LogFailures, check, pieces, runClock, split
 from raftmux.node.kv import (
     CommandError,
     KVStateMachine,
@@ -166,7 +166,7 @@ def nodePort(data):
             if transport.disconnecting:
                 break
             transport.protocol.dataReceived(chunk)
-            clock.advance(0.001)
+            runClock(clock, 0.001)
         transport.protocol.connectionLost(Failure(ConnectionDone()))
-        clock.advance(20)
+        runClock(clock, 20)
     check(factory.sniffing == 0, "a closed connection is still being sniffed")

@@ -6,7 +6,7 @@ Fuzz targets for the sniffer: the sans-IO matchers, and the
 from prometheus_client import CollectorRegistry
 
 from raftmux.fuzz import target
-from raftmux.fuzz._support import LogFailures, check, pieces, split
+from raftmux.fuzz._support import LogFailures, check, pieces, runClock, split
 from raftmux.sniff import (
     MATCH,
     NEED_MORE,
@@ -208,7 +208,7 @@ def sniffFactory(data):
         if factory.sniffing:
             check(len(fed) < maxBytes, "still sniffing after %d bytes (maxBytes %d)",
                   len(fed), maxBytes)
-        clock.advance(11)
+        runClock(clock, 11)
         check(factory.sniffing == 0, "a connection is still sniffed past the deadline")
         transport.protocol.connectionLost(Failure(ConnectionDone()))
     chosen = [(matcher, f) for matcher, f in routes if f.built]

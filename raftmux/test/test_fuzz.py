@@ -294,3 +294,44 @@ class FoundByFuzzingTests(SynchronousTestCase):
         answer = b"".join(f.data for f in frames.FrameDecoder().receiveData(transport.value())
                           if isinstance(f, frames.Data))
         self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer)
+
+    def test_twistedH2ZeroWindowSpins(self):
+        """
+        node-port (a timeout): an h2c client that sets
+        SETTINGS_INITIAL_WINDOW_SIZE to 0 and sends a request makes Twisted's
+        HTTP/2 server (``twisted.web._http2.H2Connection._sendPrioritisedData``)
+        reschedule itself with ``callLater(0)`` for ever: the stream's queue
+        is not empty, so it is never blocked in the priority tree, and each
+        turn resets the idle timeout.  One connection keeps the reactor busy
+        until it closes.  It is Twisted's code (26.x), so this test is a
+        ``todo`` until Twisted blocks a stream whose window is exhausted.
+        """
+        import struct
+
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+
+        from raftmux.fuzz._support import runClock
+        from raftmux.sniff import SniffingFactory, http2
+        from raftmux.testing.limits import h2Frame, h2Headers, H2_PREFACE
+
+        class Body(Resource):
+            isLeaf = True
+
+            def render(self, request):
+                return b"x" * 100
+
+        clock = MemoryReactorClock()
+        factory = SniffingFactory([(http2(), Site(Body(), reactor=clock))], clock=clock)
+        proto = factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
+        transport = StringTransport()
+        transport.protocol = proto
+        proto.makeConnection(transport)
+        transport.protocol.dataReceived(
+            H2_PREFACE + h2Frame(0x4, 0, 0, struct.pack(">HI", 4, 0))
+            + h2Frame(0x1, 0x5, 1, h2Headers("/x")))
+        self.assertTrue(runClock(clock, 1, limit=1000), "the server is still spinning")
+
+    test_twistedH2ZeroWindowSpins.todo = "Twisted 26.x HTTP/2: zero-window stream busy loop"
