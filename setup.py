@@ -41,6 +41,10 @@ setup(
         # python -m raftmux.fuzz (coverage-guided fuzzing); not needed to run or test.
         "fuzz": ["atheris>=2.3"],
         "docs": ["pdoc>=14"],
+        # The node benchmark's baseline (raftmux.bench.node); optional.
+        "bench": ["pysyncobj>=0.3.17"],
+        # python -m raftmux.chaos draws its latency and throughput plots with it
+        "chaos": ["matplotlib>=3.5"],
     },
     classifiers=[
         "Framework :: Twisted",

@@ -171,6 +171,11 @@ class StreamTransport:
         self._held = False
 
     @property
+    def producer(self):
+        """The registered producer, or None (as on Twisted's own transports)."""
+        return self._producer
+
+    @property
     def writeOpen(self):
         """May the protocol still write (not closed or half-closed for writing)?"""
         return self._writeState == _OPEN and not self.disconnected

@@ -8,10 +8,7 @@ cluster on loopback: clients on http://127.0.0.1:2379, peers on
 http://127.0.0.1:2380, data in ``default.etcd``.
 """
 
-import atexit
-import os
 import signal
-import sys
 
 from twisted.application import service
 from twisted.logger import Logger
@@ -19,6 +16,7 @@ from twisted.python import usage
 
 from raftmux._log import LEVELS, setLogLevel
 from raftmux.node.config import DEFAULTS, ConfigError, NodeConfig
+from raftmux.node.failure import exitOnStartFailure
 from raftmux.node.service import RaftNode
 from raftmux.tls import CLIENT, PEER, optFlags, optParameters
 
@@ -68,46 +66,6 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
-def _exitWithFailure():
-    """
-    End the process with status 1 once twistd has finished its own
-    shutdown (pidfile removed, logs flushed), so that a supervisor such as
-    systemd sees a failed start.  twistd itself always exits 0 after a
-    ``reactor.stop()``.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # a closed stream: nothing left to flush
-            pass
-    os._exit(1)
-
-
-class _Reporter(service.Service):
-    """Stops twistd with a clear line (and exit status 1) when the node cannot start."""
-
-    def __init__(self, node, reactor, exitOnFailure=True):
-        self.node = node
-        self.reactor = reactor
-        self.exitOnFailure = exitOnFailure
-
-    def startService(self):
-        service.Service.startService(self)
-        self.node.whenStarted().addErrback(self._failed)
-
-    def _failed(self, f):
-        log.critical("raftmux: stopping: {why}", why=f.getErrorMessage())
-        # A failure found while twistd starts the services comes before
-        # reactor.run(): stop once the reactor runs, not now.
-        self.reactor.callWhenRunning(self._stopReactor)
-        if self.exitOnFailure:
-            atexit.register(_exitWithFailure)
-
-    def _stopReactor(self):
-        if self.reactor.running:
-            self.reactor.stop()
-
-
 class _ReloadOnHangup(service.Service):
     """SIGHUP re-reads the TLS files (certificate rotation without a restart)."""
 
@@ -135,9 +93,10 @@ def makeService(options, reactor=None):
         from twisted.internet import reactor
     setLogLevel(options["log-level"])
     top = service.MultiService()
-    node = RaftNode(options["config"], reactor=reactor)
+    # A node that cannot start stops twistd with exit status 1.
+    node = RaftNode(options["config"], reactor=reactor,
+                    onStartFailure=exitOnStartFailure(reactor))
     node.setServiceParent(top)
-    _Reporter(node, reactor).setServiceParent(top)
     if options["config"].usesTLS:
         _ReloadOnHangup(node, reactor).setServiceParent(top)
     return top

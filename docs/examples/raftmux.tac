@@ -4,11 +4,14 @@
 #
 # The node is an ordinary IService: put it in a MultiService beside your own
 # services.  Here a small LoopingCall service reports the node's leader.
+# exitOnStartFailure(): a node that cannot start (a port taken, a damaged
+# log) stops the process with exit status 1, as `twistd raftmux` does,
+# rather than leaving it running without its node.
 
 from twisted.application import internet, service
 from twisted.logger import Logger
 
-from raftmux.node import NodeConfig, RaftNode
+from raftmux.node import NodeConfig, RaftNode, exitOnStartFailure
 
 log = Logger()
 
@@ -24,7 +27,7 @@ config = NodeConfig({
     "listen-client-urls": "http://127.0.0.1:2379",
     "advertise-client-urls": "http://127.0.0.1:2379",
 })
-node = RaftNode(config)
+node = RaftNode(config, onStartFailure=exitOnStartFailure())
 node.setServiceParent(top)
 
 

@@ -56,6 +56,11 @@ from twisted.internet import reactor
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+# The journals this process made (one per member process): what the
+# transport syncs before sending and what /status reports, without reaching
+# into SyncObj's private log attribute.
+JOURNALS = []
+
 
 class SyncedJournal(_journal.FileJournal):
     """A FileJournal that knows when it has records not yet synced."""
@@ -65,6 +70,7 @@ class SyncedJournal(_journal.FileJournal):
         self.dirty = False
         self.syncs = 0
         self.syncSeconds = 0.0
+        JOURNALS.append(self)
 
     def add(self, command, idx, term):
         _journal.FileJournal.add(self, command, idx, term)
@@ -91,9 +97,9 @@ class SyncingTransport(TCPTransport):
     """TCPTransport that syncs the journal before anything leaves."""
 
     def send(self, node, message):
-        log = getattr(self._syncObj, "_SyncObj__raftLog", None)
-        if log is not None and getattr(log, "dirty", False):
-            log.sync()
+        for journal in JOURNALS:
+            if journal.dirty:
+                journal.sync()
         return TCPTransport.send(self, node, message)
 
 
@@ -133,14 +139,16 @@ class _Front(Resource):
         request.content.seek(0)
         value = request.content.read()
         began = time.perf_counter()
+        gone = []
+        request.notifyFinish().addErrback(gone.append)
 
         def done(result, error):
-            reactor.callFromThread(self._written, request, error, began)
+            reactor.callFromThread(self._written, request, error, began, gone)
         self.member.data.set(key, value, callback=done)
         return NOT_DONE_YET
 
-    def _written(self, request, error, began):
-        if getattr(request, "_disconnected", False) or request.finished:
+    def _written(self, request, error, began, gone):
+        if gone or request.finished:
             return
         if error == FAIL_REASON.SUCCESS:
             _finish(request, 200, {"ok": 1})
@@ -212,16 +220,17 @@ class Member:
                            transportClass=SyncingTransport if fsync else TCPTransport)
 
     def status(self):
-        leader = self.obj._getLeader()
-        log = getattr(self.obj, "_SyncObj__raftLog", None)
+        status = self.obj.getStatus()
+        leader, me = status["leader"], status["self"]
+        journal = JOURNALS[-1] if JOURNALS else None
         return {
             "self": self.selfAddress,
             "leader": None if leader is None else str(leader.id),
-            "isLeader": bool(self.obj._isLeader()),
+            "isLeader": leader is not None and str(leader.id) == str(me.id),
             "ready": bool(self.obj.isReady()),
-            "syncs": getattr(log, "syncs", None),
-            "syncSeconds": getattr(log, "syncSeconds", None),
-            "commitIndex": self.obj.raftCommitIndex,
+            "syncs": journal.syncs if journal is not None else None,
+            "syncSeconds": journal.syncSeconds if journal is not None else None,
+            "commitIndex": status["commit_idx"],
         }
 
     def inProcessLoad(self, concurrency, warmup, duration, size, keyspace):

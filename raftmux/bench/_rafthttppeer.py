@@ -116,7 +116,7 @@ def sender(mode, count):
     print(port, flush=True)
     receiverPort = int(sys.stdin.readline())
     t.addPeer(RECEIVER, ["http://127.0.0.1:%d" % (receiverPort,)])
-    peer = t._peers[RECEIVER]
+    peer = t.peer(RECEIVER)
     kind = MSGAPP if mode == "msgapp" else MESSAGE
     state = {"next": 0}
 
@@ -125,11 +125,11 @@ def sender(mode, count):
         if mode == "pipeline":
             pipeline = peer.pipeline
             while (state["next"] < count and
-                   len(pipeline._inFlight) + len(pipeline._queue) < 64):
+                   pipeline.pending < 64):
                 pipeline.send(messages[state["next"]])
                 state["next"] += 1
         elif writer.working and (mode != "message" or not peer.writers[MSGAPP].working):
-            room = writer.queueSize - len(writer._queue)
+            room = writer.queueSize - writer.queued
             batch = messages[state["next"]:state["next"] + room]
             state["next"] += len(batch)
             t.send(batch)
@@ -164,7 +164,7 @@ def receiver(mode, count, senderPort):
     t.addPeer(SENDER, ["http://127.0.0.1:%d" % (senderPort,)])
     if mode == "message":
         # Refuse nothing, but never dial msgapp: MsgApp then takes the message stream.
-        t._peers[SENDER].readers[MSGAPP].stop()
+        t.peer(SENDER).readers[MSGAPP].stop()
     reactor.run()
 
 

@@ -190,8 +190,8 @@ def client(test, port, *args):
         from prometheus_client import CollectorRegistry
 
         from raftmux.gossip import MAX_BATCH_PACKETS, GossipTransport
-        gossip = GossipTransport(reactor, "127.0.0.1:0", None, None,
-                                 registry=CollectorRegistry(),
+        registry = CollectorRegistry()
+        gossip = GossipTransport(reactor, "127.0.0.1:0", None, None, registry=registry,
                                  maxBatchPackets=batchPackets or MAX_BATCH_PACKETS)
         control = yield gossip.dialTimeout(address, 10)
         talk = Replies()
@@ -218,13 +218,14 @@ def client(test, port, *args):
         got = int((yield arrived))
         elapsed = time.perf_counter() - start
         timeout.cancel()
-        metrics = gossip.metrics
-        failed = metrics.txFailed._value.get()
+        def sample(name):
+            return registry.get_sample_value("cluster_transport_" + name) or 0.0
+        failed = sample("tx_packets_failed_total")
         if got != count or failed:
             raise RuntimeError("server counted %d of %d packets, %d failed" % (got, count, failed))
-        posts = metrics.txRequests._value.get()
+        posts = sample("tx_requests_total")
         return {"perSecond": count / elapsed, "seconds": elapsed, "posts": posts,
-                "packetsPerPost": metrics.txPackets._value.get() / posts}
+                "packetsPerPost": sample("tx_packets_total") / posts}
 
     @implementer(IPushProducer)
     class Writer(Protocol):

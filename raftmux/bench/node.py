@@ -3,8 +3,9 @@ node benchmarks (issue 7, point 7): a 3-member raftmux cluster on loopback,
 fsync on, beside a 3-member PySyncObj cluster on the same machine, same
 value size (100 B), measured in the same run.
 
-Each system runs as 3 processes (one per member) with its data in a real
-disk directory (``RAFTMUX_BENCH_DIR`` or the system temporary directory;
+Each system runs as 3 processes (one per member; raftmux's started by
+``raftmux.cluster.LocalCluster``, as ``python -m raftmux.cluster`` does)
+with its data in a real disk directory (``RAFTMUX_BENCH_DIR`` or the system temporary directory;
 the table's notes name it and its file system).  One load process,
 ``_nodeclient``, drives either system the same way: 64 persistent HTTP/1.1
 connections to the leader, one request outstanding on each, keys
@@ -62,10 +63,6 @@ CONCURRENCY = 64
 VALUE_SIZE = 100
 KEYSPACE = 1000
 MEMBERS = 3
-
-_TWISTD = ("import sys; from twisted.scripts.twistd import run; "
-           "sys.argv[0] = 'twistd'; run()")
-
 
 # -- processes -------------------------------------------------------------------
 
@@ -195,43 +192,79 @@ def load(mode, port, warmup, duration):
 
 # -- raftmux -------------------------------------------------------------------------
 
-class RaftmuxCluster:
-    def __init__(self, procs, root):
-        self.procs = procs
-        self.root = root
-        self.ports = freePorts(MEMBERS)
-        self.members = []
+def onReactor(main):
+    """
+    Run ``main(reactor)`` (a coroutine function) on the reactor and return
+    its result once the reactor has stopped: a benchmark part runs it once.
+    Ctrl-C or SIGTERM stop the reactor, and with it the cluster.
+    """
+    from twisted.internet import defer, reactor
+    from twisted.python.failure import Failure
 
-    def start(self):
-        names = ["n%d" % (i + 1,) for i in range(MEMBERS)]
-        urls = ["http://127.0.0.1:%d" % (p,) for p in self.ports]
-        cluster = ",".join("%s=%s" % (n, u) for n, u in zip(names, urls, strict=True))
-        for name, url in zip(names, urls, strict=True):
-            dataDir = os.path.join(self.root, "raftmux-" + name)
-            args = [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", "raftmux",
-                    "--name", name, "--data-dir", dataDir,
-                    "--listen-peer-urls", url, "--initial-advertise-peer-urls", url,
-                    "--listen-client-urls", url, "--advertise-client-urls", url,
-                    "--initial-cluster", cluster, "--initial-cluster-token", "bench",
-                    "--initial-cluster-state", "new", "--log-level", "warn"]
-            proc = self.procs.start(args, logPath=os.path.join(self.root, name + ".log"))
-            self.members.append((name, url, proc))
-        self.leaderURL, self.leaderProc = _waitFor(
-            "raftmux leader", self._leader, 60, [p for _, _, p in self.members])
-        self.leaderPort = int(self.leaderURL.rsplit(":", 1)[1])
-        _waitFor("raftmux accepts writes",
-                 lambda: _http("PUT", self.leaderURL + "/kv/bench-probe", b"x" * VALUE_SIZE)[0]
-                 == 200, 60, [p for _, _, p in self.members])
+    outcome = []
 
-    def _leader(self):
-        for _name, url, proc in self.members:
-            status, body = _http("GET", url + "/cluster/members")
-            if status != 200:
-                continue
-            listing = json.loads(body)
-            if listing["leader"] not in ("0", "") and listing["leader"] == listing["memberID"]:
-                return url, proc
-        return None
+    def go():
+        d = defer.ensureDeferred(main(reactor))
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+    reactor.callWhenRunning(go)
+    reactor.run()
+    if not outcome:
+        raise SystemExit("node bench: interrupted")
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
+
+
+async def _untilWritable(cluster, leader, deadline):
+    from twisted.internet.task import deferLater
+    while True:
+        try:
+            code, _, _ = await cluster.request(leader, "PUT", "/kv/bench-probe",
+                                               b"x" * VALUE_SIZE)
+            if code == 200:
+                return
+        except Exception:
+            pass
+        if cluster.reactor.seconds() > deadline:
+            raise RuntimeError("raftmux accepts no writes on %s" % (leader,))
+        await deferLater(cluster.reactor, 0.2, lambda: None)
+
+
+async def _measureRaftmux(reactor, root, repeats, warmup, duration):
+    """
+    A ``raftmux.cluster.LocalCluster`` of MEMBERS one-port members (its
+    guardian kills them should this process die), then the load, run in a
+    thread so the reactor keeps reading the members' output.
+    """
+    from twisted.internet.threads import deferToThread
+
+    from raftmux.cluster import LocalCluster
+    cluster = LocalCluster.create(os.path.join(root, "raftmux"), size=MEMBERS, ports="auto",
+                                  onePort=True, token="bench", reactor=reactor,
+                                  flags=["--log-level", "warn"])
+    reactor.addSystemEventTrigger("before", "shutdown", cluster.stopAll)
+    try:
+        cluster.start()
+        await cluster.waitHealthy(timeout=60)
+        leader = await cluster.waitLeader(timeout=60)
+        await _untilWritable(cluster, leader, reactor.seconds() + 60)
+        member = cluster.member(leader)
+        port = int(member.clientURL.rsplit(":", 1)[1])
+        writes = []
+        for i in range(repeats):
+            if i == 0:
+                with profiled(member, "raftmux-leader", warmup + duration):
+                    writes.append(await deferToThread(load, "put", port, warmup, duration))
+            else:
+                writes.append(await deferToThread(load, "put", port, warmup, duration))
+        reads = [await deferToThread(load, "get", port, warmup, duration)
+                 for _ in range(repeats)]
+        serial = [await deferToThread(load, "getser", port, warmup, duration)
+                  for _ in range(repeats)]
+    finally:
+        await cluster.stopAll()
+    return writes, reads, serial
 
 
 # -- PySyncObj -------------------------------------------------------------------------
@@ -310,7 +343,10 @@ class PySyncObjCluster:
 
 @contextlib.contextmanager
 def profiled(proc, name, duration):
-    """py-spy record ``proc`` for duration seconds if RAFTMUX_BENCH_PROFILE is set."""
+    """
+    py-spy record ``proc`` (anything with a ``pid``) for duration seconds if
+    RAFTMUX_BENCH_PROFILE is set.
+    """
     directory = os.environ.get("RAFTMUX_BENCH_PROFILE")
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not directory or not os.path.exists(spy):
@@ -381,20 +417,7 @@ def _med(runs, key):
 
 
 def measureRaftmux(root, repeats, warmup, duration):
-    with Processes() as procs:
-        cluster = RaftmuxCluster(procs, root)
-        cluster.start()
-        port = cluster.leaderPort
-        writes = []
-        for i in range(repeats):
-            if i == 0:
-                with profiled(cluster.leaderProc, "raftmux-leader", warmup + duration):
-                    writes.append(load("put", port, warmup, duration))
-            else:
-                writes.append(load("put", port, warmup, duration))
-        reads = [load("get", port, warmup, duration) for _ in range(repeats)]
-        serial = [load("getser", port, warmup, duration) for _ in range(repeats)]
-    return writes, reads, serial
+    return onReactor(lambda reactor: _measureRaftmux(reactor, root, repeats, warmup, duration))
 
 
 # PySyncObj configurations measured: (label, durable, arguments, description).

@@ -109,6 +109,8 @@ class MuxadoSession(Protocol):
         self._checkFirstFrame = not isClient
         self._versionTimer = None
         self._dispatching = False
+        self._batching = False        # inside dataReceived: one flush at its end
+        self._peerAddress = None
         self._soon = []               # (f, args) to call after this dispatch
         self._metrics = SessionMetrics(registry, "client" if isClient else "server")
         if version is not None:
@@ -304,13 +306,20 @@ class MuxadoSession(Protocol):
             data = self._checkGeneration(data)
             if data is None:
                 return
-        self._dispatching = True
+        # Everything this data makes anyone write (echoes, FINs, a new
+        # stream opened from a callback) goes out in one transport write.
+        self._batching = True
         try:
-            self._dispatch(data)
+            self._dispatching = True
+            try:
+                self._dispatch(data)
+            finally:
+                self._dispatching = False
+            if self._soon:
+                self._runSoon()
         finally:
-            self._dispatching = False
-        if self._soon:
-            self._runSoon()
+            self._batching = False
+        self.flush()
 
     def _assumeVersion(self):
         """The client has said nothing while we wait to open streams: speak v2."""
@@ -364,9 +373,10 @@ class MuxadoSession(Protocol):
             if kind is events.DataReceived:
                 stream = streams.get(event.streamId)
                 if stream is not None:
-                    stream.dataReceived(event.data)
-                    if stream in self._sniffing:
-                        self._sniffStreamType(stream)
+                    if self._sniffing and stream in self._sniffing:
+                        self._typeFromFirstBytes(stream, event.data)
+                    else:
+                        stream.dataReceived(event.data)
             elif kind is events.WindowUpdated:
                 stream = streams.get(event.streamId)
                 if stream is not None:
@@ -396,7 +406,6 @@ class MuxadoSession(Protocol):
                 self.log.warn("muxado: closing session with {peer}: {message} ({code})",
                               peer=self._peer(), message=event.message,
                               code=codeName(event.code))
-        self.flush()
 
     def connectionLost(self, reason):
         self._runSoon()
@@ -478,7 +487,7 @@ class MuxadoSession(Protocol):
 
     def flush(self):
         conn = self._conn
-        if conn is None:
+        if conn is None or self._batching:
             return
         if conn.hasDataToSend():
             self.transport.writeSequence(conn.dataToSend())
@@ -561,6 +570,21 @@ class MuxadoSession(Protocol):
         else:
             self._attachIncoming(stream)
 
+    def _typeFromFirstBytes(self, stream, data):
+        """
+        The usual case at once: an untyped session's stream that does not start
+        like a heartbeat is routed before its first bytes are delivered.
+        """
+        if (not self.streamFactories and not stream.receivedSoFar()
+                and len(data) >= len(HEARTBEAT_TYPE) and not data.startswith(HEARTBEAT_TYPE)):
+            self._sniffing.discard(stream)
+            stream.release()
+            self._attachIncoming(stream)
+            stream.dataReceived(data)
+            return
+        stream.dataReceived(data)
+        self._sniffStreamType(stream)
+
     def _sniffStreamType(self, stream):
         """A v2 stream's first bytes have arrived: read its type, then route it."""
         head = stream.receivedSoFar()
@@ -581,7 +605,9 @@ class MuxadoSession(Protocol):
     def _attachIncoming(self, stream):
         factory = self.streamFactories.get(stream.streamType, self.streamFactory)
         if factory is not None:
-            protocol = factory.buildProtocol(self.transport.getPeer())
+            if self._peerAddress is None:
+                self._peerAddress = self.transport.getPeer()
+            protocol = factory.buildProtocol(self._peerAddress)
             if protocol is None:
                 self._refuse(stream, ErrorCode.STREAM_REFUSED)
                 return

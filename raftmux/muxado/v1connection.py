@@ -20,8 +20,8 @@ Go v1's ``proto/session.go`` and ``proto/stream.go`` (spec Appendix A and
   correct GOAWAY exactly), so after ``goAway`` existing streams carry on and
   a peer SYN is answered with RST REFUSED_STREAM.  Only ``terminate`` (a
   rule break) silences the connection.  A received GOAWAY is acted on at
-  once; what follows it is read only if it declared no debug text (see
-  ``v1frames.FrameDecoder``: Go v1's own GOAWAY is short and ambiguous).
+  once, and what follows it is read as frames (see ``v1frames.FrameDecoder``:
+  Go v1's own GOAWAY declares debug text it never sends).
 
 Go's "FIN on SYN backwards" quirk: Go's ``OpenStream(..., fin=true)`` closes
 the opener's *receive* half while still sending SYN|FIN, and a Go acceptor
@@ -38,17 +38,9 @@ Heartbeats are not in here: Go v1's heartbeat is an ordinary stream of type
 answers.
 """
 
-from raftmux.muxado.connection import (
-    ConnectionTerminated,
-    DataReceived,
-    GoAwayReceived,
-    StreamEnded,
-    StreamOpened,
-    StreamRefusedLocally,
-    StreamReset,
-    WindowUpdated,
-)
+from raftmux.muxado.connectionbase import DISCARD, ConnectionBase
 from raftmux.muxado.errors import ErrorCode, ProtocolError
+from raftmux.muxado.events import StreamOpened, StreamRefusedLocally
 from raftmux.muxado.frames import GoAway as GoAwayInfo
 from raftmux.muxado.v1frames import (
     FLAG_FIN,
@@ -69,31 +61,11 @@ from raftmux.muxado.v1frames import (
     fromWireCode,
     toWireCode,
 )
-from raftmux.muxado.window import WindowTuner
 
 DEFAULT_WINDOW = 0x10000  # 65,536: Go v1's defaultWindowSize; both peers must agree.
 
 
-class _Stream:
-    __slots__ = ("streamId", "sendWindow", "recv", "localClosed",
-                 "remoteClosed")
-
-    def __init__(self, streamId, sendWindow, localClosed=False):
-        self.streamId = streamId
-        self.sendWindow = sendWindow   # bytes we may still send
-        self.recv = None               # our ReceiveWindow for the peer's data
-        self.localClosed = localClosed  # FIN sent (or the peer's SYN|FIN said it won't read)
-        self.remoteClosed = False      # FIN received
-
-
-class _Discard:
-    """Marks a DATA frame whose remaining pieces are to be thrown away."""
-
-
-_DISCARD = _Discard()
-
-
-class MuxadoV1Connection:
+class MuxadoV1Connection(ConnectionBase):
     """
     One side of a muxado v1 session.
 
@@ -105,20 +77,14 @@ class MuxadoV1Connection:
     once 100 streams wait to be accepted.
     """
 
+    _dataFrame = Data
+
     def __init__(self, client, window=DEFAULT_WINDOW, maxIncomingStreams=1024,
                  maxGoAwayDebug=65536, windowUpdateThreshold=None, maxWindow=None,
                  windowBudget=0):
-        self.client = client
-        self.window = window
-        self.maxIncomingStreams = maxIncomingStreams
-        self.windowUpdateThreshold = (window // 4 if windowUpdateThreshold is None
-                                      else windowUpdateThreshold)
-        # Receive windows may grow past ``window`` (up to ``maxWindow`` each,
-        # ``windowBudget`` in all) when the peer is window-bound; see window.py.
-        self._tuner = WindowTuner(window, maxWindow, windowBudget, windowUpdateThreshold)
+        ConnectionBase.__init__(self, client, window, maxIncomingStreams,
+                                windowUpdateThreshold, maxWindow, windowBudget)
         self._decoder = FrameDecoder(maxGoAwayDebug)
-        self._streams = {}
-        self._incoming = 0
         # The last ID used for each parity.  Go starts a client's own counter
         # at 1 and a server's at 0 (first streams 3 and 2), and a server's
         # "last remote ID" at 1, so a client SYN on 1 is refused as too low.
@@ -126,32 +92,7 @@ class MuxadoV1Connection:
         self._lastRemoteSyn = 0 if client else 1
         # The last peer stream taken in: what our GOAWAY reports.
         self.lastRemoteId = 0 if client else 1
-        self._out = []
-        self._current = None          # stream (or _DISCARD) of the DATA frame being read
-        self.goAwaySent = False
-        self.goAwayDebugSent = b""       # the debug text of our GOAWAY (kept local)
-        self.goAwayReceived = None    # .lastStreamId, .code (ErrorCode), .debug, once received
-        self.terminated = None        # ConnectionTerminated, once the session ended on an error
-
-    # -- queries --------------------------------------------------------------------
-
-    def isOpen(self, streamId):
-        return streamId in self._streams
-
-    def sendWindow(self, streamId):
-        stream = self._streams.get(streamId)
-        return 0 if stream is None else stream.sendWindow
-
-    def canSend(self, streamId):
-        """Is the stream's send half open (known, no FIN sent, not opened with SYN|FIN)?"""
-        stream = self._streams.get(streamId)
-        return stream is not None and not stream.localClosed
-
-    def streamIds(self):
-        return list(self._streams)
-
-    def isLocal(self, streamId):
-        return (streamId & 1) == (1 if self.client else 0)
+        self.goAwayDebugSent = b""    # the debug text of our GOAWAY (kept local)
 
     # -- opening --------------------------------------------------------------------
 
@@ -168,8 +109,7 @@ class MuxadoV1Connection:
             raise ValueError("stream IDs exhausted")
         syn = encodeSyn(streamId, priority, streamType)
         self._lastLocalId = streamId
-        self._streams[streamId] = stream = _Stream(streamId, self.window)
-        stream.recv = self._tuner.newWindow()
+        self._newStream(streamId)
         self._queue(syn)
         return streamId
 
@@ -200,54 +140,8 @@ class MuxadoV1Connection:
             out += (dataHeader(streamId, len(piece)), piece)
         return n
 
-    def endStream(self, streamId):
-        """
-        Half-close: send an empty DATA FIN.  Returns True if the stream is now
-        closed both ways (and forgotten).
-        """
-        stream = self._streams.get(streamId)
-        if stream is None or stream.localClosed:
-            return stream is None
-        stream.localClosed = True
-        self._queue(dataHeader(streamId, 0, FLAG_FIN))
-        if stream.remoteClosed:
-            self._forget(streamId)
-            return True
-        return False
-
-    def closeStream(self, streamId):
-        """
-        Go's ``Close()``: FIN if not yet sent, then forget the stream at once;
-        later DATA from the peer is answered with RST STREAM_CLOSED, as Go does.
-        """
-        stream = self._streams.get(streamId)
-        if stream is None:
-            return
-        if not stream.localClosed:
-            stream.localClosed = True
-            self._queue(dataHeader(streamId, 0, FLAG_FIN))
-        self._forget(streamId)
-
-    def resetStream(self, streamId, code=ErrorCode.STREAM_CANCELLED):
-        """Send RST(code, as its v1 wire number) and forget the stream."""
-        if self._streams.get(streamId) is None:
-            return
-        self._queueRst(streamId, code)
-        self._forget(streamId)
-
-    def acknowledgeReceivedData(self, streamId, n):
-        """
-        The application has taken ``n`` bytes of ``streamId``: give the credit
-        back once ``windowUpdateThreshold`` bytes are owed.  Go v1 credits
-        every read; batching is safe because its sender adds every increment,
-        without a cap.
-        """
-        stream = self._streams.get(streamId)
-        if stream is None or stream.remoteClosed:
-            return
-        increment = stream.recv.consume(n, self._tuner)
-        if increment:
-            self._queue(encodeWndInc(streamId, increment))
+    def _sendFin(self, stream):
+        self._queue(dataHeader(stream.streamId, 0, FLAG_FIN))
 
     def goAway(self, code=ErrorCode.NO_ERROR, debug=b""):
         """
@@ -264,61 +158,23 @@ class MuxadoV1Connection:
         self.goAwayDebugSent = bytes(debug[:MAX_GOAWAY_DEBUG])
         self._out.append(encodeGoAway(self.lastRemoteId, toWireCode(code)))
 
-    def terminate(self, code, message):
-        """End the session because of ``code``: queue GOAWAY, refuse all further input."""
-        self.goAway(code, message.encode("utf-8", "replace"))
-        self.terminated = ConnectionTerminated(code, message)
-
-    def dataToSend(self):
-        out = self._out
-        self._out = []
-        return out
-
-    def hasDataToSend(self):
-        return bool(self._out)
-
     # -- receiving ------------------------------------------------------------------
 
-    def receiveData(self, data):
-        """
-        Feed bytes from the peer; returns the events they complete.  A protocol
-        violation ends with a ``ConnectionTerminated`` event (GOAWAY queued);
-        nothing after it is processed.
-        """
-        if self.terminated is not None:
-            return []
-        events = []
-        try:
-            frames = self._decoder.receiveData(data)
-        except ProtocolError as e:
-            frames = e.decoded   # what came before the bad frame still happened
-            error = e
-        else:
-            error = None
-        try:
-            for frame in frames:
-                kind = frame.__class__
-                if kind is Data:
-                    self._onData(frame, events)
-                elif kind is Syn:
-                    self._onSyn(frame, events)
-                elif kind is WndInc:
-                    stream = self._referenced(frame.streamId)
-                    if stream is not None and frame.increment:
-                        stream.sendWindow += frame.increment
-                        events.append(WindowUpdated(frame.streamId, frame.increment))
-                elif kind is Rst:
-                    if self._referenced(frame.streamId) is not None:
-                        self._forget(frame.streamId)
-                        events.append(StreamReset(frame.streamId, fromWireCode(frame.code), True))
-                elif kind is GoAway:
-                    self._onGoAway(frame, events)
-        except ProtocolError as e:
-            error = e
-        if error is not None:
-            self.terminate(error.code, str(error))
-            events.append(self.terminated)
-        return events
+    def _onFrame(self, frame, events):
+        kind = frame.__class__
+        if kind is Syn:
+            self._onSyn(frame, events)
+        elif kind is WndInc:
+            stream = self._referenced(frame.streamId)
+            if stream is not None and frame.increment:
+                self._windowUpdated(stream, frame.increment, events)
+        elif kind is Rst:
+            if self._referenced(frame.streamId) is not None:
+                self._resetByPeer(frame.streamId, fromWireCode(frame.code), events)
+        elif kind is GoAway:
+            code = fromWireCode(frame.code)
+            self._goAwayReceived(
+                GoAwayInfo(frame.lastStreamId, code, frame.debug, frame.truncated), events)
 
     def _referenced(self, streamId):
         """
@@ -346,32 +202,11 @@ class MuxadoV1Connection:
             return
         self.lastRemoteId = streamId
         # SYN|FIN: the opener will not read (see the module docstring).
-        self._streams[streamId] = stream = _Stream(streamId, self.window, localClosed=frame.fin)
-        stream.recv = self._tuner.newWindow()
-        self._incoming += 1
+        self._newStream(streamId, localClosed=frame.fin)
         events.append(StreamOpened(streamId, 0, frame.streamType, frame.priority))
 
-    def _onData(self, frame, events):
-        if frame.first:
-            stream = self._startData(frame, events)
-            self._current = None if frame.last else stream
-        else:
-            stream = self._current
-            if frame.last:
-                self._current = None
-        if stream is None or stream is _DISCARD:
-            return
-        data = frame.data
-        if data:
-            events.append(DataReceived(frame.streamId, data))
-        if frame.last and frame.flags & FLAG_FIN:
-            stream.remoteClosed = True
-            events.append(StreamEnded(frame.streamId))
-            if stream.localClosed:
-                self._forget(frame.streamId)
-
     def _startData(self, frame, events):
-        """Checks made once per DATA frame, on its header; returns the stream or _DISCARD."""
+        """Checks made once per DATA frame, on its header; returns the stream or DISCARD."""
         streamId = frame.streamId
         length = frame.length
         stream = self._referenced(streamId)
@@ -381,43 +216,23 @@ class MuxadoV1Connection:
             # needs no answer.
             if length or not frame.flags & FLAG_FIN:
                 self._queueRst(streamId, ErrorCode.STREAM_CLOSED)
-            return _DISCARD
+            return DISCARD
         if stream.remoteClosed:
             if length == 0:
-                return _DISCARD
+                return DISCARD
             self._resetLocally(stream, ErrorCode.STREAM_CLOSED, events)
-            return _DISCARD
+            return DISCARD
         if not stream.recv.receive(length):
             self._resetLocally(stream, ErrorCode.FLOW_CONTROL_ERROR, events)
-            return _DISCARD
+            return DISCARD
         return stream
 
-    def _resetLocally(self, stream, code, events):
-        self._queueRst(stream.streamId, code)
-        self._forget(stream.streamId)
-        events.append(StreamReset(stream.streamId, code, False))
+    def _encodeRst(self, streamId, code):
+        return encodeRst(streamId, toWireCode(code))
 
-    def _onGoAway(self, frame, events):
-        code = fromWireCode(frame.code)
-        self.goAwayReceived = GoAwayInfo(frame.lastStreamId, code, frame.debug, frame.truncated)
-        refused = [streamId for streamId in self._streams
-                   if self.isLocal(streamId) and streamId > frame.lastStreamId]
-        for streamId in refused:
-            self._forget(streamId)
-        events.append(GoAwayReceived(frame.lastStreamId, code, frame.debug, refused))
+    def _encodeWndInc(self, streamId, increment):
+        return encodeWndInc(streamId, increment)
 
-    def _queue(self, frame):
-        if self.terminated is None:
-            self._out.append(frame)
-
-    def _queueRst(self, streamId, code):
-        self._queue(encodeRst(streamId, toWireCode(code)))
-
-    def _forget(self, streamId):
-        """Drop a stream, returning its window growth to the session."""
-        stream = self._streams.pop(streamId, None)
-        if stream is None:
-            return
-        self._tuner.release(stream.recv)
-        if not self.isLocal(streamId):
-            self._incoming -= 1
+    def _silent(self):
+        # Unlike v2, frames may follow a v1 GOAWAY; only a rule break silences us.
+        return self.terminated is not None

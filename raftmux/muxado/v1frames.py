@@ -21,6 +21,7 @@ from enum import IntEnum
 from struct import Struct
 
 from raftmux.muxado.errors import ErrorCode, FrameEncodeError, ProtocolError
+from raftmux.muxado.frames import Data, Rst, WndInc  # noqa: F401  (decoded here too)
 
 TYPE_SYN = 0x1
 TYPE_RST = 0x2
@@ -220,56 +221,9 @@ class Syn:
             self.streamId, self.flags, self.priority, self.streamType)
 
 
-class Data:
-    """
-    A piece of a DATA frame's payload.  ``first`` marks the piece that starts
-    the frame (``length`` is the whole payload's length), ``last`` the piece
-    that ends it; FIN is meaningful on the last.
-    """
-
-    __slots__ = ("streamId", "flags", "data", "length", "first", "last")
-
-    def __init__(self, streamId, flags, data, length, first, last):
-        self.streamId = streamId
-        self.flags = flags
-        self.data = data
-        self.length = length
-        self.first = first
-        self.last = last
-
-    @property
-    def fin(self):
-        return self.last and bool(self.flags & FLAG_FIN)
-
-    def __repr__(self):
-        return "<Data stream=%d flags=%x len=%d/%d first=%s last=%s>" % (
-            self.streamId, self.flags, len(self.data), self.length, self.first, self.last)
-
-
-class Rst:
-    """``code`` is the v1 wire number, unchanged (any u32)."""
-
-    __slots__ = ("streamId", "code")
-
-    def __init__(self, streamId, code):
-        self.streamId = streamId
-        self.code = code
-
-    def __repr__(self):
-        return "<Rst stream=%d code=%d>" % (self.streamId, self.code)
-
-
-class WndInc:
-    """``increment`` has its R bit masked off; Go v1 accepts 0 (it adds nothing)."""
-
-    __slots__ = ("streamId", "increment")
-
-    def __init__(self, streamId, increment):
-        self.streamId = streamId
-        self.increment = increment
-
-    def __repr__(self):
-        return "<WndInc stream=%d +%d>" % (self.streamId, self.increment)
+# DATA pieces, RST and WNDINC decode to the same classes as v2's (``frames``):
+# an RST's ``code`` is then the v1 wire number, and a WNDINC's ``increment``
+# has its R bit masked off (Go v1 accepts 0, which adds nothing).
 
 
 class GoAway:

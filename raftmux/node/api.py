@@ -24,16 +24,16 @@ from twisted.web.client import (
     RequestTransmissionFailed,
     ResponseFailed,
     ResponseNeverReceived,
-    readBody,
 )
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from raftmux.httpbody import BodyTooLarge, readBody
 from raftmux.muxado.errors import MuxadoError
 from raftmux.node.config import ConfigError, addressOf, parseURLs
 from raftmux.node.dialer import PLAIN
-from raftmux.node.kv import encodeDelete, encodePut
+from raftmux.node.kv import encodeCompareAndSet, encodeDelete, encodePut
 from raftmux.node.members import memberContext
 from raftmux.raft import ProposalDropped, RaftError
 from raftmux.raft.driver import NotLeader
@@ -52,9 +52,14 @@ FORWARDED = b"X-Raftmux-Forwarded"
 _log = Logger()
 
 
+def requestGone(request):
+    """Was ``request`` answered already, or did its client leave?"""
+    return bool(request.finished) or request.channel is None
+
+
 def sendJSON(request, code, value):
     """Finish ``request`` with ``value`` as JSON (no-op if the client left)."""
-    if getattr(request, "_disconnected", False) or request.finished:
+    if requestGone(request):
         return
     body = json.dumps(value, separators=(",", ":")).encode() + b"\n"
     request.setResponseCode(code)
@@ -202,12 +207,13 @@ class _NodeResource(Resource):
         d.addTimeout(node.config.requestTimeout, node.reactor)
         try:
             response = yield d
-            answer = yield readBody(response)
+            # A value, or an error, plus room for the JSON around it.
+            answer = yield readBody(response, node.config.maxValueBytes + 64 * 1024)
         except _UNREACHABLE as e:
             # The leader died or moved under us: a client should try again.
             raise _Refused(503, "the leader %s could not be reached: %s" % (
                 formatID(leader), _describe(e))) from None
-        if getattr(request, "_disconnected", False) or request.finished:
+        if requestGone(request):
             return
         request.setResponseCode(response.code)
         for name in (b"content-type", b"x-raftmux-index"):
@@ -222,7 +228,7 @@ class _NodeResource(Resource):
 # What a forward to a leader that is gone fails with (refused, reset, closed
 # session, a response cut short).
 _UNREACHABLE = (ConnectError, ConnectionLost, ConnectionDone, MuxadoError,
-                ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed)
+                ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed, BodyTooLarge)
 
 
 def _describe(error):
@@ -241,7 +247,12 @@ class _Refused(Exception):
 
 
 class KVResource(_NodeResource):
-    """``/kv/<key>``: GET, PUT (body = value), DELETE."""
+    """
+    ``/kv/<key>``: GET, PUT (body = value), DELETE.  ``PUT
+    /kv/<key>?prevValue=<v>`` is compare-and-set (etcd v2's name): the
+    state machine compares and writes in one applied entry, and a key that
+    is absent or holds another value answers 412.
+    """
 
     allowed = b"GET, PUT, DELETE"
 
@@ -267,7 +278,7 @@ class KVResource(_NodeResource):
         value = node.kv.get(key)
         if value is None:
             raise _Refused(404, "key not found")
-        if getattr(request, "_disconnected", False):
+        if request.channel is None:  # the client left
             return
         request.setHeader(b"content-type", b"application/octet-stream")
         applied = node.driver.applied if node.driver is not None else 0
@@ -288,6 +299,10 @@ class KVResource(_NodeResource):
         if forwarded is not None:
             return forwarded
         content.seek(0)
+        prev = request.args.get(b"prevValue")
+        if prev is not None:
+            return self._propose(request, encodeCompareAndSet(key, prev[0], content.read()),
+                                 "cas")
         return self._propose(request, encodePut(key, content.read()), "put")
 
     def handle_DELETE(self, request):
@@ -304,6 +319,10 @@ class KVResource(_NodeResource):
             answer = {"index": entry.Index}
             if what == "delete":
                 answer["deleted"] = bool(value)
+            if what == "cas" and not value:
+                answer["error"] = "compare failed: the key is absent or holds another value"
+                sendJSON(request, 412, answer)
+                return
             sendJSON(request, 200, answer)
         return self.node.driver.proposeForResult(command).addCallback(applied)
 

@@ -177,6 +177,13 @@ class NodeConfig:
             # A client URL that is also a peer URL is served with the peer set.
             checkURLs([u for u in self.listenClientURLs if u not in self.listenPeerURLs],
                       self.clientTLS, "--listen-client-urls")
+            for url in self.listenPeerURLs:
+                if url in self.listenClientURLs and urlsplit(url).scheme == "https" \
+                        and not self.peerTLS.trustedCAFile:
+                    raise TLSConfigError(
+                        "--listen-client-urls %s is also a peer URL: on one https port, "
+                        "members prove who they are with a certificate from "
+                        "--peer-trusted-ca-file, which is not given" % (url,))
             for info in (self.peerTLS, self.clientTLS):
                 if info.configured:
                     info.validate()

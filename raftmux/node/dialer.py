@@ -19,12 +19,12 @@ from collections import Counter
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.web.client import Agent, readBody
+from twisted.web.client import Agent
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
+from raftmux.httpbody import discardBody, readBody
 from raftmux.muxado import SessionEndpoint, connectSession
 from raftmux.node.config import addressOf
 from raftmux.tls import HTTP11, MUXADO_ALPN
@@ -33,6 +33,9 @@ __all__ = ["PeerDialer", "MUXADO", "PLAIN", "isRaftmuxVersion"]
 
 MUXADO = "muxado"
 PLAIN = "plain"
+
+#: The most of a ``/version`` answer read (etcd's is about 50 bytes).
+VERSION_BODY_LIMIT = 64 * 1024
 
 
 def isRaftmuxVersion(body):
@@ -54,13 +57,15 @@ class PeerDialer:
     ``tlsPolicy`` (a ``raftmux.tls.ClientPolicy``) offering ``protocols``
     over ALPN (``raftmux-muxado/1`` for sessions, ``http/1.1`` otherwise).
     ``useMuxado``: False turns sessions off (every peer is plain rafthttp).
+    ``onKindChange(address, kind)``: told whenever what an address speaks
+    becomes known (``MUXADO``, ``PLAIN``) or is forgotten (``None``).
     """
 
     log = Logger()
 
     def __init__(self, reactor, localID, streamFactory=None, clientEndpoint=None,
                  connectTimeout=2.0, sessionConfig=None, registry=None, useMuxado=True,
-                 probeAgent=None, tlsPolicy=None):
+                 probeAgent=None, tlsPolicy=None, onKindChange=None):
         self.reactor = reactor
         self.localID = localID
         self.streamFactory = streamFactory
@@ -70,6 +75,7 @@ class PeerDialer:
         self.useMuxado = useMuxado
         self._clientEndpoint = clientEndpoint
         self.tlsPolicy = tlsPolicy
+        self.onKindChange = onKindChange
         self.kinds = {}
         self.sessions = {}
         self.peerIDs = {}
@@ -131,7 +137,7 @@ class PeerDialer:
 
     def _keep(self, address, session, adopted=False):
         self.sessions[address] = session
-        self.kinds[address] = MUXADO
+        self._setKind(address, MUXADO)
         self.log.info("muxado session with {peer} ({how})", peer="%s:%d" % address,
                       how="accepted" if adopted else "dialed")
 
@@ -168,7 +174,7 @@ class PeerDialer:
 
         def failed(f):
             # Re-ask /version next time: the address may now be someone else.
-            self.kinds.pop(address, None)
+            self._setKind(address, None)
             return f
         d = self.track(connectSession(endpoint, self.streamFactory, self.sessionConfig,
                                       self.reactor, self.registry))
@@ -186,8 +192,17 @@ class PeerDialer:
             return result
         return d.addBoth(done)
 
-    def stop(self):
-        """Cancel every connection attempt and close every session."""
+    @property
+    def stopped(self):
+        return self._stopped
+
+    def stop(self, timeout=2.0):
+        """
+        Cancel every connection attempt and close every session.  The
+        Deferred fires once they have all ended; a session still open after
+        ``timeout`` seconds (a peer that never answers the TLS close) is
+        aborted.
+        """
         self._stopped = True
         for d in list(self._connecting):
             d.cancel()
@@ -196,8 +211,19 @@ class PeerDialer:
                 if not waiter.called:
                     waiter.errback(ConnectError(string="dialer stopped"))
         self._waiters = {}
-        for session in list(self.sessions.values()):
+        sessions = list(self.sessions.values())
+        ended = [session.whenClosed() for session in sessions]
+        for session in sessions:
             session.close()
+        done = defer.DeferredList(ended, consumeErrors=True)
+        if not done.called:
+            def abort():
+                for session in sessions:
+                    if session.transport is not None:
+                        session.transport.abortConnection()
+            call = self.reactor.callLater(timeout, abort)
+            done.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
+        return done
 
     def _waitForPeer(self, scheme, address, peerID):
         """
@@ -221,6 +247,15 @@ class PeerDialer:
 
     # -- which kind -------------------------------------------------------------
 
+    def _setKind(self, address, kind):
+        before = self.kinds.get(address)
+        if kind is None:
+            self.kinds.pop(address, None)
+        else:
+            self.kinds[address] = kind
+        if kind != before and self.onKindChange is not None:
+            self.onKindChange(address, kind)
+
     def kind(self, scheme, host, port):
         """A Deferred firing with ``MUXADO`` or ``PLAIN`` for this address."""
         address = (host, port)
@@ -243,13 +278,13 @@ class PeerDialer:
         def answered(response):
             if response.code != 200:
                 # A member still starting, or a proxy: ask again later.
-                response.deliverBody(_Discard())
+                discardBody(response)
                 raise ConnectError(string="GET /version answered %d" % (response.code,))
-            return readBody(response)
+            return readBody(response, VERSION_BODY_LIMIT)
 
         def decided(body):
             kind = MUXADO if isRaftmuxVersion(body) else PLAIN
-            self.kinds[address] = kind
+            self._setKind(address, kind)
             self.log.info("peer {peer} speaks {kind}", peer="%s:%d" % address, kind=kind)
             return kind
 
@@ -280,11 +315,6 @@ def _share(pending, key, start):
     return d
 
 
-class _Discard(Protocol):
-    def connectionLost(self, reason):
-        pass
-
-
 class _Direct:
     """Endpoint factory for the ``/version`` question: always plain TCP."""
 
@@ -307,7 +337,7 @@ class _PeerEndpoint:
 
     def connect(self, protocolFactory):
         dialer = self.dialer
-        if dialer._stopped:
+        if dialer.stopped:
             return defer.fail(ConnectError(string="dialer stopped"))
 
         def withKind(kind):

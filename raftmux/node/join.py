@@ -7,11 +7,14 @@ other members for ``GET /members``, as etcd does (spec 11.6).
 import json
 
 from twisted.internet import defer
-from twisted.web.client import readBody
 
+from raftmux.httpbody import readBody
 from raftmux.rafthttp import parseID
 
-__all__ = ["fetchMembers", "JoinError"]
+__all__ = ["fetchMembers", "JoinError", "MEMBERS_BODY_LIMIT"]
+
+#: The most of a ``/members`` answer read (a member is about 200 bytes).
+MEMBERS_BODY_LIMIT = 4 * 1024 * 1024
 
 
 class JoinError(Exception):
@@ -30,7 +33,7 @@ async def fetchMembers(agent, peerURLs, reactor=None, timeout=10.0):
             if reactor is not None:
                 d.addTimeout(timeout, reactor)
             response = await d
-            body = await readBody(response)
+            body = await readBody(response, MEMBERS_BODY_LIMIT)
             if response.code != 200:
                 raise JoinError("HTTP %d" % (response.code,))
             header = response.headers.getRawHeaders(b"X-Etcd-Cluster-ID") or [b""]

@@ -10,7 +10,12 @@ raftmux member can follow an etcd leader without misreading its log.
 Command layout (all integers big-endian)::
 
     MAGIC  op(1)  keyLength(4)  key  value        op: P put, D delete
+    MAGIC  C  keyLength(4)  key  prevLength(4)  prev  value
     MAGIC  A  memberID(8)  JSON {"name":..., "clientURLs":[...]}
+
+``C`` is compare-and-set: the key takes ``value`` only if it holds
+``prev`` when the entry is applied, so the comparison and the write are
+one step of the replicated state machine (etcd v2's ``prevValue``).
 
 Snapshot layout::
 
@@ -22,12 +27,12 @@ import struct
 
 __all__ = [
     "MAGIC", "SNAPSHOT_MAGIC", "CommandError", "KVStateMachine",
-    "encodePut", "encodeDelete", "encodeAttributes", "decodeCommand",
+    "encodePut", "encodeDelete", "encodeCompareAndSet", "encodeAttributes", "decodeCommand",
 ]
 
 MAGIC = b"RMKV"
 SNAPSHOT_MAGIC = b"RMKVSNAP1"
-PUT, DELETE, ATTRIBUTES = b"P", b"D", b"A"
+PUT, DELETE, CAS, ATTRIBUTES = b"P", b"D", b"C", b"A"
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -43,6 +48,11 @@ def encodePut(key, value):
 
 def encodeDelete(key):
     return b"".join((MAGIC, DELETE, _U32.pack(len(key)), key))
+
+
+def encodeCompareAndSet(key, prev, value):
+    """Set ``key`` to ``value`` if, when applied, it holds ``prev``."""
+    return b"".join((MAGIC, CAS, _U32.pack(len(key)), key, _U32.pack(len(prev)), prev, value))
 
 
 def encodeAttributes(memberID, name, clientURLs):
@@ -71,6 +81,18 @@ def decodeCommand(data):
         if len(data) != 9 + n:
             raise CommandError("trailing bytes after a delete")
         return op, (key,)
+    if op == CAS:
+        if len(data) < 9:
+            raise CommandError("short key length")
+        (n,) = _U32.unpack_from(data, 5)
+        key = data[9:9 + n]
+        if len(key) != n or len(data) < 13 + n:
+            raise CommandError("key truncated")
+        (m,) = _U32.unpack_from(data, 9 + n)
+        prev = data[13 + n:13 + n + m]
+        if len(prev) != m:
+            raise CommandError("previous value truncated")
+        return op, (key, prev, data[13 + n + m:])
     if op == ATTRIBUTES:
         if len(data) < 13:
             raise CommandError("short member ID")
@@ -91,7 +113,8 @@ class KVStateMachine:
     ``data`` (bytes -> bytes) and ``attributes`` (member ID -> (name,
     clientURLs)).  ``apply(data)`` returns what the client should hear: for
     a put the previous value's existence, for a delete whether the key
-    existed; None for foreign or damaged entries (counted in ``skipped``).
+    existed; for a compare-and-set whether it set the key; None for foreign
+    or damaged entries (counted in ``skipped``).
     """
 
     def __init__(self):
@@ -119,6 +142,12 @@ class KVStateMachine:
             return existed
         if op == DELETE:
             return self.data.pop(fields[0], None) is not None
+        if op == CAS:
+            key, prev, value = fields
+            if self.data.get(key) != prev:
+                return False
+            self.data[key] = value
+            return True
         memberID, name, urls = fields
         self.attributes[memberID] = (name, urls)
         return True

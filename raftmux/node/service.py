@@ -4,9 +4,11 @@
 ``IService``.  It joins the parts: ``DiskStorage`` + ``RawNode`` +
 ``RaftDriver`` (consensus), a rafthttp ``Transport`` whose Agent dials
 peers through ``PeerDialer`` (muxado sessions between raftmux nodes, plain
-rafthttp toward etcd), the ``KVStateMachine`` with snapshots, and one
-twisted.web Site served on every listening URL through a
-``SniffingFactory`` (``portFactory``).
+rafthttp toward etcd), the ``KVStateMachine`` with snapshots, and two
+twisted.web Sites: the peer Site (rafthttp, ``/members`` and the client
+API) and the client Site (the client API), served through a
+``SniffingFactory`` per kind of listening URL (``portFactory``; who may
+reach which is ``raftmux.node.listeners``).
 """
 
 import os
@@ -18,6 +20,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.resource import Resource
+from zope.interface import implementer
 
 import raftmux
 from raftmux.gossip import GossipTransport
@@ -29,14 +33,25 @@ from raftmux.node.config import addressOf
 from raftmux.node.dialer import MUXADO, PLAIN, PeerDialer
 from raftmux.node.join import fetchMembers
 from raftmux.node.kv import KVStateMachine, encodeAttributes
+from raftmux.node.listeners import (
+    CLIENT_ONLY,
+    PEER_ONLY,
+    SHARED,
+    IdentityRouter,
+    listenerKind,
+    peersAreVerified,
+)
 from raftmux.node.members import MemberTable, memberContext, parseMemberContext
 from raftmux.node.metrics import NodeMetrics
 from raftmux.raft import Config, RawNode
 from raftmux.raft.core import confChangeToV2Changes
 from raftmux.raft.diskstorage import DiskStorage
 from raftmux.raft.driver import RaftDriver
+from raftmux.raft.interfaces import IStateMachine
 from raftmux.raft.rawnode import Peer
 from raftmux.rafthttp import MembersResource, Transport, VersionResource, formatID
+from raftmux.rafthttp.interfaces import IRaft
+from raftmux.rafthttp.server import NotFound
 from raftmux.raftpb import (
     ConfChangeAddLearnerNode,
     ConfChangeAddNode,
@@ -50,6 +65,13 @@ __all__ = ["RaftNode", "NodeStartError"]
 
 PUBLISH_INTERVAL = 1.0
 
+# What the "listening on" line says each kind of URL serves.
+_SERVES = {
+    CLIENT_ONLY: "clients: HTTP/1.1, h2c",
+    PEER_ONLY: "peers: rafthttp, gossip, muxado; HTTP/1.1, h2c",
+    SHARED: "clients and peers: HTTP/1.1, h2c; rafthttp, gossip, muxado for peers",
+}
+
 
 class NodeStartError(Exception):
     """The node cannot start (the message says why); nothing was served."""
@@ -60,21 +82,48 @@ def _endpointDescription(url):
     return "tcp:%d:interface=%s" % (port, host.replace(":", "\\:"))
 
 
+class _RaftLog:
+    """The raft core's logger (``Config.logger``): its lines in twisted.logger."""
+
+    log = Logger(namespace="raftmux.raft.core")
+
+    def debug(self, message):
+        self.log.debug("{message}", message=message)
+
+    def info(self, message):
+        self.log.info("{message}", message=message)
+
+    def warn(self, message):
+        self.log.warn("{message}", message=message)
+
+    def error(self, message):
+        self.log.error("{message}", message=message)
+
+
+@implementer(IRaft, IStateMachine)
 class RaftNode(service.MultiService):
     """
     ``RaftNode(config)`` for a ``raftmux.node.NodeConfig``.
 
     ``listen``: open the config's listen URLs on start (tests that bind
-    ports themselves pass False and serve ``portFactory()``).
+    ports themselves pass False and serve ``portFactory(url)``).
     ``registry``: a prometheus registry (one of its own by default).
     ``whenStarted()`` fires once the node serves, or fails with
-    ``NodeStartError``.
+    ``NodeStartError``.  ``onStartFailure(failure)``: called once the node
+    has stopped after a failed start; ``raftmux.node.exitOnStartFailure()``
+    ends the process with status 1 (what ``twistd raftmux`` does; use it in
+    a ``.tac``).
+
+    The node is its Transport's ``IRaft`` (as etcd's server is) and its
+    driver's ``IStateMachine``; the parts are built in order at start:
+    storage, dialer and Agent, Transport, RawNode, then the driver.
     """
 
     log = Logger()
 
     def __init__(self, config, reactor=None, registry=None, listen=True, fsync=True,
-                 useMuxado=True, clientEndpoint=None, serverEndpoint=None):
+                 useMuxado=True, clientEndpoint=None, serverEndpoint=None,
+                 onStartFailure=None):
         service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
@@ -84,6 +133,7 @@ class RaftNode(service.MultiService):
         self.listen = listen
         self.fsync = fsync
         self.useMuxado = useMuxado
+        self.onStartFailure = onStartFailure
         self._clientEndpoint = clientEndpoint
         self._serverEndpoint = serverEndpoint
         self.kv = KVStateMachine()
@@ -106,12 +156,15 @@ class RaftNode(service.MultiService):
         self._started = []
         self._startResult = None
         self._publisher = None
-        self._factory = None
+        self._portFactories = {}
+        self._tlsFactories = []
         self._muxadoServer = None
         self.metrics = NodeMetrics(self, self.registry)
-        self.site = NodeSite(self)
+        # What peers reach (rafthttp, /members and the client API they
+        # forward), and what clients reach: see raftmux.node.listeners.
+        self.peerSite = NodeSite(self)
+        self.clientSite = NodeSite(self)
         self.tlsPolicy = ClientPolicy(config.peerTLS) if config.usesTLS else None
-        self._tlsFactories = {}
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
             gossipTLS = lambda host: self.tlsPolicy.creatorFor(host, [H2])  # noqa: E731
@@ -149,25 +202,41 @@ class RaftNode(service.MultiService):
                               name=self.config.name, why=f.getErrorMessage())
             self._teardown()
             self._startDone(f)
+            if self.onStartFailure is not None:
+                self.onStartFailure(f)
         d.addCallbacks(self._startDone, failed)
 
     async def _start(self):
+        """
+        Ports first: a port that cannot be had (2379 taken) ends the start
+        before anything is written.  Then the data directory: its identity
+        wins over the flags (one log line says so when they differ), except
+        in a directory whose raft log holds nothing, which a start that
+        failed before its first write left behind: that one starts afresh.
+        The identity is written once every part is built, before the
+        bootstrap entries (written by the first Ready).
+        """
         config = self.config
+        if self.listen:
+            await self._listen()
         known = identity.load(config.identityFile)
-        initialMembers = None
+        # A raft directory is created only once the start can go on (a join
+        # that fails leaves none behind).
+        fresh = True
+        if os.path.isdir(config.raftDir):
+            self._openStorage()
+            fresh = self.storage.lastIndex() == 0 and not self.storage.initialState()[0].term
+        if known is not None and fresh:
+            self.log.warn("raftmux: {dir} holds an identity but no raft state (an earlier start "
+                          "ended before its first write): starting afresh from the flags",
+                          dir=config.dataDir)
+            known = None
         if known is not None:
             self.id, self.clusterID = known["id"], known["clusterID"]
             initialMembers = known.get("members") or []
-            self.log.info("raftmux: restarting member {id} of cluster {cid} from {dir}",
-                          id=formatID(self.id), cid=formatID(self.clusterID), dir=config.dataDir)
-        try:
-            self.storage = DiskStorage(config.raftDir, fsync=self.fsync)
-        except Exception as e:
-            raise NodeStartError("the raft log in %s cannot be used: %s" % (config.raftDir, e)) \
-                from e
-        fresh = self.storage.lastIndex() == 0 and not self.storage.initialState()[0].term
-        self._makeClient()
-        if known is None:
+            self._logRestart(known)
+            bootstrap = False
+        else:
             if not fresh:
                 raise NodeStartError("%s holds a raft log but no identity file" % (
                     config.dataDir,))
@@ -176,62 +245,72 @@ class RaftNode(service.MultiService):
             else:
                 initialMembers = [{"id": config.memberIDs[n], "name": n, "peerURLs": urls}
                                   for n, urls in config.initialCluster.items()]
+            bootstrap = config.clusterState == "new"
+        if self.storage is None:
+            self._openStorage()
+        self._makeParts(initialMembers, bootstrap)
+        if known is None:
             identity.save(config.identityFile, self.id, self.clusterID, config.name,
                           initialMembers)
-        self.dialer.localID = self.id
-        self._makeRaftParts()
-        self._makeRaft(fresh and config.clusterState == "new" and known is None,
-                       initialMembers)
-        if self.listen:
-            await self._listen()
         if config.tlsWatchInterval > 0:
             for reloadable in self._reloadables():
                 reloadable.watch(self.reactor, config.tlsWatchInterval)
         self.driver.start()
         self._publisher = self.reactor.callLater(0, self._publish)
         for url in config.listenURLs:
-            self.log.info("raftmux: member {name} ({id}) listening on {url} "
-                          "(HTTP/1.1, h2c, gossip, muxado)",
-                          name=config.name, id=formatID(self.id), url=url)
+            self.log.info("raftmux: member {name} ({id}) listening on {url} ({serves})",
+                          name=config.name, id=formatID(self.id), url=url,
+                          serves=_SERVES[listenerKind(config, url)])
         return self
 
-    def _makeClient(self):
-        """The dialer and the Agent every request to a peer goes through."""
-        self.dialer = PeerDialer(self.reactor, self.id, streamFactory=self.site,
+    def _openStorage(self):
+        config = self.config
+        try:
+            self.storage = DiskStorage(config.raftDir, fsync=self.fsync)
+        except Exception as e:
+            raise NodeStartError("the raft log in %s cannot be used: %s" % (config.raftDir, e)) \
+                from e
+
+    def _logRestart(self, known):
+        config = self.config
+        self.log.info("raftmux: restarting member {id} of cluster {cid} from {dir}",
+                      id=formatID(self.id), cid=formatID(self.clusterID), dir=config.dataDir)
+        if config.clusterState == "new" and (config.id, config.clusterID) != (
+                self.id, self.clusterID):
+            self.log.warn(
+                "raftmux: {dir} belongs to member {id} of cluster {cid}; the flags "
+                "(--name, --initial-cluster, --initial-cluster-token) describe member "
+                "{flagID} of cluster {flagCID}: the data directory wins, the flags are "
+                "ignored (remove {dir} to start a new member)",
+                dir=config.dataDir, id=formatID(self.id), cid=formatID(self.clusterID),
+                flagID=formatID(config.id), flagCID=formatID(config.clusterID))
+
+    def _makeParts(self, initialMembers, bootstrap):
+        """Dialer and Agent, Transport, RawNode, driver: each built with what it needs."""
+        config = self.config
+        self.dialer = PeerDialer(self.reactor, self.id, streamFactory=self.peerSite,
                                  clientEndpoint=self._clientEndpoint, tlsPolicy=self.tlsPolicy,
-                                 registry=self.registry, useMuxado=self.useMuxado)
+                                 registry=self.registry, useMuxado=self.useMuxado,
+                                 onKindChange=self._peerKindChanged)
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
         self.pool.maxPersistentPerHost = 8
         self.pool.retryAutomatically = False
         self.agent = Agent.usingEndpointFactory(self.reactor, self.dialer, pool=self.pool)
-
-    def _makeRaftParts(self):
-        config = self.config
-        self.driver = RaftDriver(
-            None, self.storage, None, self.reactor,
-            tickInterval=config.heartbeatInterval, apply=self._applyEntry,
-            restore=self._restoreSnapshot, requestTimeout=config.requestTimeout,
-            onConfChange=self._confChanged, onApplied=self._applied)
+        verified = peersAreVerified(config)
         self.transport = Transport(
-            self.id, self.clusterID, config.advertisePeerURLs, self.driver,
+            self.id, self.clusterID, config.advertisePeerURLs, self,
             reactor=self.reactor, agent=self.agent, registry=self.registry,
             snapshotDir=os.path.join(config.dataDir, "member", "snap-db"),
-            onMemberRemoved=self._removedByPeer)
-        self.driver.transport = self.transport
-        self.site.mount(self.transport.resource(), self.resources())
-
-    def _makeRaft(self, bootstrap, initialMembers):
-        config = self.config
+            onMemberRemoved=self._removedByPeer, authenticate=lambda request: verified)
         snap = self.storage.snapshot()
         self.snapshotIndex = snap.metadata.index
         if self.snapshotIndex:
-            self._restoreSnapshot(snap, initialMembers)
+            self._restore(snap, initialMembers)
         raftConfig = Config(
             id=self.id, storage=self.storage, electionTick=config.electionTicks,
             heartbeatTick=1, applied=self.snapshotIndex, checkQuorum=True, preVote=True,
-            maxSizePerMsg=1024 * 1024, maxInflightMsgs=512, mayCampaign=self.clusterIsRaftmux)
-        self.rawNode = self.driver.rawNode = RawNode(raftConfig)
-        self.driver.applied = self.snapshotIndex
+            maxSizePerMsg=1024 * 1024, maxInflightMsgs=512, logger=_RaftLog())
+        self.rawNode = RawNode(raftConfig)
         if bootstrap:
             peers = [Peer(m["id"], memberContext(m["id"], m["peerURLs"], m["name"]))
                      for m in sorted(initialMembers, key=lambda m: m["id"])]
@@ -243,13 +322,29 @@ class RaftNode(service.MultiService):
             # initial member list says where everyone is.
             for m in initialMembers or ():
                 self._addMember(m["id"], m["peerURLs"], m.get("name", ""))
+        self.driver = RaftDriver(
+            self.rawNode, self.storage, self.transport, self.reactor, stateMachine=self,
+            tickInterval=config.heartbeatInterval, requestTimeout=config.requestTimeout)
+        self._updateCampaign()
+        shared = self.resources()
+        self.clientSite.mount(_ClientRoot(), shared)
+        self.peerSite.mount(self.transport.resource(), {**shared, **self.peerResources()})
 
     async def _joinExisting(self):
         """etcd's ``existing`` start: ask the others for the member list (spec 11.6)."""
         config = self.config
         others = [u for name, urls in config.initialCluster.items() if name != config.name
                   for u in urls]
-        clusterID, members = await fetchMembers(self.agent, others)
+        # A plain HTTP(S) client of its own: the member ID (which decides
+        # who dials the muxado sessions) is known only from the answer.
+        asker = PeerDialer(self.reactor, config.id, clientEndpoint=self._clientEndpoint,
+                           tlsPolicy=self.tlsPolicy, useMuxado=False)
+        try:
+            clusterID, members = await fetchMembers(
+                Agent.usingEndpointFactory(self.reactor, asker), others, reactor=self.reactor,
+                timeout=config.requestTimeout)
+        finally:
+            asker.stop()
         mine = sorted(config.advertisePeerURLs)
         me = [m for m in members if sorted(m["peerURLs"]) == mine]
         if not me:
@@ -275,45 +370,80 @@ class RaftNode(service.MultiService):
                 raise NodeStartError("cannot listen on %s: %s" % (url, e)) from e
             self.ports.append(port)
 
+    # -- what each listening URL serves (raftmux.node.listeners) -------------------
+
     def portFactory(self, url=None):
         """
-        The factory for a listening URL.  http: one sniffer routing gossip
-        h2c (by content type), other h2c, HTTP/1.1 and muxado sessions.
-        https: a TLS-only port (plaintext is closed) whose inner bytes go to
-        the same routes, by ALPN where it decides (http/1.1,
-        raftmux-muxado/1) and by sniffing otherwise (h2: gossip or Site).
+        The factory for a listening URL, by its kind (``listenerKind``):
+        client-only URLs serve the client API over HTTP/1.1 and h2c; peer
+        URLs also rafthttp, gossip (h2c by content type) and muxado
+        sessions.  https: a TLS-only port (plaintext is closed) whose inner
+        bytes go to those routes, by ALPN where it decides (http/1.1,
+        raftmux-muxado/1) and by sniffing otherwise; on a shared https URL
+        a connection reaches the peer routes only with a peer certificate.
+        ``url=None``: a plain shared port (tests).
         """
-        info = self.config.tlsFor(url) if url else None
-        if info is None:
-            if self._factory is None:
-                self._factory = SniffingFactory(self._routes(), registry=self.registry,
-                                                name="node")
-            return self._factory
-        key = info.role
-        if key not in self._tlsFactories:
-            inner = SniffingFactory(self._routes(), registry=self.registry, name="node-tls",
-                                    alpn={HTTP11: self.site, MUXADO_ALPN: self._muxadoFactory()})
-            tlsFactory = tlsServerFactory(info, inner, clock=self.reactor)
-            self._tlsFactories[key] = (tlsOnlyFactory(tlsFactory, registry=self.registry,
-                                                      clock=self.reactor), tlsFactory)
-        return self._tlsFactories[key][0]
+        config = self.config
+        kind = listenerKind(config, url) if url is not None else SHARED
+        info = config.tlsFor(url) if url is not None else None
+        key = (kind, info.role if info is not None else None)
+        factory = self._portFactories.get(key)
+        if factory is None:
+            factory = self._portFactories[key] = self._buildPortFactory(kind, info)
+        return factory
 
-    def _routes(self):
+    def _buildPortFactory(self, kind, info):
+        peer = kind != CLIENT_ONLY
+        if info is None:
+            return self._sniffer(peer, tls=False)
+        if kind == SHARED:
+            inner = IdentityRouter(self._sniffer(True, tls=True),
+                                   self._sniffer(False, tls=True))
+            tlsFactory = tlsServerFactory(info, inner, clock=self.reactor,
+                                          optionalClientCertificates=True)
+        else:
+            tlsFactory = tlsServerFactory(info, self._sniffer(peer, tls=True),
+                                          clock=self.reactor)
+        self._tlsFactories.append(tlsFactory)
+        return tlsOnlyFactory(tlsFactory, registry=self.registry, clock=self.reactor)
+
+    def _sniffer(self, peer, tls):
+        """One sniffer: the peer routes (``peer``) or the client routes."""
+        name = ("node" if peer else "node-client") + ("-tls" if tls else "")
+        routes = self._peerRoutes() if peer else self._clientRoutes()
+        alpn = None
+        if tls:
+            alpn = {HTTP11: self.peerSite if peer else self.clientSite}
+            if peer:
+                alpn[MUXADO_ALPN] = self._muxadoFactory()
+        return SniffingFactory(routes, registry=self.registry, name=name, alpn=alpn)
+
+    def _peerRoutes(self):
         return [
             (http2HeaderField(b"content-type", b"application/x.ckit"),
              self.gossip.serverFactory(), "gossip"),
-            (http2(), self.site, "h2c"),
-            (http1(), self.site, "http1"),
+            (http2(), self.peerSite, "h2c"),
+            (http1(), self.peerSite, "http1"),
             (muxado(), self._muxadoFactory(), "muxado"),
+        ]
+
+    def _clientRoutes(self):
+        return [
+            (http2(), self.clientSite, "h2c"),
+            (http1(), self.clientSite, "http1"),
         ]
 
     def _muxadoFactory(self):
         if self._muxadoServer is None:
-            self._muxadoServer = MuxadoServerFactory(self.site, registry=self.registry)
+            self._muxadoServer = MuxadoServerFactory(self.peerSite, registry=self.registry)
         return self._muxadoServer
 
+    def tlsContexts(self):
+        """The ``ServerContextFactory`` of each TLS listener (what ``reloadTLS`` reloads)."""
+        return [tlsFactory.contextFactory for tlsFactory in self._tlsFactories]
+
     def _reloadables(self):
-        found = [tlsFactory.contextFactory for _, tlsFactory in self._tlsFactories.values()]
+        found = self.tlsContexts()
         if self.tlsPolicy is not None:
             found.append(self.tlsPolicy)
         return found
@@ -347,13 +477,31 @@ class RaftNode(service.MultiService):
         if self.gossip is not None:
             waits.append(self.gossip.shutdown())
         if self.dialer is not None:
-            self.dialer.stop()
+            waits.append(self.dialer.stop())
         if self.pool is not None:
             waits.append(self.pool.closeCachedConnections())
         if self.storage is not None:
             self.storage.close()
             self.storage = None
         return defer.DeferredList(waits, consumeErrors=True)
+
+    # -- IRaft: what the Transport delivers goes to the driver ---------------------
+
+    def process(self, message):
+        if self.driver is None:
+            return defer.fail(NodeStartError("raft is not running yet"))
+        return self.driver.process(message)
+
+    def isIDRemoved(self, id):
+        return self.driver is not None and self.driver.isIDRemoved(id)
+
+    def reportUnreachable(self, id):
+        if self.driver is not None:
+            self.driver.reportUnreachable(id)
+
+    def reportSnapshot(self, id, status):
+        if self.driver is not None:
+            self.driver.reportSnapshot(id, status)
 
     # -- state -------------------------------------------------------------------
 
@@ -395,20 +543,31 @@ class RaftNode(service.MultiService):
                    for url in self.peerURLsOf(id))
 
     def resources(self):
-        """The Site's children besides ``/raft``."""
-        members = MembersResource(self.clusterID, lambda: list(self.members.members.values()))
+        """What clients and peers both reach: the client API, ``/version``, metrics."""
         return {
             b"version": VersionResource(extra={"raftmux": _version()}),
-            b"members": members,
             b"kv": KVResource(self),
             b"cluster": ClusterResource(self),
             b"health": HealthResource(self),
             b"metrics": MetricsResource(self.registry),
         }
 
-    # -- raft callbacks -----------------------------------------------------------
+    def peerResources(self):
+        """What only peers reach besides ``/raft``: etcd's ``/members``."""
+        return {b"members": MembersResource(
+            self.clusterID, lambda: list(self.members.members.values()))}
 
-    def _applyEntry(self, entry):
+    def _updateCampaign(self):
+        """May raft campaign?  An input to it, updated whenever the answer may change."""
+        if self.rawNode is not None:
+            self.rawNode.setCampaignAllowed(self.clusterIsRaftmux())
+
+    def _peerKindChanged(self, address, kind):
+        self._updateCampaign()
+
+    # -- IStateMachine: the driver applies the log here ---------------------------------
+
+    def applyEntry(self, entry):
         result = self.kv.apply(entry.Data)
         if entry.Data[4:5] == b"A" and result:
             for memberID, (name, urls) in self.kv.attributes.items():
@@ -427,7 +586,7 @@ class RaftNode(service.MultiService):
             else:
                 self.transport.addPeer(id, peerURLs)
 
-    def _confChanged(self, cc, entry, confState):
+    def confChangeApplied(self, cc, entry, confState):
         self.confState = confState
         context = parseMemberContext(cc.context) if getattr(cc, "context", b"") else None
         for ctype, nodeID in confChangeToV2Changes(cc):
@@ -447,6 +606,7 @@ class RaftNode(service.MultiService):
                 self.log.info("raftmux: member {id} removed", id=formatID(nodeID))
                 if nodeID == self.id:
                     self._removedFromCluster()
+        self._updateCampaign()
 
     def _removedFromCluster(self):
         if not self.removed:
@@ -460,7 +620,8 @@ class RaftNode(service.MultiService):
                       peer=formatID(peerID))
         self._removedFromCluster()
 
-    def _applied(self, index):
+    def appliedTo(self, index):
+        self._updateCampaign()
         if index - self.snapshotIndex < self.config.snapshotCount:
             return
         confState = self.confState or self.rawNode.raft.prs.confState()
@@ -473,7 +634,11 @@ class RaftNode(service.MultiService):
         self.log.info("raftmux: snapshot at index {index} ({keys} keys), log compacted to {to}",
                       index=index, keys=len(self.kv.data), to=max(compactTo, 0))
 
-    def _restoreSnapshot(self, snapshot, fallbackMembers=None):
+    def restoreSnapshot(self, snapshot):
+        self._restore(snapshot)
+        self._updateCampaign()
+
+    def _restore(self, snapshot, fallbackMembers=None):
         members = self.kv.restore(snapshot.data)
         voters = set(snapshot.metadata.conf_state.voters) | set(
             snapshot.metadata.conf_state.learners)
@@ -522,6 +687,16 @@ class RaftNode(service.MultiService):
 
     def _gossipPacket(self, data, fromAddress, timestamp):
         self.gossipPackets += 1
+
+
+class _ClientRoot(Resource):
+    """The root of what clients reach: its children, Go's 404 for anything else."""
+
+    def getChild(self, name, request):
+        return NotFound()
+
+    def render(self, request):
+        return NotFound().render(request)
 
 
 def _version():

@@ -5,6 +5,7 @@ nodes exist so their URLs (and so their member IDs) are known.
 """
 
 import os
+import weakref
 
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -14,6 +15,9 @@ from raftmux.node.config import NodeConfig
 from raftmux.node.service import RaftNode
 
 __all__ = ["LateFactory", "bindPorts", "makeCluster"]
+
+# The port each node was started on by ``startNode``, for ``stopNode``.
+_portOf = weakref.WeakKeyDictionary()
 
 
 class LateFactory(Factory):
@@ -77,14 +81,14 @@ def startNode(node, port):
     factory = node.portFactory(node.config.listenURLs[0])
     factory.doStart()
     port.lateFactory.target = factory
-    node._testPort = port
+    _portOf[node] = port
     node.startService()
     return node.whenStarted()
 
 
 def stopNode(node):
     """Stop ``node``; its port stays bound (and refuses connections) for a restart."""
-    port = getattr(node, "_testPort", None)
+    port = _portOf.get(node)
     if port is not None and port.lateFactory.target is not None:
         port.lateFactory.target.doStop()
         port.lateFactory.target = None

@@ -3,6 +3,7 @@
 
 import random as _random
 
+from raftmux.raft.logger import asRaftLogger
 from raftmux.raft.readonly import ReadOnlyLeaseBased, ReadOnlySafe
 
 
@@ -23,9 +24,13 @@ class Config:
     ``random`` is anything with ``randrange(n)`` (a ``random.Random``):
     pass a seeded one for deterministic elections.
 
-    ``mayCampaign`` (a callable, or None for always): asked when the
-    election timeout passes; False keeps this member a follower (a raftmux
-    member beside etcd members must not lead them).  It still votes.
+    ``logger``: where the core's few log lines go (``None``, the default,
+    drops them; an object with ``debug``/``info``/``warn``/``error``, or a
+    callable ``(level, message)``: see ``raftmux.raft.logger``).  The core
+    imports no logging system.
+
+    Whether this member may campaign is not configuration but an input
+    that can change at any time: ``RawNode.setCampaignAllowed``.
 
     ``peers``/``learners`` are for tests only, as in etcd: the initial
     configuration when the storage holds none.
@@ -36,7 +41,7 @@ class Config:
                  maxCommittedSizePerReady=None, checkQuorum=False,
                  preVote=False, readOnlyOption=ReadOnlySafe,
                  disableProposalForwarding=False, random=None,
-                 peers=(), learners=(), logger=None, mayCampaign=None):
+                 peers=(), learners=(), logger=None):
         self.id = id
         self.storage = storage
         self.electionTick = electionTick
@@ -52,8 +57,10 @@ class Config:
         self.random = random if random is not None else _random.Random()
         self.peers = tuple(peers)
         self.learners = tuple(learners)
-        self.logger = logger
-        self.mayCampaign = mayCampaign
+        try:
+            self.logger = asRaftLogger(logger)
+        except TypeError as e:
+            raise ConfigError(str(e)) from None
 
     def validate(self):
         if not self.id:

@@ -14,8 +14,6 @@ answered as etcd answers it; the only exceptions ``step`` raises are the
 ``RaftError`` subclasses below, which etcd returns as errors.
 """
 
-from twisted.logger import Logger
-
 from raftmux.raft.errors import (
     CompactedError,
     CorruptLogError,
@@ -65,8 +63,6 @@ from raftmux.raftpb import (
     MsgVote,
     MsgVoteResp,
 )
-
-log = Logger()
 
 NONE = 0
 MAX_TERM = 2 ** 64 - 1
@@ -157,7 +153,10 @@ class Raft:
         self.heartbeatElapsed = 0
         self.checkQuorum = config.checkQuorum
         self.preVote = config.preVote
-        self.mayCampaign = config.mayCampaign
+        self.logger = config.logger
+        # An input (RawNode.setCampaignAllowed): a member beside etcd
+        # members must not lead them; it still votes.
+        self.campaignAllowed = True
         self.heartbeatTimeout = config.heartbeatTick
         self.electionTimeout = config.electionTick
         self.randomizedElectionTimeout = config.electionTick
@@ -261,8 +260,7 @@ class Raft:
             except SnapshotTemporarilyUnavailable:
                 return False
             if isEmptySnap(snapshot):
-                log.error("{id:x} needs a non-empty snapshot to send to {to:x}",
-                          id=self.id, to=to)
+                self.logger.error("%x needs a non-empty snapshot to send to %x" % (self.id, to))
                 return False
             m.type = MsgSnap
             m.snapshot.CopyFrom(snapshot)
@@ -384,14 +382,14 @@ class Raft:
         self.pendingConfIndex = self.raftLog.lastIndex()
         # An empty entry of our term lets us commit everything before it.
         self.appendEntry([Entry()])
-        log.info("{id:x} became leader at term {term}", id=self.id, term=self.term)
+        self.logger.info("%x became leader at term %d" % (self.id, self.term))
 
     # -- ticks --------------------------------------------------------------
 
     def tickElection(self):
         self.electionElapsed += 1
         if self.promotable() and self.pastElectionTimeout():
-            if self.mayCampaign is not None and not self.mayCampaign():
+            if not self.campaignAllowed:
                 # Keep counting: past the timeout the leader lease is over,
                 # so this member still grants other candidates' votes.
                 return
@@ -419,7 +417,7 @@ class Raft:
         if self.state == StateLeader:
             return
         if not self.promotable():
-            log.warn("{id:x} is unpromotable and can not campaign", id=self.id)
+            self.logger.warn("%x is unpromotable and can not campaign" % (self.id,))
             return
         try:
             ents = self.raftLog.slice(self.raftLog.applied + 1, self.raftLog.committed + 1)
@@ -427,16 +425,16 @@ class Raft:
             return
         pending = sum(1 for e in ents if e.Type in (EntryConfChange, EntryConfChangeV2))
         if pending and self.raftLog.committed > self.raftLog.applied:
-            log.warn("{id:x} cannot campaign: {n} pending conf changes to apply",
-                     id=self.id, n=pending)
+            self.logger.warn("%x cannot campaign: %d pending conf changes to apply" % (
+                self.id, pending))
             return
         self.campaign(campaignType)
 
     def campaign(self, campaignType):
         if self.term >= MAX_TERM:
             # Only a peer's nonsense can get us here; there is no next term.
-            log.error("{id:x} cannot campaign: term {term} is the last one",
-                      id=self.id, term=self.term)
+            self.logger.error("%x cannot campaign: term %d is the last one" % (
+                self.id, self.term))
             return
         if campaignType == campaignPreElection:
             self.becomePreCandidate()
@@ -544,8 +542,8 @@ class Raft:
             if pr is not None:
                 pr.recentActive = True
             if not self.prs.quorumActive():
-                log.warn("{id:x} stepped down to follower since quorum is not active",
-                         id=self.id)
+                self.logger.warn("%x stepped down to follower since quorum is not active"
+                                 % (self.id,))
                 self.becomeFollower(self.term, NONE)
             for id, pr in self.prs.progress.items():
                 if id != self.id:
@@ -775,14 +773,14 @@ class Raft:
             expected = m.index + 1
             for e in ents:
                 if e.Index != expected:
-                    log.warn("{id:x} ignored MsgApp from {frm:x} with misnumbered entries",
-                             id=self.id, frm=frm)
+                    self.logger.warn("%x ignored MsgApp from %x with misnumbered entries"
+                                     % (self.id, frm))
                     return
                 expected += 1
         try:
             lastNew = raftLog.maybeAppend(m.index, m.logTerm, m.commit, ents)
         except LogConflictError as e:
-            log.error("{id:x} refused MsgApp from {frm:x}: {e}", id=self.id, frm=frm, e=e)
+            self.logger.error("%x refused MsgApp from %x: %s" % (self.id, frm, e))
             return
         if lastNew is not None:
             self.send(Message(to=frm, type=MsgAppResp, index=lastNew))
@@ -819,15 +817,16 @@ class Raft:
         cs = meta.conf_state
         members = set(cs.voters) | set(cs.learners) | set(cs.voters_outgoing)
         if self.id not in members:
-            log.warn("{id:x} ignored a snapshot at {index} whose config does not include it",
-                     id=self.id, index=meta.index)
+            self.logger.warn("%x ignored a snapshot at %d whose config does not include it"
+                             % (self.id, meta.index))
             return False
         if cs.voters_outgoing or cs.learners_next or set(cs.voters) & set(cs.learners):
-            log.warn("{id:x} ignored a snapshot with a joint or invalid config", id=self.id)
+            self.logger.warn("%x ignored a snapshot with a joint or invalid config"
+                             % (self.id,))
             return False
         if not self.isLearner and self.id in cs.learners:
             # A voter is never demoted by a snapshot.
-            log.warn("{id:x} can't become learner when restoring a snapshot", id=self.id)
+            self.logger.warn("%x can't become learner when restoring a snapshot" % (self.id,))
             return False
         if self.raftLog.matchTerm(meta.index, meta.term):
             # We already have the entry: just commit up to it.

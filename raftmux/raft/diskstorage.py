@@ -83,7 +83,7 @@ def readSnapshotFile(path):
     body = data[_SNAP_HEADER.size:]
     if magic != _SNAP_MAGIC or zlib.crc32(body) != crc:
         raise CorruptLogError("snapshot file %s fails its check" % (path,))
-    return wal._parse(Snapshot, body)
+    return wal.parseMessage(Snapshot, body)
 
 
 def limitSize(entries, sizes, maxSize):

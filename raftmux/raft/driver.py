@@ -3,21 +3,25 @@
 ``RaftDriver``: joins a ``RawNode``, its storage and a
 ``raftmux.rafthttp.Transport`` on the reactor (issue 6, point 3).
 
-It is the ``IRaft`` given to the ``Transport``: ``process`` steps each
-incoming message.  A tick runs every ``tickInterval`` seconds.  Ready
-handling is coalesced (at most one Ready per reactor turn, however many
-messages were stepped) and serialized, in etcd's order:
+It is built with its collaborators, each a declared interface: the
+``RawNode``, its ``IStorage``, the ``ITransporter`` it sends through and
+the ``IStateMachine`` it applies to.  It is itself an ``IRaft``:
+``process`` steps each incoming message (its owner delivers them, e.g. a
+node that is the ``Transport``'s raft, as etcd's server is).  A tick runs
+every ``tickInterval`` seconds.  Ready handling is coalesced (at most one
+Ready per reactor turn, however many messages were stepped) and
+serialized, in etcd's order:
 
 1. persist: ``storage.applySnapshot(rd.snapshot)``, then
-   ``storage.save(rd.hardState, rd.entries)`` (``setHardState``/``append``
-   for a storage without ``save``, e.g. ``MemoryStorage``), then
-   ``storage.sync()`` when ``rd.mustSync`` and the storage was opened with
-   ``fsync=False``;
+   ``storage.save(rd.hardState, rd.entries)``, then ``storage.sync()``
+   when ``rd.mustSync`` (a no-op for a storage that syncs every write);
 2. send: ``transport.send(rd.messages)``;
-3. apply: ``restore(rd.snapshot)``, then each committed entry: normal
-   entries with data go to ``apply(entry)``, conf changes to
-   ``rawNode.applyConfChange``; proposals and reads waiting on the applied
-   index fire;
+3. apply: ``stateMachine.restoreSnapshot(rd.snapshot)``, then each
+   committed entry: normal entries with data go to
+   ``stateMachine.applyEntry(entry)``, conf changes to
+   ``rawNode.applyConfChange`` and then ``stateMachine.confChangeApplied``;
+   proposals and reads waiting on the applied index fire;
+   ``stateMachine.appliedTo(index)``;
 4. ``rawNode.advance(rd)``.
 
 The storage calls are blocking and run on the reactor thread: an fsync
@@ -41,7 +45,8 @@ from raftmux.raft.core import (
     StepLocalMsgError,
     confChangeToV2Changes,
 )
-from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, IRaft
+from raftmux.raft.interfaces import IStateMachine, IStorage
+from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, IRaft, ITransporter
 from raftmux.raftpb import (
     ConfChange,
     ConfChangeRemoveNode,
@@ -54,8 +59,8 @@ from raftmux.raftpb import (
 )
 
 __all__ = [
-    "DriverStopped", "NotLeader", "ProposalOverwritten", "ProposalTimeout",
-    "RaftDriver", "ReadIndexTimeout", "RemovedMemberError",
+    "DriverStopped", "NotLeader", "NullStateMachine", "ProposalOverwritten",
+    "ProposalTimeout", "RaftDriver", "ReadIndexTimeout", "RemovedMemberError",
 ]
 
 
@@ -89,6 +94,29 @@ class ReadIndexTimeout(RaftError):
 
 class RemovedMemberError(RaftError):
     """A message from a member removed from the cluster."""
+
+
+@implementer(IStateMachine)
+class NullStateMachine:
+    """Applies nothing: for a driver whose log carries no state."""
+
+    def applyEntry(self, entry):
+        return None
+
+    def restoreSnapshot(self, snapshot):
+        pass
+
+    def confChangeApplied(self, confChange, entry, confState):
+        pass
+
+    def appliedTo(self, index):
+        pass
+
+
+def _require(interface, value, what):
+    if not interface.providedBy(value):
+        raise TypeError("%s must provide %s: %r" % (what, interface.__name__, value))
+    return value
 
 
 class _Proposal:
@@ -127,15 +155,13 @@ class _ReadBatch:
 @implementer(IRaft)
 class RaftDriver:
     """
-    Drive ``rawNode`` (whose ``Config.storage`` is ``storage``) with
-    ``reactor``'s clock, sending through ``transport`` (anything with
-    ``send(messages)``).
+    Drive ``rawNode`` (whose ``Config.storage`` is ``storage``, an
+    ``IStorage``) with ``reactor``'s clock, sending through ``transport``
+    (an ``ITransporter``) and applying to ``stateMachine`` (an
+    ``IStateMachine``; a ``NullStateMachine`` by default).  The applied
+    index starts at the RawNode's (``Config.applied``).
 
-    ``apply(entry)`` is called for each committed normal entry with data,
-    in log order; ``onConfChange(cc, entry, confState)`` (optional) after
-    each conf change is applied, ``onApplied(index)`` (optional) after each
-    Ready's entries.  ``restore(snapshot)`` (optional) for each snapshot to
-    install.  ``requestTimeout`` bounds ``propose`` and ``readIndex``.
+    ``requestTimeout`` bounds ``propose`` and ``readIndex``.
     ``maxBatch``: after that many messages stepped without a Ready handled,
     ``process`` returns a Deferred that fires only once the Ready is
     handled, so the Transport's inbox waits (back-pressure); below it,
@@ -148,22 +174,20 @@ class RaftDriver:
 
     log = Logger()
 
-    def __init__(self, rawNode, storage, transport, reactor, tickInterval=0.1,
-                 apply=None, restore=None, requestTimeout=5.0, maxBatch=256,
-                 snapshotDatabase=None, onConfChange=None, onApplied=None):
+    def __init__(self, rawNode, storage, transport, reactor, stateMachine=None,
+                 tickInterval=0.1, requestTimeout=5.0, maxBatch=256, snapshotDatabase=None):
         self.rawNode = rawNode
-        self.storage = storage
-        self.transport = transport
+        self.storage = _require(IStorage, storage, "storage")
+        self.transport = _require(ITransporter, transport, "transport")
+        self.stateMachine = _require(
+            IStateMachine, stateMachine if stateMachine is not None else NullStateMachine(),
+            "stateMachine")
         self.reactor = reactor
         self.tickInterval = tickInterval
-        self.applyEntry = apply if apply is not None else (lambda entry: None)
-        self.restore = restore
         self.requestTimeout = requestTimeout
         self.maxBatch = maxBatch
         self.snapshotDatabase = snapshotDatabase
-        self.onConfChange = onConfChange
-        self.onApplied = onApplied
-        self.applied = rawNode.raft.raftLog.applied if rawNode is not None else 0
+        self.applied = rawNode.raft.raftLog.applied
         self.removed = set()
         self.running = False
         self.persistSeconds = 0.0
@@ -467,16 +491,9 @@ class RaftDriver:
         began = time.perf_counter()
         if rd.snapshot is not None:
             storage.applySnapshot(rd.snapshot)
-        save = getattr(storage, "save", None)
         if rd.hardState is not None or rd.entries:
-            if save is not None:
-                save(rd.hardState, rd.entries)
-            else:
-                if rd.hardState is not None:
-                    storage.setHardState(rd.hardState)
-                if rd.entries:
-                    storage.append(rd.entries)
-        if rd.mustSync and getattr(storage, "fsync", True) is False:
+            storage.save(rd.hardState, rd.entries)
+        if rd.mustSync:
             storage.sync()
         self.persistSeconds = time.perf_counter() - began
         # A tracked proposal whose index now holds another term was
@@ -490,8 +507,7 @@ class RaftDriver:
     def _apply(self, rd):
         if rd.snapshot is not None:
             snapIndex = rd.snapshot.metadata.index
-            if self.restore is not None:
-                self.restore(rd.snapshot)
+            self.stateMachine.restoreSnapshot(rd.snapshot)
             for p in list(self._proposals.values()):
                 if p.index <= snapIndex:
                     self._failProposal(p, ProposalOverwritten(
@@ -504,7 +520,7 @@ class RaftDriver:
             elif e.Type == EntryConfChangeV2:
                 self._applyConfChange(ConfChangeV2.FromString(e.Data), e)
             elif e.Data:
-                result = self.applyEntry(e)
+                result = self.stateMachine.applyEntry(e)
             self.applied = e.Index
             p = self._proposals.pop(e.Index, None)
             if p is not None:
@@ -521,8 +537,8 @@ class RaftDriver:
                 # The timeout keeps running until the index is applied.
                 batch.index, batch.ctx = rs.index, rs.requestCtx
                 self._readsWaitingApply.append(batch)
-        if self.onApplied is not None and (rd.snapshot is not None or rd.committedEntries):
-            self.onApplied(self.applied)
+        if rd.snapshot is not None or rd.committedEntries:
+            self.stateMachine.appliedTo(self.applied)
         if self._readsWaitingApply:
             ready = [b for b in self._readsWaitingApply if b.index <= self.applied]
             self._readsWaitingApply = [b for b in self._readsWaitingApply
@@ -532,11 +548,9 @@ class RaftDriver:
 
     def _applyConfChange(self, cc, entry):
         confState = self.rawNode.applyConfChange(cc)
-        if self.onConfChange is not None:
-            self.onConfChange(cc, entry, confState)
+        self.stateMachine.confChangeApplied(cc, entry, confState)
         for ctype, nodeID in confChangeToV2Changes(cc):
             if ctype == ConfChangeRemoveNode and nodeID:
                 self.removed.add(nodeID)
-                removePeer = getattr(self.transport, "removePeer", None)
-                if removePeer is not None and nodeID != self.rawNode.raft.id:
-                    removePeer(nodeID)
+                if nodeID != self.rawNode.raft.id and self.transport.hasPeer(nodeID):
+                    self.transport.removePeer(nodeID)

@@ -1,6 +1,11 @@
-"""The contract between the raft core and its storage (etcd's ``raft.Storage``)."""
+"""
+The contracts around the raft core: its storage (etcd's ``raft.Storage``)
+and the state machine a ``RaftDriver`` applies committed entries to.
+"""
 
 from zope.interface import Interface
+
+__all__ = ["IStorage", "IStateMachine"]
 
 
 class IStorage(Interface):
@@ -40,6 +45,20 @@ class IStorage(Interface):
     def setHardState(hardState):
         """Store the ``HardState``."""
 
+    def save(hardState=None, entries=()):
+        """
+        ``append(entries)`` then ``setHardState(hardState)`` (either may be
+        empty/None) as one write: what the driver does with each Ready.
+        """
+
+    def sync():
+        """
+        Make every write so far durable.  The driver calls it before it
+        sends anything a Ready's writes cover (``Ready.mustSync``); a
+        storage whose writes are durable when they return (or that is not
+        durable at all, like ``MemoryStorage``) does nothing.
+        """
+
     def applySnapshot(snapshot):
         """Replace everything with ``snapshot`` (raises ``SnapshotOutOfDateError``)."""
 
@@ -48,3 +67,28 @@ class IStorage(Interface):
 
     def compact(compactIndex):
         """Drop entries before ``compactIndex`` (raises ``CompactedError``, ``UnavailableError``)."""
+
+
+class IStateMachine(Interface):
+    """
+    What a ``RaftDriver`` applies the committed log to, in log order, on
+    the reactor thread.
+    """
+
+    def applyEntry(entry):
+        """
+        A committed normal entry with data.  What it returns is what
+        ``RaftDriver.proposeForResult`` fires with.
+        """
+
+    def restoreSnapshot(snapshot):
+        """Replace the state with a ``raftpb.Snapshot``'s (sent by the leader)."""
+
+    def confChangeApplied(confChange, entry, confState):
+        """
+        A committed ``ConfChange`` (or ``ConfChangeV2``) from ``entry`` was
+        applied to raft, which now has ``confState``.
+        """
+
+    def appliedTo(index):
+        """Everything up to ``index`` is applied (once per Ready that applied any)."""

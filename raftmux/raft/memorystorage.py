@@ -125,6 +125,16 @@ class MemoryStorage:
         dummy = Entry(Index=self._entries[i].Index, Term=self._entries[i].Term)
         self._entries = [dummy] + self._entries[i + 1:]
 
+    def save(self, hardState=None, entries=()):
+        """``append(entries)``, then ``setHardState(hardState)``."""
+        if entries:
+            self.append(entries)
+        if hardState is not None:
+            self.setHardState(hardState)
+
+    def sync(self):
+        """Nothing to do: memory is as durable as it gets."""
+
     def append(self, entries):
         """
         Store ``entries``: those already compacted are skipped, those past

@@ -147,6 +147,15 @@ class RawNode:
         """Advance the election clock only (no heartbeats, no elections)."""
         self.raft.electionElapsed += 1
 
+    def setCampaignAllowed(self, allowed):
+        """
+        May this member start an election when its election timeout
+        passes?  True by default.  False keeps it a follower that still
+        grants votes (a raftmux member beside etcd members must not lead
+        them: its owner says so once it learns a peer's kind).
+        """
+        self.raft.campaignAllowed = bool(allowed)
+
     def campaign(self):
         self.raft.step(Message(type=MsgHup))
 

@@ -165,7 +165,8 @@ def _unpackFields(payload):
     return fields
 
 
-def _parse(cls, data):
+def parseMessage(cls, data):
+    """``cls.FromString(data)``, a decode error becoming ``CorruptLogError``."""
     try:
         return cls.FromString(data)
     except DecodeError as e:
@@ -179,7 +180,7 @@ def encodeEntries(encodedEntries):
 
 def decodeEntries(payload):
     """``[(Entry, encodedBytes)]`` from an ENTRIES payload."""
-    return [(_parse(Entry, data), data) for data in _unpackFields(payload)]
+    return [(parseMessage(Entry, data), data) for data in _unpackFields(payload)]
 
 
 def encodeHardState(hardState):
@@ -187,7 +188,7 @@ def encodeHardState(hardState):
 
 
 def decodeHardState(payload):
-    return _parse(HardState, payload)
+    return parseMessage(HardState, payload)
 
 
 def encodeSnapshotMetadata(metadata):
@@ -195,7 +196,7 @@ def encodeSnapshotMetadata(metadata):
 
 
 def decodeSnapshotMetadata(payload):
-    return _parse(SnapshotMetadata, payload)
+    return parseMessage(SnapshotMetadata, payload)
 
 
 _INDEX_TERM = struct.Struct("<QQ")
@@ -226,8 +227,8 @@ def decodeCheckpoint(payload):
     if len(fields) != 3:
         raise CorruptLogError("bad segment checkpoint")
     index, term = decodeIndexTerm(fields[2])
-    return (_parse(HardState, fields[0]),
-            _parse(SnapshotMetadata, fields[1]), index, term)
+    return (parseMessage(HardState, fields[0]),
+            parseMessage(SnapshotMetadata, fields[1]), index, term)
 
 
 # -- files ---------------------------------------------------------------------

@@ -14,6 +14,8 @@ __all__ = [
 
 # What etcd 3.4.23 sends, and its MinClusterVersion.
 SERVER_VERSION = "3.4.23"
+#: The most of an error answer (a 412's reason, a 403) a client reads.
+ERROR_BODY_LIMIT = 64 * 1024
 MIN_CLUSTER_VERSION = "3.0.0"
 # The cluster version a 3.4 member reports on /version.
 CLUSTER_VERSION = "3.4.0"

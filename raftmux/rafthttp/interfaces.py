@@ -1,12 +1,13 @@
 # -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
 """
 What a ``Transport`` needs from the raft it carries (etcd's ``Raft``
-interface, spec 6).
+interface, spec 6), and what the raft side needs from a transport (etcd's
+``Transporter``, the part a raft driver uses).
 """
 
 from zope.interface import Interface
 
-__all__ = ["IRaft", "SNAPSHOT_FINISH", "SNAPSHOT_FAILURE"]
+__all__ = ["IRaft", "ITransporter", "SNAPSHOT_FINISH", "SNAPSHOT_FAILURE"]
 
 # raft.SnapshotStatus values.
 SNAPSHOT_FINISH = 1
@@ -32,3 +33,23 @@ class IRaft(Interface):
 
     def reportSnapshot(id, status):
         """A snapshot send to ``id`` ended: ``SNAPSHOT_FINISH`` or ``SNAPSHOT_FAILURE``."""
+
+
+class ITransporter(Interface):
+    """The messages-out side a raft driver sends through (``Transport``)."""
+
+    def send(messages):
+        """Send each ``raftpb.Message`` to its ``to`` (unknown ones are dropped)."""
+
+    def sendSnapshot(message, databaseFile):
+        """
+        Send a MsgSnap with the database in ``databaseFile``; a Deferred
+        firing True/False (the outcome is also reported to
+        ``IRaft.reportSnapshot``).
+        """
+
+    def hasPeer(id):
+        """Is member ``id`` one of the peers this transport talks to?"""
+
+    def removePeer(id):
+        """Stop talking to peer ``id`` (which ``hasPeer`` said is one)."""

@@ -100,10 +100,10 @@ class Peer(_Member):
         if self.paused:
             return
         t = message.type
-        if t == MsgApp and self.writers[MSGAPP]._conn is not None:
+        if t == MsgApp and self.writers[MSGAPP].working:
             ok = self.writers[MSGAPP].send(message)
             name = STREAM_MSGAPP
-        elif t != MsgSnap and self.writers[MESSAGE]._conn is not None:
+        elif t != MsgSnap and self.writers[MESSAGE].working:
             ok = self.writers[MESSAGE].send(message)
             name = STREAM_MESSAGE
         else:

@@ -11,8 +11,8 @@ from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
-from raftmux.rafthttp.body import BytesProducer, readBody
-from raftmux.rafthttp.headers import requestHeaders
+from raftmux.httpbody import BytesProducer, readBody
+from raftmux.rafthttp.headers import ERROR_BODY_LIMIT, requestHeaders
 from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, SNAPSHOT_FINISH
 from raftmux.raftpb import MsgSnap, encode
 
@@ -38,6 +38,11 @@ class Pipeline:
         headers = requestHeaders(transport.id, transport.clusterID, transport.urls)
         headers[b"Content-Type"] = [b"application/protobuf"]
         self._headers = headers
+
+    @property
+    def pending(self):
+        """Messages in flight plus those waiting (at most 4 + 64)."""
+        return len(self._inFlight) + len(self._queue)
 
     def send(self, message):
         """Queue ``message``; False when 4 are in flight and 64 waiting."""
@@ -67,7 +72,7 @@ class Pipeline:
     def _response(self, response):
         if response.code == 204:
             return 204, b""
-        return readBody(response, 1024).addCallback(lambda text: (response.code, text))
+        return readBody(response, ERROR_BODY_LIMIT).addCallback(lambda text: (response.code, text))
 
     def _done(self, result, message, url, size):
         code, text = result
@@ -79,7 +84,7 @@ class Pipeline:
                 peer.transport.raft.reportSnapshot(message.to, SNAPSHOT_FINISH)
             return
         if code == 403:
-            peer.transport._memberRemoved(peer.id)
+            peer.transport.noticeRemoved(peer.id)
         reason = "status %d" % (code,)
         if code == 412:
             reason = text.decode("latin-1").rstrip("\n")

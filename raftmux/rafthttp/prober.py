@@ -12,7 +12,7 @@ import re
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from raftmux.rafthttp.body import readBody
+from raftmux.httpbody import discardBody, readBody
 from raftmux.rafthttp.urlpick import normalizeURLs
 
 __all__ = ["Prober", "parseRFC3339", "PROBE_INTERVAL"]
@@ -83,7 +83,7 @@ class Prober:
 
         def response(r):
             if r.code != 200:
-                readBody(r, 0).addErrback(lambda _: None)
+                discardBody(r)
                 raise ValueError("status %d" % (r.code,))
             return readBody(r, 4096)
 

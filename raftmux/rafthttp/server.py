@@ -103,10 +103,19 @@ def _checkCompatibility(transport, request):
 
 
 def _addRemoteFromHeaders(transport, request):
-    """The sender's ``X-Server-From`` and ``X-PeerURLs`` make it a remote."""
+    """
+    The sender's ``X-Server-From`` and ``X-PeerURLs`` make it a remote, if
+    it proved a peer identity (``Transport.authenticate``): an anonymous
+    request never makes this member dial an address it names.
+    """
     sender = parseID(request.getHeader(b"X-Server-From") or b"")
     urls = request.getHeader(b"X-PeerURLs")
-    if sender is not None and urls:
+    if sender is not None and urls and transport.peer(sender) is None \
+            and transport.remote(sender) is None:
+        if not transport.authenticate(request):
+            log.debug("not adding {peer:x} as a remote: the request proved no peer identity",
+                      peer=sender)
+            return
         try:
             transport.addRemote(sender, urls.decode("latin-1").split(","))
         except ValueError as e:
@@ -154,9 +163,9 @@ class RaftResource(Resource):
             message = Message.FromString(body)
         except DecodeError as e:
             log.warn("failed to unmarshal raft message: {error}", error=e)
-            transport._receiveFailed(request.getHeader(b"X-Server-From"))
+            transport.reportReceiveFailure(request.getHeader(b"X-Server-From"))
             return httpError(request, 400, "error unmarshalling raft message")
-        transport._received(getattr(message, "from"), len(body))
+        transport.reportReceived(getattr(message, "from"), len(body))
         d = maybeDeferred(transport.raft.process, message)
         if d.called:
             # The usual case: raft took the step at once.
@@ -224,7 +233,7 @@ class StreamResource(Resource):
         if transport.raft.isIDRemoved(sender):
             log.warn("rejected stream from removed member {peer:x}", peer=sender)
             return httpError(request, 410, "removed member")
-        peer = transport._peers.get(sender)
+        peer = transport.peer(sender)
         if peer is None:
             _addRemoteFromHeaders(transport, request)
             log.warn("failed to find member {peer:x} in cluster {cid}",
@@ -264,19 +273,19 @@ class SnapshotResource(Resource):
                 request.content, transport.snapshotDir, transport.maxMessageSize)
         except WrongMessageType as e:
             log.warn("unexpected raft message type on snapshot path: {error}", error=e)
-            transport._receiveFailed(sender)
+            transport.reportReceiveFailure(sender)
             return httpError(request, 400, "wrong raft message type")
         except CodecError as e:
             log.warn("failed to decode raft message: {error}", error=e)
-            transport._receiveFailed(sender)
+            transport.reportReceiveFailure(sender)
             return httpError(request, 400, "failed to decode raft message (%s)" % (e,))
         except OSError as e:
             log.error("failed to save KV snapshot: {error}", error=e)
-            transport._receiveFailed(sender)
+            transport.reportReceiveFailure(sender)
             return httpError(request, 500, "failed to save KV snapshot (%s)" % (e,))
         assert message.type == MsgSnap
         peerID = getattr(message, "from")
-        transport._received(peerID, size)
+        transport.reportReceived(peerID, size)
         log.info("received and saved database snapshot from {peer:x} (index {index}, "
                  "{size} bytes) at {path}", peer=peerID,
                  index=message.snapshot.metadata.index, size=size, path=path)

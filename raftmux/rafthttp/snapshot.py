@@ -14,8 +14,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
-from raftmux.rafthttp.body import readBody
-from raftmux.rafthttp.headers import requestHeaders
+from raftmux.httpbody import readBody
+from raftmux.rafthttp.headers import ERROR_BODY_LIMIT, requestHeaders
 from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, SNAPSHOT_FINISH
 from raftmux.rafthttp.snapshot_codec import (
     SnapshotBodyDecoder,
@@ -85,7 +85,7 @@ class SnapshotSender:
                                     Headers(headers), body)
 
         def gotResponse(response):
-            read = readBody(response)
+            read = readBody(response, ERROR_BODY_LIMIT)
             read.addTimeout(RESPONSE_READ_TIMEOUT, transport.reactor)
             return read.addCallback(lambda text: (response.code, text))
 
@@ -110,7 +110,7 @@ class SnapshotSender:
                           peer=message.to, index=message.snapshot.metadata.index)
             return True
         if code == 403:
-            self.peer.transport._memberRemoved(self.peer.id)
+            self.peer.transport.noticeRemoved(self.peer.id)
         return self._fail(message, url, "status %d %s" % (code, text[:200]))
 
     def _failed(self, failure, message, url):

@@ -25,7 +25,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
-from raftmux.rafthttp.body import discardBody, readBody
+from raftmux.httpbody import discardBody, readBody
 from raftmux.rafthttp.codec import (
     LINK_HEARTBEAT,
     MSGAPPV2_LINK_HEARTBEAT,
@@ -35,7 +35,12 @@ from raftmux.rafthttp.codec import (
     MsgAppV2Encoder,
     encodeMessage,
 )
-from raftmux.rafthttp.headers import MalformedVersion, requestHeaders, supportsStreams
+from raftmux.rafthttp.headers import (
+    ERROR_BODY_LIMIT,
+    MalformedVersion,
+    requestHeaders,
+    supportsStreams,
+)
 from raftmux.raftpb import MsgHeartbeat, MsgProp
 
 __all__ = ["StreamWriter", "StreamReader", "STREAM_BUF_SIZE", "MESSAGE", "MSGAPP"]
@@ -65,7 +70,7 @@ class _OutgoingConnection:
     def pauseProducing(self):
         if not self.paused:
             self.paused = True
-            self.stall = self.writer.clock.callLater(CONN_TIMEOUT, self.writer._stalled, self)
+            self.stall = self.writer.clock.callLater(CONN_TIMEOUT, self.writer.connectionStalled, self)
 
     def resumeProducing(self):
         if self.paused:
@@ -73,7 +78,7 @@ class _OutgoingConnection:
             if self.stall is not None and self.stall.active():
                 self.stall.cancel()
             self.stall = None
-            self.writer._schedule()
+            self.writer.resumeWriting()
 
     def stopProducing(self):
         pass
@@ -101,6 +106,11 @@ class StreamWriter:
     @property
     def working(self):
         return self._conn is not None
+
+    @property
+    def queued(self):
+        """Messages waiting to be written (at most ``queueSize``)."""
+        return len(self._queue)
 
     def attach(self, request):
         """Take over a stream GET's response: newest connection wins."""
@@ -134,7 +144,8 @@ class StreamWriter:
             self._flush = self.clock.callLater(0, self._write)
         return True
 
-    def _schedule(self):
+    def resumeWriting(self):
+        """The connection's transport wants data again: flush what waits."""
         if self._flush is None and self._queue and self._conn is not None:
             self._flush = self.clock.callLater(0, self._write)
 
@@ -170,7 +181,7 @@ class StreamWriter:
             conn.request.write(self._heartbeat)
         self._beat = self.clock.callLater(HEARTBEAT_INTERVAL, self._sendHeartbeat)
 
-    def _stalled(self, conn):
+    def connectionStalled(self, conn):
         conn.stall = None
         if conn is self._conn and conn.paused:
             self.log.warn("{name} to {peer:x} stalled for {t} s; closing it",
@@ -261,7 +272,7 @@ class _StreamBody(Protocol):
                 error = e
         elif error is None and not self.closing:
             error = reason.value
-        self.reader._ended(self, error)
+        self.reader.bodyEnded(self, error)
 
 
 class StreamReader:
@@ -365,7 +376,7 @@ class StreamReader:
         if code == 200:
             return self._connected(response)
         if code == 412:
-            d = readBody(response, 1024)
+            d = readBody(response, ERROR_BODY_LIMIT)
             d.addBoth(lambda text: self._failed(
                 url, "412 %s" % (text.decode("latin-1").rstrip("\n")
                                  if isinstance(text, bytes) else "?",)))
@@ -374,7 +385,7 @@ class StreamReader:
         if code == 410:
             self.log.error("the member has been permanently removed from the cluster "
                            "(stream dial to {peer:x})", peer=self.peer.id)
-            self.peer.transport._memberRemoved(self.peer.id)
+            self.peer.transport.noticeRemoved(self.peer.id)
         elif code == 404:
             reason = "peer %x failed to find local node %x" % (self.peer.id,
                                                                 self.peer.transport.id)
@@ -411,7 +422,7 @@ class StreamReader:
         else:
             self._idle = self.clock.callLater(self.idleTimeout - silent, self._checkIdle)
 
-    def _ended(self, body, error):
+    def bodyEnded(self, body, error):
         if body is not self._body:
             return
         self._body = None

@@ -14,16 +14,22 @@ from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
+from zope.interface import implementer
 
 from raftmux.rafthttp.codec import READ_BYTES_LIMIT
-from raftmux.rafthttp.interfaces import IRaft
+from raftmux.rafthttp.interfaces import IRaft, ITransporter
 from raftmux.rafthttp.metrics import Metrics
 from raftmux.rafthttp.peer import Peer, Remote
 from raftmux.rafthttp.server import RootResource
 from raftmux.rafthttp.stream import DIAL_RETRY_INTERVAL
 from raftmux.rafthttp.urlpick import normalizeURLs
+from raftmux.tls.names import peerCertificate
 
 __all__ = ["Transport", "PeerNotFound", "TransportStopped"]
+
+
+def _hasCertificate(request):
+    return peerCertificate(request) is not None
 
 
 class PeerNotFound(KeyError):
@@ -34,6 +40,7 @@ class TransportStopped(RuntimeError):
     """The Transport was stopped."""
 
 
+@implementer(ITransporter)
 class Transport:
     """
     ``Transport(id, clusterID, urls, raft)``: member ``id`` of cluster
@@ -46,14 +53,18 @@ class Transport:
     (where received snapshot databases go; None drops them after counting);
     ``dialRetryInterval`` (0.1 s); ``probing`` (run the prober);
     ``maxMessageSize`` (per decoded message); ``onMemberRemoved`` (called
-    with a peer ID on a 410 stream dial or a 403 POST, etcd's ``ErrorC``).
+    with a peer ID on a 410 stream dial or a 403 POST, etcd's ``ErrorC``);
+    ``authenticate(request)``: did the sender of this request prove a peer
+    identity?  Only then do its ``X-Server-From`` and ``X-PeerURLs`` make
+    it a remote (by default: it presented a verified client certificate).
     """
 
     log = Logger()
 
     def __init__(self, id, clusterID, urls, raft, reactor=None, agent=None, registry=None,
                  snapshotDir=None, dialTimeout=2.0, dialRetryInterval=DIAL_RETRY_INTERVAL,
-                 probing=True, maxMessageSize=READ_BYTES_LIMIT, onMemberRemoved=None):
+                 probing=True, maxMessageSize=READ_BYTES_LIMIT, onMemberRemoved=None,
+                 authenticate=None):
         if reactor is None:
             from twisted.internet import reactor
         IRaft(raft)  # fails early for a raft that declares nothing
@@ -76,6 +87,7 @@ class Transport:
         self.probing = probing
         self.maxMessageSize = maxMessageSize
         self.onMemberRemoved = onMemberRemoved
+        self.authenticate = authenticate if authenticate is not None else _hasCertificate
         self.cooperator = Cooperator(scheduler=lambda f: reactor.callLater(0, f),
                                      started=True)
         self._peers = {}
@@ -165,6 +177,14 @@ class Transport:
     def hasPeer(self, id):
         return id in self._peers
 
+    def peer(self, id):
+        """The ``Peer`` for member ``id``, or None (remotes are not peers)."""
+        return self._peers.get(id)
+
+    def remote(self, id):
+        """The ``Remote`` for ``id`` (a member we only answer), or None."""
+        return self._remotes.get(id)
+
     def peerIDs(self):
         """The IDs of the peers (not remotes), sorted."""
         return sorted(self._peers)
@@ -216,15 +236,21 @@ class Transport:
             return self.pool.closeCachedConnections()
         return succeed(None)
 
-    # Called by the parts
+    # Reports from the parts (the Resources, readers, pipelines, senders)
 
-    def _received(self, peerID, size):
+    def reportReceived(self, peerID, size):
+        """``size`` bytes of raft messages arrived from ``peerID``."""
         self.metrics.receivedBytes.labels("%x" % (peerID,)).inc(size)
 
-    def _receiveFailed(self, sender):
+    def reportReceiveFailure(self, sender):
+        """A message from ``sender`` (its ``X-Server-From``, bytes or None) was refused."""
         label = sender.decode("latin-1") if isinstance(sender, bytes) else "unknown"
         self.metrics.receivedFailures.labels(label[:16]).inc()
 
-    def _memberRemoved(self, peerID):
+    def noticeRemoved(self, peerID):
+        """
+        ``peerID`` says this member was removed from the cluster (a 410 to
+        a stream dial, a 403 to a POST: etcd's ``ErrorC``).
+        """
         if self.onMemberRemoved is not None:
             self.onMemberRemoved(peerID)

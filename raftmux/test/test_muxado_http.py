@@ -18,11 +18,13 @@ from twisted.web.server import Site
 
 from raftmux.muxado import (
     MuxadoClientFactory,
+    MuxadoConfig,
     MuxadoServerFactory,
     SessionEndpoint,
     connectSession,
 )
-from raftmux.muxado.frames import FrameDecoder, GoAway
+from raftmux.muxado.frames import FrameDecoder
+from raftmux.muxado.v1frames import FrameDecoder as V1FrameDecoder
 
 
 class Hello(Resource):
@@ -147,33 +149,44 @@ class BadPeerTests(TestCase):
 
     @inlineCallbacks
     def test_badSessionDoesNotDisturbOthers(self):
+        """Each generation: a peer breaking the rules gets its GOAWAY; others go on."""
         serverFactory = MuxadoServerFactory(Site(Hello(b"server")))
         port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(serverFactory)
         self.addCleanup(port.stopListening)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
-        good = yield connectSession(endpoint)
+        goods = []
+        for version in (1, 2):
+            goods.append((yield connectSession(endpoint, config=MuxadoConfig(version=version))))
+        badInputs = [
+            # v2: DATA on stream 0.
+            (bytes.fromhex("0000011000000000") + b"x", FrameDecoder, 1),
+            # v1: a proper SYN, then a PRI frame (type 5), which Go v1 dies on.
+            (bytes.fromhex("00000001 00000003 00000005 00000003"), V1FrameDecoder, 1),
+        ]
+        for garbage, decoder, code in badInputs:
 
-        class Raw(Protocol):
-            def connectionMade(self):
-                self.received = b""
-                self.lost = Deferred()
-                # DATA on stream 0: a protocol error.
-                self.transport.write(bytes.fromhex("0000011000000000") + b"x")
+            class Raw(Protocol):
+                sends = garbage
 
-            def dataReceived(self, data):
-                self.received += data
+                def connectionMade(self):
+                    self.received = b""
+                    self.lost = Deferred()
+                    self.transport.write(self.sends)
 
-            def connectionLost(self, reason):
-                self.lost.callback(self.received)
+                def dataReceived(self, data):
+                    self.received += data
 
-        bad = yield endpoint.connect(ClientFactory.forProtocol(Raw))
-        received = yield bad.lost
-        [goAway] = FrameDecoder().receiveData(received)
-        self.assertIsInstance(goAway, GoAway)
-        self.assertEqual(goAway.code, 1)
-        agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(good))
-        response = yield agent.request(b"GET", b"http://peer/still")
-        self.assertEqual((yield readBody(response)), b"server: /still from 127.0.0.1")
-        closed = good.whenClosed()
-        good.close()
-        yield closed
+                def connectionLost(self, reason):
+                    self.lost.callback(self.received)
+
+            bad = yield endpoint.connect(ClientFactory.forProtocol(Raw))
+            received = yield bad.lost
+            goAway = [f for f in decoder().receiveData(received) if f.__class__.__name__ == "GoAway"]
+            self.assertEqual([g.code for g in goAway], [code])
+        for good in goods:
+            agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(good))
+            response = yield agent.request(b"GET", b"http://peer/still")
+            self.assertEqual((yield readBody(response)), b"server: /still from 127.0.0.1")
+            closed = good.whenClosed()
+            good.close()
+            yield closed

@@ -20,6 +20,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ProcessDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
@@ -31,6 +32,7 @@ from raftmux.muxado import (
     StreamReset,
     connectSession,
 )
+from raftmux.rafthttp.testing import waitFor as pollUntil
 from raftmux.testing.gopeer import buildMuxado1Peer
 from raftmux.testing.muxadomirror import GREETING, mirrorServerFactory
 
@@ -388,16 +390,9 @@ class BlockSender:
 
 
 def sleep(seconds):
-    d = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
+    return deferLater(reactor, seconds, lambda: None)
 
 
-@defer.inlineCallbacks
-def waitFor(condition, timeout=20, step=0.02):
+def waitFor(condition, timeout=20):
     """Poll ``condition`` on the reactor, a bounded number of times."""
-    for _ in range(int(timeout / step)):
-        if condition():
-            return
-        yield sleep(step)
-    raise AssertionError("condition not met within %ss" % (timeout,))
+    return defer.ensureDeferred(pollUntil(reactor, condition, timeout=timeout))

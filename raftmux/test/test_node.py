@@ -98,6 +98,34 @@ class ThreeNodeTests(ClusterCase):
         followers = [n for n in self.nodes if not n.isLeader]
         self.assertTrue(all(f.metrics.forwarded._value.get() >= 1 for f in followers))
 
+    async def test_compareAndSet(self):
+        """
+        ``PUT /kv/<key>?prevValue=<v>`` sets the key only when it holds
+        ``v``, on the leader and through a follower alike; an absent key or
+        another value is a 412 with a JSON error, and the value stays.
+        """
+        await self.startCluster()
+        leader = self.leaderOf()
+        follower = next(n for n in self.nodes if n is not leader)
+        for node in (leader, follower):
+            code, body, _ = await self.request(b"PUT", node, "/kv/c?prevValue=a", b"b")
+            self.assertEqual(code, 412, body)
+            self.assertIn("compare failed", json.loads(body)["error"])
+        self.assertEqual((await self.get(leader, "c"))[0], 404)
+        await self.put(follower, "c", b"a b")
+        code, body, _ = await self.request(b"PUT", follower, "/kv/c?prevValue=zz", b"b")
+        self.assertEqual(code, 412, body)
+        self.assertEqual(await self.get(leader, "c"), (200, b"a b"))
+        code, body, _ = await self.request(b"PUT", follower, "/kv/c?prevValue=a%20b", b"b")
+        self.assertEqual(code, 200, body)
+        self.assertGreater(json.loads(body)["index"], 3)
+        self.assertEqual(await self.get(follower, "c"), (200, b"b"))
+        code, body, _ = await self.request(b"PUT", leader, "/kv/c?prevValue=b", b"")
+        self.assertEqual(code, 200, body)
+        code, body, _ = await self.request(b"PUT", leader, "/kv/c?prevValue=", b"e")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(await self.get(leader, "c"), (200, b"e"))
+
     async def test_oneMuxadoSessionPerPair(self):
         """
         Between raftmux nodes every raft request rides one muxado session
@@ -200,6 +228,27 @@ class ThreeNodeTests(ClusterCase):
         await self.startCluster()
         code, body, _ = await self.request(b"GET", self.nodes[0], "/health")
         self.assertEqual((code, json.loads(body)["health"]), (200, "true"))
+
+    async def test_campaignAllowedFollowsWhatPeersSpeak(self):
+        """
+        Whether raft may campaign is an input the node sets when it learns a
+        peer's kind: a peer that answered as etcd (PLAIN) forbids it, and
+        forgetting that answer allows it again.
+        """
+        from raftmux.node.config import addressOf
+        await self.startCluster()
+        leader = self.leaderOf()
+        follower = [n for n in self.nodes if n is not leader][0]
+        self.assertTrue(follower.rawNode.raft.campaignAllowed)
+        address = addressOf(follower.peerURLsOf(leader.id)[0])
+        dialer = follower.dialer
+        previous = dialer.kinds.get(address)
+        dialer.kinds[address] = PLAIN
+        dialer.onKindChange(address, PLAIN)
+        self.assertFalse(follower.rawNode.raft.campaignAllowed)
+        dialer.kinds[address] = previous
+        dialer.onKindChange(address, previous)
+        self.assertTrue(follower.rawNode.raft.campaignAllowed)
 
     async def test_leaderStopsWritesContinue(self):
         """Stop the leader: the others elect a new one and take writes."""
@@ -356,3 +405,123 @@ class RestartTests(ClusterCase):
         self.assertIsNone(again.driver)
         code, body, _ = await self.request(b"GET", again, "/health")
         self.assertEqual(code, 503)
+
+
+class StartTests(TestCase):
+    """
+    A failed start leaves nothing behind (issue 18): ports open before the
+    data directory is touched; a directory an old failed start left with an
+    identity but no raft state starts afresh; a directory that overrides
+    the flags says so.
+    """
+
+    timeout = 60
+
+    def setUp(self):
+        from twisted.logger import globalLogPublisher
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def config(self, port, token="tok"):
+        from raftmux.node.config import NodeConfig
+        url = urlOf(port)
+        return NodeConfig({"name": "n1", "data-dir": os.path.join(self.dir, "n1"),
+                           "listen-peer-urls": url, "initial-advertise-peer-urls": url,
+                           "listen-client-urls": url, "advertise-client-urls": url,
+                           "initial-cluster-token": token})
+
+    async def start(self, config, port, **kwargs):
+        from raftmux.node.service import RaftNode
+        node = RaftNode(config, reactor=reactor, listen=False, fsync=False, **kwargs)
+        await startNode(node, port)
+        self.addCleanup(lambda: stopNode(node) if node.running else None)
+        return node
+
+    def lines(self, text):
+        from twisted.logger import formatEvent
+        return [formatEvent(e) for e in self.events if text in formatEvent(e)]
+
+    async def test_portTakenWritesNothing(self):
+        """
+        A listen URL that cannot be had ends the start before the data
+        directory is touched; once the port is free, the member elects.
+        """
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+
+        from raftmux.node.service import NodeStartError, RaftNode
+        (port,) = await bindPorts(reactor, 1)
+        self.addCleanup(port.stopListening)
+        config = self.config(port)
+        failures = []
+        node = RaftNode(config, reactor=reactor, fsync=False, onStartFailure=failures.append,
+                        serverEndpoint=lambda url: TCP4ServerEndpoint(
+                            reactor, port.getHost().port, interface="127.0.0.1"))
+        node.startService()
+        failure = None
+        try:
+            await node.whenStarted()
+        except NodeStartError as e:
+            failure = e
+        self.assertIn("cannot listen on %s" % (urlOf(port),), str(failure))
+        self.assertEqual([f.value for f in failures], [failure])
+        self.assertFalse(os.path.exists(config.dataDir), os.listdir(self.dir))
+        node = await self.start(config, port)
+        await waitFor(reactor, lambda: node.isLeader, timeout=20, what="leader")
+
+    async def test_identityWithoutRaftStateStartsAfresh(self):
+        """
+        What an older failed start left (identity.json and an empty raft/,
+        written before the port failed) no longer stops the member from
+        electing, and the token of this start is the one used.
+        """
+        from raftmux.node import identity
+        from raftmux.raft.diskstorage import DiskStorage
+        (port,) = await bindPorts(reactor, 1)
+        self.addCleanup(port.stopListening)
+        old, new = self.config(port, "old"), self.config(port, "new")
+        self.assertNotEqual(old.clusterID, new.clusterID)
+        identity.save(old.identityFile, old.id, old.clusterID, "n1",
+                      [{"id": old.id, "name": "n1", "peerURLs": old.advertisePeerURLs}])
+        DiskStorage(old.raftDir).close()
+        node = await self.start(new, port)
+        await waitFor(reactor, lambda: node.isLeader, timeout=20, what="leader")
+        self.assertEqual((node.id, node.clusterID), (new.id, new.clusterID))
+        self.assertEqual(identity.load(new.identityFile)["clusterID"], new.clusterID)
+        self.assertEqual(len(self.lines("holds an identity but no raft state")), 1)
+
+    async def test_dataDirectoryOverridingFlagsSaysSo(self):
+        """A restart with other cluster flags keeps the directory's identity and logs one line."""
+        (port,) = await bindPorts(reactor, 1)
+        self.addCleanup(port.stopListening)
+        first = self.config(port, "first")
+        node = await self.start(first, port)
+        await waitFor(reactor, lambda: node.isLeader, timeout=20, what="leader")
+        await stopNode(node)
+        self.assertEqual(self.lines("the data directory wins"), [])
+        again = await self.start(self.config(port, "second"), port)
+        await waitFor(reactor, lambda: again.isLeader, timeout=20, what="leader again")
+        self.assertEqual((again.id, again.clusterID), (first.id, first.clusterID))
+        (line,) = self.lines("the data directory wins")
+        self.assertIn("cluster %x" % (first.clusterID,), line)
+        self.assertIn("--initial-cluster-token", line)
+
+    async def test_failedJoinWritesNothing(self):
+        """Joining a cluster nobody answers for fails, and leaves no data directory."""
+        from raftmux.node.config import NodeConfig
+        from raftmux.node.join import JoinError
+        from raftmux.node.service import RaftNode
+        (port,) = await bindPorts(reactor, 1)
+        self.addCleanup(port.stopListening)
+        url = urlOf(port)
+        config = NodeConfig({"name": "n2", "data-dir": os.path.join(self.dir, "n2"),
+                             "listen-peer-urls": url, "initial-advertise-peer-urls": url,
+                             "listen-client-urls": url, "advertise-client-urls": url,
+                             "initial-cluster": "n1=http://127.0.0.1:1,n2=" + url,
+                             "initial-cluster-state": "existing", "request-timeout": 2})
+        node = RaftNode(config, reactor=reactor, listen=False, fsync=False)
+        await startNode(node, port).addErrback(lambda f: f.trap(JoinError))
+        self.failureResultOf(node.whenStarted(), JoinError)
+        self.assertFalse(os.path.exists(config.dataDir))

@@ -27,6 +27,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 
@@ -35,7 +36,13 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from raftmux.cluster import LocalCluster, childEnvironment, planMembers, twistdCommand
+from raftmux.cluster import (
+    LocalCluster,
+    childEnvironment,
+    freePort,
+    planMembers,
+    twistdCommand,
+)
 from raftmux.raft import wal
 from raftmux.rafthttp.testing import waitFor
 
@@ -475,6 +482,88 @@ class StartFailureTests(TestCase):
         return defer.ensureDeferred(go())
 
 
+class FailedStartTests(TestCase):
+    """
+    A failed start leaves nothing behind and ends the process with status 1
+    (issue 18): under ``twistd raftmux`` and inside a ``.tac`` file.
+    """
+
+    timeout = 90
+
+    def takePort(self, port):
+        """Listen on ``port`` with a plain socket until the test ends."""
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        self.addCleanup(taken.close)
+        return taken
+
+    async def waitExit(self, member):
+        try:
+            await waitFor(reactor, lambda: not member.running, timeout=30,
+                          what="twistd's exit")
+        except AssertionError:
+            self.fail("twistd did not exit:\n" + member.output())
+
+    def test_portTakenThenFree(self):
+        """
+        The client port is taken: twistd exits 1 having written nothing in
+        the data directory.  Started again once the port is free, the member
+        elects itself, even with another --initial-cluster-token.
+        """
+        async def go():
+            directory = scratchDirectory(self)
+            cluster = LocalCluster.create(directory, size=1, ports="auto", onePort=False,
+                                          token="first", flags=FAST)
+            self.addCleanup(cluster.stopAll)
+            member = cluster.member("n1")
+            taken = self.takePort(int(member.clientURL.rsplit(":", 1)[1]))
+            cluster.start("n1")
+            await self.waitExit(member)
+            self.assertEqual(member.exits[-1], ("exit", 1), member.output())
+            self.assertIn("cannot listen on %s" % (member.clientURL,), member.output())
+            self.assertEqual(os.listdir(member.dataDir) if os.path.isdir(member.dataDir)
+                             else [], [], "written by a start that failed")
+            taken.close()
+            cluster.token = "second"
+            cluster.start("n1")
+            await cluster.waitHealthy(timeout=30)
+            self.assertEqual(await cluster.waitLeader(timeout=30), "n1")
+        return defer.ensureDeferred(go())
+
+    def test_tacExampleExitsOnFailedStart(self):
+        """
+        ``docs/examples/raftmux.tac`` under ``twistd -ny``, its port taken:
+        the process ends with status 1 instead of running on without a node.
+        """
+        async def go():
+            directory = scratchDirectory(self)
+            here = os.path.dirname(os.path.abspath(__file__))
+            with open(os.path.join(here, "..", "..", "docs", "examples", "raftmux.tac")) as f:
+                tac = f.read()
+            peer, client = freePort(), freePort()
+            self.takePort(client)
+            tac = tac.replace("http://127.0.0.1:2380", "http://127.0.0.1:%d" % (peer,)) \
+                .replace("http://127.0.0.1:2379", "http://127.0.0.1:%d" % (client,)) \
+                .replace('"example.etcd"', repr(os.path.join(directory, "example.etcd")))
+            path = os.path.join(directory, "raftmux.tac")
+            with open(path, "w") as f:
+                f.write(tac)
+            command = twistdCommand()
+            twistd = _Collect()
+            process = reactor.spawnProcess(
+                twistd, command[0], command + ["-ny", path, "--pidfile="],
+                env=childEnvironment(), path=directory)
+            self.addCleanup(lambda: None if twistd.done else (
+                process.signalProcess("KILL"), twistd.ended)[1])
+            await waitFor(reactor, lambda: twistd.done, timeout=30, what="twistd's exit")
+            text = twistd.output.decode()
+            self.assertEqual(twistd.exit, 1, text)
+            self.assertIn("cannot listen on http://127.0.0.1:%d" % (client,), text)
+            self.assertFalse(os.path.exists(os.path.join(directory, "example.etcd")))
+        return defer.ensureDeferred(go())
+
+
 class ProcfileTests(SynchronousTestCase):
     """The Procfile and ``python -m raftmux.cluster`` run the same cluster."""
 
@@ -501,3 +590,57 @@ class ProcfileTests(SynchronousTestCase):
             expected[expected.index("--data-dir") + 1] = "raftmux-cluster/" + name
             self.assertEqual(dict(zip(argv[4::2], argv[5::2], strict=True)),
                              dict(zip(expected[::2], expected[1::2], strict=True)))
+
+
+class ControlSocketTests(SynchronousTestCase):
+    """The control socket: one JSON line in, one out, one ``command_<name>`` per command."""
+
+    def connect(self, handler):
+        from twisted.internet.testing import StringTransport
+
+        from raftmux.cluster.control import controlFactory
+        proto = controlFactory(handler).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def answers(self, transport):
+        return [json.loads(line) for line in transport.value().splitlines()]
+
+    def test_dispatchByName(self):
+        class Handler:
+            def command_echo(self, request):
+                return {"ok": True, "said": request["what"]}
+
+            async def command_later(self, request):
+                return {"ok": True, "later": True}
+
+            def command_broken(self, request):
+                raise RuntimeError("it broke")
+        proto, transport = self.connect(Handler())
+        for request in ({"cmd": "echo", "what": "hi"}, {"cmd": "later"},
+                        {"cmd": "broken"}, {"cmd": "nothing"}, {"cmd": "__class__"},
+                        {"cmd": 3}, ["not", "a", "dict"]):
+            proto.dataReceived(json.dumps(request).encode() + b"\n")
+        self.assertEqual(self.answers(transport), [
+            {"ok": True, "said": "hi"}, {"ok": True, "later": True},
+            {"ok": False, "error": "it broke"},
+            {"ok": False, "error": "unknown command 'nothing'"},
+            {"ok": False, "error": "unknown command '__class__'"},
+            {"ok": False, "error": "unknown command 3"},
+            {"ok": False, "error": "a request is a JSON object"}])
+
+    def test_badJSONAndLongLines(self):
+        proto, transport = self.connect(object())
+        proto.dataReceived(b"{nope\n")
+        (answer,) = self.answers(transport)
+        self.assertFalse(answer["ok"])
+        proto.dataReceived(b"x" * (70 * 1024))
+        self.assertTrue(transport.disconnecting)
+
+    def test_supervisorCommands(self):
+        """Every command of the command line has its method on the supervisor."""
+        from raftmux.cluster.cli import COMMANDS
+        from raftmux.cluster.supervisor import Supervisor
+        remote = set(COMMANDS) - {"run", "leader"}
+        self.assertEqual({c for c in remote if hasattr(Supervisor, "command_" + c)}, remote)

@@ -20,6 +20,7 @@ from raftmux.node.kv import (
     KVStateMachine,
     decodeCommand,
     encodeAttributes,
+    encodeCompareAndSet,
     encodeDelete,
     encodePut,
 )
@@ -38,6 +39,28 @@ class CommandTests(SynchronousTestCase):
     @given(keys)
     def test_deleteRoundTrip(self, key):
         self.assertEqual(decodeCommand(encodeDelete(key)), (b"D", (key,)))
+
+    @given(keys, values, values)
+    def test_compareAndSetRoundTrip(self, key, prev, value):
+        self.assertEqual(decodeCommand(encodeCompareAndSet(key, prev, value)),
+                         (b"C", (key, prev, value)))
+
+    @given(keys, values, values, st.integers(min_value=0, max_value=600))
+    def test_truncatedCompareAndSetRefused(self, key, prev, value, cut):
+        """
+        A compare-and-set cut anywhere before its value is refused; cut
+        inside the value it decodes with the same key and comparand.
+        """
+        data = encodeCompareAndSet(key, prev, value)
+        cut = min(cut, len(data) - 1)
+        try:
+            result = decodeCommand(data[:cut])
+        except CommandError:
+            self.assertLess(cut, 13 + len(key) + len(prev))
+            return
+        if result is not None:
+            self.assertEqual(result[1][:2], (key, prev))
+            self.assertGreaterEqual(cut, 13 + len(key) + len(prev))
 
     def test_attributesRoundTrip(self):
         data = encodeAttributes(0x8E9E05C52164694D, "n1", ["http://127.0.0.1:2379"])
@@ -101,6 +124,44 @@ class StateMachineTests(SynchronousTestCase):
         self.assertTrue(sm.apply(encodeDelete(b"a")))
         self.assertFalse(sm.apply(encodeDelete(b"a")))
         self.assertIsNone(sm.get(b"a"))
+
+    def test_compareAndSet(self):
+        """
+        The key takes the new value only when it holds the comparand; an
+        absent key never matches, not even an empty comparand.
+        """
+        sm = KVStateMachine()
+        self.assertFalse(sm.apply(encodeCompareAndSet(b"a", b"", b"1")))
+        self.assertIsNone(sm.get(b"a"))
+        sm.apply(encodePut(b"a", b"1"))
+        self.assertFalse(sm.apply(encodeCompareAndSet(b"a", b"2", b"3")))
+        self.assertEqual(sm.get(b"a"), b"1")
+        self.assertTrue(sm.apply(encodeCompareAndSet(b"a", b"1", b"3")))
+        self.assertEqual(sm.get(b"a"), b"3")
+        sm.apply(encodePut(b"e", b""))
+        self.assertTrue(sm.apply(encodeCompareAndSet(b"e", b"", b"x")))
+        self.assertEqual(sm.get(b"e"), b"x")
+
+    @given(st.lists(st.tuples(st.sampled_from("pdc"), st.sampled_from([b"k1", b"k2"]),
+                              st.sampled_from([b"", b"0", b"1", b"2"]),
+                              st.sampled_from([b"", b"0", b"1", b"2"])), max_size=30))
+    def test_commandsAgainstAModel(self, commands):
+        """Any sequence of puts, deletes and compare-and-sets acts as a dict would."""
+        sm = KVStateMachine()
+        model = {}
+        for op, key, a, b in commands:
+            if op == "p":
+                self.assertEqual(sm.apply(encodePut(key, a)), key in model)
+                model[key] = a
+            elif op == "d":
+                self.assertEqual(sm.apply(encodeDelete(key)), key in model)
+                model.pop(key, None)
+            else:
+                hit = model.get(key) == a
+                self.assertEqual(sm.apply(encodeCompareAndSet(key, a, b)), hit)
+                if hit:
+                    model[key] = b
+        self.assertEqual(sm.data, model)
 
     @settings(max_examples=50)
     @given(st.dictionaries(keys, values, max_size=30),

@@ -186,13 +186,13 @@ class HTTPSClusterTests(TestCase):
         """After the files change, ``reloadTLS`` makes new connections present the new one."""
         await self.startCluster()
         node = self.nodes[0]
-        before = [f.contextFactory.certificate for _, f in node._tlsFactories.values()]
+        before = [r.certificate for r in node.tlsContexts()]
         fresh = self.ca.issue("n1-rotated", ipAddresses=["127.0.0.1"], usage="both")
         info = node.config.peerTLS
         certFile, keyFile = writeFiles(os.path.dirname(info.certFile), "peer", fresh)
         self.assertEqual((certFile, keyFile), (info.certFile, info.keyFile))
         node.reloadTLS()
-        after = [f.contextFactory.certificate for _, f in node._tlsFactories.values()]
+        after = [r.certificate for r in node.tlsContexts()]
         self.assertNotEqual(before, after)
         self.assertIn("n1-rotated", str(after[0].subject))
 

@@ -1141,15 +1141,15 @@ class PreVoteMigrationTests(SynchronousTestCase):
 
 
 class MayCampaignTests(SynchronousTestCase):
-    """``Config.mayCampaign``: a member that must not lead still votes."""
+    """``RawNode.setCampaignAllowed``: a member that must not lead still votes."""
 
     def _member(self, allowed):
         from raftmux.raft.config import Config as _Config
         from raftmux.raft.memorystorage import MemoryStorage as _Storage
         from raftmux.raft.rawnode import RawNode as _RawNode
 
-        node = _RawNode(_Config(id=2, storage=_Storage(), peers=[1, 2, 3], checkQuorum=True,
-                                mayCampaign=lambda: allowed[0]))
+        node = _RawNode(_Config(id=2, storage=_Storage(), peers=[1, 2, 3], checkQuorum=True))
+        node.setCampaignAllowed(allowed[0])
         return node
 
     def test_followerDoesNotCampaignButVotes(self):
@@ -1168,7 +1168,89 @@ class MayCampaignTests(SynchronousTestCase):
         node.step(vote)
         replies = [m for m in node.ready().messages if m.type == _MsgVoteResp]
         self.assertEqual([(m.to, m.reject) for m in replies], [(3, False)])
-        allowed[0] = True
+        node.setCampaignAllowed(True)
         for _ in range(30):
             node.tick()
         self.assertNotEqual(node.raft.state, _Follower)
+
+
+class PureCoreTests(SynchronousTestCase):
+    """The core imports no Twisted; it logs through ``Config.logger``."""
+
+    def test_importsNoTwisted(self):
+        """core, log, progress and rawnode load without Twisted (or txaio)."""
+        import os
+        import subprocess
+        import sys
+
+        import raftmux
+        root = os.path.dirname(os.path.dirname(os.path.abspath(raftmux.__file__)))
+        env = dict(os.environ, PYTHONPATH=root)
+        code = ("import sys, raftmux.raft.core, raftmux.raft.log, raftmux.raft.progress, "
+                "raftmux.raft.rawnode; print(sorted(m for m in sys.modules "
+                "if m.split('.')[0] in ('twisted', 'txaio')))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60, env=env)
+        self.assertEqual(out.stdout.strip(), "[]", out.stderr)
+
+    def _leaderWith(self, logger):
+        from raftmux.raft.rawnode import RawNode
+        node = RawNode(Config(id=1, storage=MemoryStorage(), peers=[1], logger=logger))
+        node.campaign()
+        self.assertEqual(node.raft.state, StateLeader)
+        return node
+
+    def test_callableLogger(self):
+        """A plain callable gets ``(level, message)``."""
+        lines = []
+        self._leaderWith(lambda level, message: lines.append((level, message)))
+        self.assertIn(("info", "1 became leader at term 1"), lines)
+
+    def test_objectLogger(self):
+        """An object with debug/info/warn/error gets the formatted message."""
+        class Recorder:
+            def __init__(self):
+                self.lines = []
+
+            def debug(self, message):
+                self.lines.append(("debug", message))
+
+            def info(self, message):
+                self.lines.append(("info", message))
+
+            def warn(self, message):
+                self.lines.append(("warn", message))
+
+            def error(self, message):
+                self.lines.append(("error", message))
+        recorder = Recorder()
+        node = self._leaderWith(recorder)
+        self.assertIn(("info", "1 became leader at term 1"), recorder.lines)
+        # A warning: a snapshot that does not include this member is ignored.
+        from raftmux.raftpb import Message, MsgSnap, Snapshot
+        snap = Snapshot()
+        snap.metadata.index, snap.metadata.term = 10, 5
+        snap.metadata.conf_state.voters.append(2)
+        m = Message(type=MsgSnap, to=1, term=5, snapshot=snap)
+        setattr(m, "from", 2)
+        node.step(m)
+        self.assertIn(("warn", "1 ignored a snapshot at 10 whose config does not include it"),
+                      recorder.lines)
+
+    def test_stdlibLogger(self):
+        """A ``logging.Logger`` works (its ``warning`` stands for ``warn``)."""
+        import logging
+        logger = logging.getLogger("raftmux.test.core")
+        with self.assertLogs(logger, "INFO") as seen:
+            self._leaderWith(logger)
+        self.assertIn("INFO:raftmux.test.core:1 became leader at term 1", seen.output)
+
+    def test_defaultLoggerIsQuiet(self):
+        from raftmux.raft.logger import NullLogger
+        config = Config(id=1, storage=MemoryStorage(), peers=[1])
+        self.assertIsInstance(config.logger, NullLogger)
+        self._leaderWith(None)
+
+    def test_badLogger(self):
+        with self.assertRaises(ConfigError):
+            Config(id=1, storage=MemoryStorage(), logger=42)

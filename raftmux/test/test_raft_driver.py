@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_driver -*-
 """Tests for ``raftmux.raft.driver.RaftDriver`` on a ``task.Clock``."""
 
 import os
@@ -9,6 +10,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.server import Site
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from raftmux.raft.config import Config
@@ -17,6 +19,7 @@ from raftmux.raft.diskstorage import DiskStorage
 from raftmux.raft.driver import (
     DriverStopped,
     NotLeader,
+    NullStateMachine,
     ProposalOverwritten,
     ProposalTimeout,
     RaftDriver,
@@ -24,7 +27,7 @@ from raftmux.raft.driver import (
 )
 from raftmux.raft.memorystorage import MemoryStorage
 from raftmux.raft.rawnode import RawNode
-from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, SNAPSHOT_FINISH, IRaft
+from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, SNAPSHOT_FINISH, IRaft, ITransporter
 from raftmux.rafthttp.testing import waitFor
 from raftmux.raftpb import (
     ConfChange,
@@ -54,7 +57,24 @@ def message(type, to, frm, term, **kw):
     return m
 
 
-class RecordingTransport:
+@implementer(ITransporter)
+class NoPeers:
+    """An ``ITransporter`` with no peers that drops everything."""
+
+    def send(self, messages):
+        pass
+
+    def sendSnapshot(self, message, databaseFile):
+        return succeed(False)
+
+    def hasPeer(self, id):
+        return False
+
+    def removePeer(self, id):
+        raise KeyError(id)
+
+
+class RecordingTransport(NoPeers):
     """Records each ``send`` call; ``events`` may be shared with a storage."""
 
     def __init__(self, events=None):
@@ -64,6 +84,16 @@ class RecordingTransport:
     def send(self, messages):
         self.sent.append(list(messages))
         self.events.append(("send", [m.type for m in messages]))
+
+
+class Applier(NullStateMachine):
+    """An ``IStateMachine`` whose ``applyEntry`` is ``apply(entry)``."""
+
+    def __init__(self, apply):
+        self.apply = apply
+
+    def applyEntry(self, entry):
+        return self.apply(entry)
 
 
 class RecordingStorage(MemoryStorage):
@@ -98,7 +128,7 @@ class SingleNodeTests(SynchronousTestCase):
         self.node = makeNode(1, [1], storage, **kw)
         self.transport = RecordingTransport()
         self.driver = RaftDriver(self.node, storage, self.transport, self.clock,
-                                 tickInterval=TICK, apply=self.apply)
+                                 stateMachine=Applier(self.apply), tickInterval=TICK)
         self.driver.start()
         self.addCleanup(self.driver.stop)
         return self.driver
@@ -163,7 +193,7 @@ class SingleNodeTests(SynchronousTestCase):
         self.startDriver(MemoryStorage(), maxCommittedSizePerReady=0)
         self.electAndPropose()
         order = []
-        self.driver.applyEntry = lambda entry: order.append((entry.Index, list(seen)))
+        self.driver.stateMachine.apply = lambda entry: order.append((entry.Index, list(seen)))
         # Proposals of one turn are appended together when the Ready runs.
         last = self.node.raft.raftLog.lastIndex() + 3
         for data in (b"a", b"b", b"c"):
@@ -248,7 +278,7 @@ class OrderTests(SynchronousTestCase):
             self.clock.advance(TICK)
         self.successResultOf(self.driver.process(message(MsgVoteResp, 1, 2, 1)))
         turn(self.clock)
-        self.driver.applyEntry = lambda e: self.events.append(("apply", e.Index))
+        self.driver.stateMachine = Applier(lambda e: self.events.append(("apply", e.Index)))
         d = self.driver.propose(b"x")
         turn(self.clock)
         del self.events[:]
@@ -327,6 +357,85 @@ class OrderTests(SynchronousTestCase):
         self.assertTrue(self.driver.isIDRemoved(3))
 
 
+class CollaboratorTests(SynchronousTestCase):
+    """The driver is built with declared collaborators and uses only their interfaces."""
+
+    def test_collaboratorsMustProvideTheirInterfaces(self):
+        storage = MemoryStorage()
+        node = makeNode(1, [1], storage)
+        clock = Clock()
+        with self.assertRaises(TypeError):
+            RaftDriver(node, object(), NoPeers(), clock)
+        with self.assertRaises(TypeError):
+            RaftDriver(node, storage, object(), clock)
+        with self.assertRaises(TypeError):
+            RaftDriver(node, storage, NoPeers(), clock, stateMachine=object())
+        driver = RaftDriver(node, storage, NoPeers(), clock)
+        self.assertIsInstance(driver.stateMachine, NullStateMachine)
+
+    def test_appliedStartsAtTheRawNodes(self):
+        """A driver built on a restarted RawNode starts at its applied index."""
+        from raftmux.raftpb import Snapshot
+        snap = Snapshot()
+        snap.metadata.index, snap.metadata.term = 7, 2
+        snap.metadata.conf_state.voters.append(1)
+        restored = MemoryStorage()
+        restored.applySnapshot(snap)
+        driver = RaftDriver(makeNode(1, [1], restored, applied=7), restored, NoPeers(), Clock())
+        self.assertEqual(driver.applied, 7)
+
+    def test_syncEveryReadyThatMustSync(self):
+        """
+        ``sync()`` is called for every Ready that must be durable, whatever
+        the storage (no probing for an ``fsync`` attribute).
+        """
+        calls = []
+
+        class Counting(MemoryStorage):
+            def sync(self):
+                calls.append("sync")
+        storage = Counting()
+        clock = Clock()
+        driver = RaftDriver(makeNode(1, [1], storage), storage, NoPeers(), clock,
+                            tickInterval=TICK)
+        driver.start()
+        self.addCleanup(driver.stop)
+        for _ in range(25):
+            clock.advance(TICK)
+        self.assertEqual(driver.rawNode.raft.state, StateLeader)
+        self.assertEqual(len(calls), 1)  # the vote and the leader's first entry
+        d = driver.propose(b"x")
+        turn(clock)
+        self.successResultOf(d)
+        self.assertEqual(len(calls), 2)
+
+    def test_removedMemberLeavesTheTransportOnlyIfAPeer(self):
+        """A committed removal of an ID the transport never knew is not an error."""
+        removed = []
+
+        class Peers(NoPeers):
+            def hasPeer(self, id):
+                return id == 2
+
+            def removePeer(self, id):
+                removed.append(id)
+        storage = MemoryStorage()
+        clock = Clock()
+        driver = RaftDriver(makeNode(1, [1], storage), storage, Peers(), clock,
+                            tickInterval=TICK)
+        driver.start()
+        self.addCleanup(driver.stop)
+        for _ in range(25):
+            clock.advance(TICK)
+        for gone in (3, 2):
+            d = driver.proposeConfChange(ConfChange(type=ConfChangeRemoveNode, node_id=gone))
+            turn(clock)
+            self.successResultOf(d)
+        self.assertTrue(driver.running)
+        self.assertEqual(removed, [2])
+        self.assertTrue(driver.isIDRemoved(3))
+
+
 class Network:
     """Delivers each sent message to its driver's ``process`` on a later turn."""
 
@@ -339,7 +448,7 @@ class Network:
     def transportFor(self, id):
         network = self
 
-        class Transport:
+        class Transport(NoPeers):
             def send(self, messages):
                 for m in messages:
                     if m.to in network.dropped or id in network.dropped:
@@ -366,7 +475,7 @@ class ClusterTests(SynchronousTestCase):
             self.applied[id] = []
             driver = RaftDriver(makeNode(id, ids, storage), storage,
                                 self.network.transportFor(id), self.clock,
-                                tickInterval=TICK, apply=self.applied[id].append)
+                                stateMachine=Applier(self.applied[id].append), tickInterval=TICK)
             self.network.drivers[id] = driver
             driver.start()
             self.addCleanup(driver.stop)
@@ -473,6 +582,25 @@ class ClusterTests(SynchronousTestCase):
             (id, gone, RemovedMemberError) for id in (1, 2, 3)}, set())
 
 
+@implementer(IRaft)
+class DriverOwner:
+    """What owns a driver and its Transport: the Transport's ``IRaft``."""
+
+    driver = None
+
+    def process(self, message):
+        return self.driver.process(message)
+
+    def isIDRemoved(self, id):
+        return self.driver.isIDRemoved(id)
+
+    def reportUnreachable(self, id):
+        self.driver.reportUnreachable(id)
+
+    def reportSnapshot(self, id, status):
+        self.driver.reportSnapshot(id, status)
+
+
 class TransportTests(TestCase):
     """Three drivers on ``DiskStorage``, joined by real ``Transport``s over TCP."""
 
@@ -481,18 +609,22 @@ class TransportTests(TestCase):
         storage = DiskStorage(self.mktemp())
         self.addCleanup(storage.close)
         applied = []
-        driver = RaftDriver(makeNode(id, [1, 2, 3], storage), storage, None, reactor,
-                            tickInterval=0.05, apply=applied.append)
         site = Site(None)
         port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
         self.addCleanup(port.stopListening)
         url = "http://127.0.0.1:%d" % (port.getHost().port,)
         snapdir = self.mktemp()
         os.makedirs(snapdir)
-        transport = Transport(id, 0xC1, [url], driver, reactor=reactor,
+        # As the node does: the Transport delivers to its owner, which
+        # hands every message to the driver built right after.
+        owner = DriverOwner()
+        transport = Transport(id, 0xC1, [url], owner, reactor=reactor,
                               snapshotDir=snapdir, probing=False)
+        owner.driver = driver = RaftDriver(makeNode(id, [1, 2, 3], storage), storage,
+                                           transport, reactor,
+                                           stateMachine=Applier(applied.append),
+                                           tickInterval=0.05)
         site.resource = transport.resource()
-        driver.transport = transport
         self.addCleanup(transport.stop)
         return driver, applied, url
 

@@ -77,7 +77,7 @@ class StalledReaderTests(TestCase):
             protocol.Factory.forProtocol(lambda: client))
         self.addCleanup(lambda: client.transport.abortConnection()
                         if client.transport.connected else None)
-        writer = self.transport._peers[sender].writers[MESSAGE]
+        writer = self.transport.peer(sender).writers[MESSAGE]
         await waitFor(reactor, lambda: writer.working, what="writer %d attached" % (sender,))
         return client, writer
 
@@ -123,7 +123,7 @@ class StalledReaderTests(TestCase):
         # A paused transport does not read, so it sees the abort only now.
         stalled.transport.resumeProducing()
         yield stalled.lost.addTimeout(10, reactor)
-        self.assertTrue(self.transport._peers[3].writers[MESSAGE].working)
+        self.assertTrue(self.transport.peer(3).writers[MESSAGE].working)
 
     @defer.inlineCallbacks
     def test_readerGoesAway(self):
@@ -134,7 +134,7 @@ class StalledReaderTests(TestCase):
         """
         yield defer.ensureDeferred(self._setUp())
         client, writer = yield defer.ensureDeferred(self._dial(2))
-        peer = self.transport._peers[2]
+        peer = self.transport.peer(2)
         self.assertEqual(peer.channel(_message(raftpb.MsgVote, 2, 1)), "stream Message")
         client.transport.abortConnection()
         yield defer.ensureDeferred(waitFor(reactor, lambda: not writer.working,
@@ -215,12 +215,12 @@ class HostilePeerTests(TestCase):
                                              {"From": "2"})
         self.assertGreaterEqual(failures, 4)
         for kind in (MESSAGE, MSGAPP):
-            reader = us._peers[2].readers[kind]
+            reader = us.peer(2).readers[kind]
             if reader._body is not None:
                 self.assertLessEqual(reader._body.decoder.bufferedBytes, 1 << 20)
 
         def up():
-            return all(us._peers[3].readers[k].connected and other._peers[1].readers[k].connected
+            return all(us.peer(3).readers[k].connected and other.peer(1).readers[k].connected
                        for k in (MESSAGE, MSGAPP))
         yield defer.ensureDeferred(waitFor(reactor, up, what="peer 3's streams"))
         us.send([_message(raftpb.MsgHeartbeat, 3, 1, term=2, commit=1)])

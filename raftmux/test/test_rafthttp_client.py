@@ -92,7 +92,7 @@ class ClientTestCase(SynchronousTestCase):
                                    agent=self.agent, probing=False,
                                    onMemberRemoved=self.removed.append)
         self.transport.addPeer(2, ["http://b:2", "http://a:2"])
-        self.peer = self.transport._peers[2]
+        self.peer = self.transport.peer(2)
         self.dials = {}
         for _ in range(2):
             method, uri, headers, body, d = self.agent.pop()

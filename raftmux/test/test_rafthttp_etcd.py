@@ -142,7 +142,7 @@ class EtcdInteropTests(EtcdHarness):
         streams are up.
         """
         yield defer.ensureDeferred(self._start())
-        peer = self.transport._peers[self.e1]
+        peer = self.transport.peer(self.e1)
         yield defer.ensureDeferred(waitFor(
             reactor, lambda: any(m.type == raftpb.MsgApp for m in self.raft.messages),
             timeout=15, what="etcd's first MsgApp"))
@@ -196,7 +196,7 @@ class EtcdPipelineTests(EtcdHarness):
         yield defer.ensureDeferred(self._start(registry=registry))
         refuse = _NoStreams()
         self.transport.resource().children[b"raft"].putChild(b"stream", refuse)
-        peer = self.transport._peers[self.e1]
+        peer = self.transport.peer(self.e1)
         yield defer.ensureDeferred(waitFor(
             reactor, lambda: any(m.type == raftpb.MsgApp for m in self.raft.messages),
             timeout=15, what="etcd's first MsgApp"))

@@ -45,7 +45,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
 
 from raftmux import raftpb
-from raftmux.rafthttp.body import BytesProducer
+from raftmux.httpbody import BytesProducer
 from raftmux.rafthttp.snapshot import snapshotPath
 from raftmux.rafthttp.testing import FakeRaft, waitFor
 from raftmux.raftpb import Message

@@ -51,7 +51,7 @@ class LoopbackTests(TestCase):
         b.addPeer(1, [ua])
 
         def up():
-            return all(t._peers[p].writers[k].working and t._peers[p].readers[k].connected
+            return all(t.peer(p).writers[k].working and t.peer(p).readers[k].connected
                        for t, p in ((a, 2), (b, 1)) for k in (MESSAGE, MSGAPP))
         await waitFor(reactor, up, what="all four streams")
         return a, ra, b, rb, pa, pb
@@ -76,7 +76,7 @@ class LoopbackTests(TestCase):
             _message(raftpb.MsgHeartbeat, 2, 1, term=1, commit=3, context=b"\x00\x01"),
             _message(raftpb.MsgHeartbeatResp, 2, 1, term=1),
         ]
-        self.assertEqual([a._peers[2].channel(m) for m in sent[:3]],
+        self.assertEqual([a.peer(2).channel(m) for m in sent[:3]],
                          ["stream Message", "stream MsgApp v2", "stream MsgApp v2"])
         a.send(sent)
         got = yield rb.waitForMessages(len(sent))
@@ -94,13 +94,13 @@ class LoopbackTests(TestCase):
         travels over POST /raft and still arrives (TestSendMessageWhenStreamIsBroken).
         """
         a, ra, b, rb, _, _ = yield defer.ensureDeferred(self._pair())
-        for reader in b._peers[1].readers.values():
+        for reader in b.peer(1).readers.values():
             reader.stop()
         yield defer.ensureDeferred(waitFor(
-            reactor, lambda: not any(w.working for w in a._peers[2].writers.values()),
+            reactor, lambda: not any(w.working for w in a.peer(2).writers.values()),
             what="a's writers to notice"))
         hb = _message(raftpb.MsgHeartbeat, 2, 1, term=2, commit=1)
-        self.assertEqual(a._peers[2].channel(hb), "pipeline")
+        self.assertEqual(a.peer(2).channel(hb), "pipeline")
         a.send([hb])
         got = yield rb.waitForMessages(1)
         self.assertEqual(encode(got[0]), encode(hb))

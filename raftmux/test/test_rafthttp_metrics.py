@@ -19,8 +19,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.server import Site
 
 from raftmux import raftpb
+from raftmux.httpbody import BytesProducer
 from raftmux.rafthttp import Transport
-from raftmux.rafthttp.body import BytesProducer
 from raftmux.rafthttp.codec import encodeMessage
 from raftmux.rafthttp.headers import requestHeaders
 from raftmux.rafthttp.stream import MESSAGE, MSGAPP
@@ -73,7 +73,7 @@ class MetricsTests(TestCase):
         b.addPeer(1, [ua])
 
         def up():
-            return all(t._peers[p].writers[k].working and t._peers[p].readers[k].connected
+            return all(t.peer(p).writers[k].working and t.peer(p).readers[k].connected
                        for t, p in ((a, 2), (b, 1)) for k in (MESSAGE, MSGAPP))
         yield defer.ensureDeferred(waitFor(reactor, up, what="all four streams"))
 
@@ -114,7 +114,7 @@ class MetricsTests(TestCase):
             self.value(regB, "etcd_network_snapshot_receive_success_total", From="1"), 1)
 
         # The prober's RTT lands in the histogram for that peer.
-        rtt = yield a._peers[2].prober.probe()
+        rtt = yield a.peer(2).prober.probe()
         self.assertIsNotNone(rtt)
         self.assertEqual(self.value(
             regA, "etcd_network_peer_round_trip_time_seconds_count", To="2"), 1)

@@ -118,7 +118,7 @@ class RaftHTTPOverMuxadoTests(TestCase):
         a, ra, b, rb = yield defer.ensureDeferred(self._setUp())
 
         def up():
-            return all(t._peers[p].writers[k].working and t._peers[p].readers[k].connected
+            return all(t.peer(p).writers[k].working and t.peer(p).readers[k].connected
                        for t, p in ((a, 2), (b, 1)) for k in (MESSAGE, MSGAPP))
         yield defer.ensureDeferred(waitFor(reactor, up, timeout=15, what="all four streams"))
 
@@ -143,7 +143,7 @@ class RaftHTTPOverMuxadoTests(TestCase):
         # A raw MsgSnap always takes the pipeline (spec 5): POST /raft, both ways.
         snapAB = _message(raftpb.MsgSnap, 2, 1, term=1)
         snapBA = _message(raftpb.MsgSnap, 1, 2, term=1)
-        self.assertEqual(a._peers[2].channel(snapAB), PIPELINE)
+        self.assertEqual(a.peer(2).channel(snapAB), PIPELINE)
         a.send([snapAB])
         b.send([snapBA])
         yield rb.waitForMessages(3)

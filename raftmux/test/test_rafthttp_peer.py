@@ -70,15 +70,15 @@ class TransportTableTests(SynchronousTestCase):
     def test_addRemoveUpdate(self):
         """Add starts both readers; a duplicate is a no-op; update and remove."""
         self.t.addPeer(2, ["http://two"])
-        peer = self.t._peers[2]
+        peer = self.t.peer(2)
         self.t.addPeer(2, ["http://other"])
-        self.assertIs(self.t._peers[2], peer)
+        self.assertIs(self.t.peer(2), peer)
         self.assertEqual(len([u for m, u in self.agent.uris if m == b"GET"]), 2)
         self.t.updatePeer(2, ["http://new"])
         self.assertEqual(peer.picker.pick(), "http://new")
         self.t.updatePeer(7, ["http://x"])
         self.t.removePeer(2)
-        self.assertEqual(self.t._peers, {})
+        self.assertEqual(self.t.peerIDs(), [])
         self.assertRaises(PeerNotFound, self.t.removePeer, 2)
 
     def test_remote(self):
@@ -88,14 +88,14 @@ class TransportTableTests(SynchronousTestCase):
         self.assertEqual(self.posts(), [b"http://five/raft"])
         self.t.addPeer(2, ["http://two"])
         self.t.addRemote(2, ["http://x"])
-        self.assertNotIn(2, self.t._remotes)
+        self.assertIsNone(self.t.remote(2))
 
     def test_activeAndStop(self):
         self.t.addPeer(2, ["http://two"])
         self.t.addPeer(3, ["http://three"])
         self.assertEqual(self.t.activePeers(), 0)
         self.clock.advance(5)
-        self.t._peers[2].status.activate()
+        self.t.peer(2).status.activate()
         self.assertEqual((self.t.activeSince(2), self.t.activeSince(3)), (5, None))
         self.assertEqual(self.t.activePeers(), 1)
         self.assertIsNone(self.t.activeSince(99))

@@ -153,10 +153,38 @@ class PipelineHandlerTests(ResourceTestCase):
         self.assertError(result, 500, "error processing raft message")
 
     def test_addRemote(self):
-        """An unknown sender's X-Server-From and X-PeerURLs make it a remote."""
+        """
+        An unknown sender's X-Server-From and X-PeerURLs make it a remote
+        once it has proved a peer identity (``Transport.authenticate``).
+        """
+        asked = []
+
+        def authenticate(request):
+            asked.append(request.getHeader(b"X-Server-From"))
+            return True
+        self.transport.authenticate = authenticate
         headers = dict(GOOD, **{"X-Server-From": "9", "X-PeerURLs": "http://nine:1"})
         self.answer("POST", "/raft", headers)
-        self.assertEqual(self.transport._remotes[9].picker.urls, ["http://nine:1"])
+        self.assertEqual(self.transport.remote(9).picker.urls, ["http://nine:1"])
+        self.assertEqual(asked, [b"9"])
+
+    def test_noRemoteFromAnonymousSender(self):
+        """
+        Without a peer identity (by default: no verified client certificate)
+        the message is still processed, but its sender is not added as a
+        remote: nothing makes this member dial an address a stranger named.
+        """
+        headers = dict(GOOD, **{"X-Server-From": "9", "X-PeerURLs": "http://evil:1"})
+        for path in ("/raft", "/raft/stream/message/9"):
+            self.answer("POST" if path == "/raft" else "GET", path, headers)
+        self.assertIsNone(self.transport.remote(9))
+        self.assertEqual(len(self.raft.messages), 1)
+
+    def test_knownPeerNeedsNoAuthentication(self):
+        """A known peer is never re-added: authenticate is not even asked."""
+        self.transport.authenticate = lambda request: self.fail("asked")
+        self.answer("POST", "/raft", GOOD)
+        self.assertIsNone(self.transport.remote(PEER))
 
     def test_unknownPaths(self):
         """Only the exact paths exist; the rest is Go's 404."""
@@ -214,7 +242,7 @@ class StreamHandlerTests(ResourceTestCase):
         A good dial gets 200 with X-Server-Version and no Content-Type;
         the writer then carries messages, encoded for its stream type.
         """
-        peer = self.transport._peers[PEER]
+        peer = self.transport.peer(PEER)
         self.assertFalse(peer.writers[MESSAGE].working)
         response, body = self.open(MESSAGE)
         self.assertEqual(response.code, 200)
@@ -270,7 +298,7 @@ class StreamHandlerTests(ResourceTestCase):
     def test_stopEndsStreams(self):
         """Stopping the transport ends the stream and turns the writer off."""
         _, body = self.open(MSGAPP)
-        writer = self.transport._peers[PEER].writers[MSGAPP]
+        writer = self.transport.peer(PEER).writers[MSGAPP]
         self.transport.stop()
         self.pump()
         self.assertTrue(body.reason.check(ResponseDone))

@@ -19,7 +19,7 @@ from twisted.web.client import Agent, readBody
 from raftmux import tap
 from raftmux.gossip import GossipTransport
 from raftmux.muxado import SessionEndpoint, connectSession
-from raftmux.node import RaftNode
+from raftmux.node import RaftNode, exitOnStartFailure
 from raftmux.node.testing import makeCluster, startNode, stopNode
 from raftmux.rafthttp.testing import waitFor
 
@@ -93,22 +93,18 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsInstance(list(top)[0], RaftNode)
 
 
-class _FailingNode:
-    """A node whose start already failed (as a damaged log makes it)."""
-
-    def whenStarted(self):
-        from twisted.internet import defer
-        return defer.fail(RuntimeError("the raft log cannot be used"))
+class _Failure:
+    def getErrorMessage(self):
+        return "the raft log cannot be used"
 
 
-class ReporterTests(SynchronousTestCase):
+class ExitOnStartFailureTests(SynchronousTestCase):
     """A node that cannot start stops twistd, even before the reactor runs."""
 
     def test_failureBeforeTheReactorRunsStopsItOnceRunning(self):
         from twisted.internet.testing import MemoryReactor
         memory = MemoryReactor()
-        reporter = tap._Reporter(_FailingNode(), memory, exitOnFailure=False)
-        reporter.startService()
+        exitOnStartFailure(memory, exit=False)(_Failure())
         self.assertFalse(memory.hasStopped)
         memory.run()
         self.assertTrue(memory.hasStopped)
@@ -117,8 +113,15 @@ class ReporterTests(SynchronousTestCase):
         from twisted.internet.testing import MemoryReactor
         memory = MemoryReactor()
         memory.run()
-        tap._Reporter(_FailingNode(), memory, exitOnFailure=False).startService()
+        exitOnStartFailure(memory, exit=False)(_Failure())
         self.assertTrue(memory.hasStopped)
+
+    def test_makeServiceUsesIt(self):
+        """``twistd raftmux``'s node has the hook."""
+        options = tap.Options()
+        options.parseOptions(["--data-dir", self.mktemp()])
+        (node,) = list(tap.makeService(options))
+        self.assertIsNotNone(node.onStartFailure)
 
 
 class PluginTests(SynchronousTestCase):

@@ -10,7 +10,11 @@ clientAuth usage (OpenSSL checks all three); with ``allowedCN`` /
 ``allowedHostnames`` the leaf must also carry an allowed name.  All of it
 happens in the OpenSSL verify callback, so a refused client gets a TLS
 alert during the handshake rather than a connection that closes later.
-Twisted itself never checks a client's identity.
+Twisted itself never checks a client's identity.  With
+``optionalClientCertificates`` (and a trusted CA file) a server without
+``clientCertAuth`` asks for a certificate but does not require one: one
+presented is verified the same way, and the application decides what a
+connection without one may do (the node's one-port layout).
 
 The callback only records why it refused; the factory's protocol logs,
 when the handshake ends without completing, using that record or the
@@ -56,11 +60,13 @@ class ServerContextFactory(Reloadable):
     log = Logger()
     side = "TLS server"
 
-    def __init__(self, tlsInfo, acceptableProtocols=DEFAULT_PROTOCOLS):
+    def __init__(self, tlsInfo, acceptableProtocols=DEFAULT_PROTOCOLS,
+                 optionalClientCertificates=False):
         if not tlsInfo.hasCertificate:
             raise TLSConfigError("a TLS server needs %s and %s"
                                  % (tlsInfo.flag("certFile"), tlsInfo.flag("keyFile")))
         self.acceptableProtocols = tuple(acceptableProtocols)
+        self.optionalClientCertificates = optionalClientCertificates
         self._refusals = WeakKeyDictionary()
         Reloadable.__init__(self, tlsInfo)
 
@@ -71,6 +77,8 @@ class ServerContextFactory(Reloadable):
                 raise TLSConfigError("%s %s: holds no certificate" % (
                     self.tlsInfo.flag("trustedCAFile"), self.tlsInfo.trustedCAFile))
             context.set_verify(VERIFY_REQUIRE, self._verify)
+        elif self.optionalClientCertificates and material.authorities:
+            context.set_verify(SSL.VERIFY_PEER, self._verify)
         context.set_alpn_select_callback(self._selectProtocol)
         return context
 
@@ -121,9 +129,10 @@ class ServerContextFactory(Reloadable):
         return chosen
 
 
-def serverContextFactory(tlsInfo, acceptableProtocols=DEFAULT_PROTOCOLS):
+def serverContextFactory(tlsInfo, acceptableProtocols=DEFAULT_PROTOCOLS,
+                         optionalClientCertificates=False):
     """A ``ServerContextFactory`` for ``tlsInfo``; ``TLSConfigError`` if it cannot work."""
-    return ServerContextFactory(tlsInfo, acceptableProtocols)
+    return ServerContextFactory(tlsInfo, acceptableProtocols, optionalClientCertificates)
 
 
 class _LoggingTLSProtocol(TLSMemoryBIOFactory.protocol):
@@ -170,18 +179,21 @@ class TLSServerFactory(TLSMemoryBIOFactory):
 
 
 def tlsServerFactory(tlsInfo, innerFactory, acceptableProtocols=DEFAULT_PROTOCOLS,
-                     clock=None):
+                     clock=None, optionalClientCertificates=False):
     """
     Terminate TLS for ``innerFactory`` (typically a ``SniffingFactory`` with
     ``alpn={token: factory}`` routes, whose tokens are offered after
     ``acceptableProtocols``).  ``tlsInfo`` is a ``TLSInfo`` or an existing
     ``ServerContextFactory`` (to share one reloadable context between
     ports).  The result's ``reload()`` re-reads the files.
+    ``optionalClientCertificates``: ask for (and verify) a client
+    certificate without requiring one (see ``ServerContextFactory``).
     """
     if isinstance(tlsInfo, ServerContextFactory):
         contextFactory = tlsInfo
     else:
-        contextFactory = ServerContextFactory(tlsInfo, acceptableProtocols)
+        contextFactory = ServerContextFactory(tlsInfo, acceptableProtocols,
+                                              optionalClientCertificates)
     return TLSServerFactory(contextFactory, innerFactory, clock=clock)
 
 

@@ -1,0 +1,151 @@
+# -*- test-case-name: raftmux.test.test_node_cli -*-
+"""
+What a local cluster is made of: each ``Member``'s plan (name, URLs, kind)
+and process record, and ``planMembers`` for a new cluster's layout.
+"""
+
+import os
+import signal
+import socket
+
+from twisted.internet import defer
+
+__all__ = ["ClusterError", "DEFAULT_BASE_PORT", "DEFAULT_PORT_STEP", "Member",
+           "describeExit", "freePort", "planMembers"]
+
+DEFAULT_BASE_PORT = 12379
+DEFAULT_PORT_STEP = 10000
+
+
+class ClusterError(Exception):
+    """The cluster cannot do what was asked (the message says why)."""
+
+
+def freePort(host="127.0.0.1"):
+    """
+    A TCP port the kernel just gave out and that nobody listens on: bind,
+    read, release.  A child process must know its URLs before it starts,
+    so it cannot bind port 0 itself; another process may take the port in
+    between, which on loopback in a test run is rare enough.
+    """
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def describeExit(exits):
+    """``"exit status 1"``, ``"killed by SIGKILL"``: the last of ``exits``, in words."""
+    if not exits:
+        return "never started"
+    kind, value = exits[-1]
+    if kind == "signal":
+        try:
+            return "killed by %s" % (signal.Signals(value).name,)
+        except ValueError:
+            return "killed by signal %d" % (value,)
+    return "exit status %d" % (value,)
+
+
+class Member:
+    """
+    One member's plan (name, URLs, kind: ``"raftmux"`` or ``"etcd"``) and
+    its current process.  ``exits`` lists how each of its processes ended
+    (``("exit", code)`` or ``("signal", number)``); ``logStart`` is where
+    the latest process's output begins in its log file.
+    """
+
+    def __init__(self, name, clientURL, peerURL, kind="raftmux", initialCluster=None,
+                 state=None):
+        self.name = name
+        self.clientURL = clientURL
+        self.peerURL = peerURL
+        self.kind = kind
+        self.initialCluster = initialCluster
+        self.state = state
+        self.dataDir = None
+        self.logPath = None
+        self.process = None
+        self.id = None
+        self.exits = []
+        self.lastPid = None
+        self.starts = 0
+        self.logStart = 0
+        self._waiters = []
+
+    @property
+    def running(self):
+        return self.process is not None
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process is not None else None
+
+    def output(self, sinceStart=True):
+        """What the member's processes wrote (since the latest start by default)."""
+        if self.logPath is None or not os.path.exists(self.logPath):
+            return ""
+        with open(self.logPath, "rb") as f:
+            if sinceStart:
+                f.seek(self.logStart)
+            return f.read().decode("utf-8", "replace")
+
+    def tail(self, lines=15):
+        return "\n".join(self.output(sinceStart=False).splitlines()[-lines:])
+
+    def whenEnded(self):
+        """A Deferred that fires with the exit once the current process ends."""
+        if self.process is None:
+            return defer.succeed(self.exits[-1] if self.exits else None)
+        d = defer.Deferred()
+        self._waiters.append(d)
+        return d
+
+    def processEnded(self, exit):
+        """The current process ended with ``exit``: record it, tell the waiters."""
+        self.exits.append(exit)
+        self.process = None
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(exit)
+
+    def asJSON(self):
+        return {"name": self.name, "clientURL": self.clientURL, "peerURL": self.peerURL,
+                "kind": self.kind, "initialCluster": self.initialCluster,
+                "state": self.state, "pid": self.pid, "exits": self.exits}
+
+    @classmethod
+    def fromJSON(cls, value):
+        return cls(value["name"], value["clientURL"], value["peerURL"],
+                   value.get("kind", "raftmux"), value.get("initialCluster"),
+                   value.get("state"))
+
+    def __repr__(self):
+        return "<Member %s %s pid=%s>" % (self.name, self.clientURL, self.pid)
+
+
+def planMembers(size=3, ports=DEFAULT_BASE_PORT, onePort=False, step=DEFAULT_PORT_STEP,
+                names=None, etcd=(), host="127.0.0.1"):
+    """
+    The members of a new cluster.  ``ports``: a base port (member i, from
+    0, gets client port ``base + i*step`` and peer port one above it, as
+    the Procfile does) or ``"auto"`` (ports the kernel picks).
+    ``onePort``: a raftmux member serves its clients and peers on one port
+    (an etcd member, named in ``etcd``, always needs two).
+    """
+    names = list(names or ["n%d" % (i + 1,) for i in range(size)])
+    members = []
+    for i, name in enumerate(names):
+        kind = "etcd" if name in etcd else "raftmux"
+        single = onePort and kind == "raftmux"
+        if ports == "auto":
+            client = freePort(host)
+            peer = client if single else freePort(host)
+        else:
+            client = int(ports) + i * step
+            peer = client if single else client + 1
+            if peer > 65535:
+                raise ClusterError("member %s would need port %d: use a smaller --base-port, "
+                                   "--port-step or --ports auto" % (name, peer))
+        members.append(Member(name, "http://%s:%d" % (host, client),
+                              "http://%s:%d" % (host, peer), kind))
+    return members
