@@ -64,6 +64,7 @@ def measure(makeAttack, window, settle, beforeSeconds):
                 thread.join()
                 attack.settle(settle)
                 peak = sampler.peak
+                spooled = node.spooledBytes()
             cpu = node.cpuSeconds() - cpuBefore
             lines = node.lineCount - linesBefore
             outcome, problem = attack.outcome(), attack.expected()
@@ -81,22 +82,24 @@ def measure(makeAttack, window, settle, beforeSeconds):
         extra={"size": attack.size, "unit": attack.unit, "limit": attack.what,
                "rssBefore": rssBefore / mb, "rssPeak": peak / mb, "rssAfter": rssAfter / mb,
                "cpuSeconds": cpu, "logLines": lines, "writeFailures": failed,
+               "spooledMB": spooled / mb,
                "seconds": duringSeconds, "problem": problem})
 
 
 def run(options):
     limits.raiseFileLimit(65536)
     scale = 0.2 if options.quick else 1.0
+    bodyBytes = (8 if options.quick else 64) << 20
     window = 3.0 if options.quick else 5.0
     results = []
     # Build each attack against its own node: the list gives the order and sizes.
     names = []
     with limits.NodeProcess() as probe:
-        for a in limits.allAttacks(probe, scale):
+        for a in limits.allAttacks(probe, scale, bodyBytes):
             names.append(a.name)
     for index, name in enumerate(names):
         def makeAttack(node, index=index):
-            return limits.allAttacks(node, scale)[index]
+            return limits.allAttacks(node, scale, bodyBytes)[index]
         print("limits: %s ..." % (name,), file=sys.stderr, flush=True)
         results.append(measure(makeAttack, window, settle=15.0,
                                beforeSeconds=2.0 if options.quick else 3.0))
@@ -119,7 +122,9 @@ def formatTable(part, results):
             "%.0f -> %.0f%s" % (r.baseline or 0, r.value,
                                " (%d failed)" % e["writeFailures"] if e["writeFailures"] else ""),
             "%.0f / %.0f / %.0f" % (e["rssBefore"], e["rssPeak"], e["rssAfter"]),
-            "%.1f" % (e["cpuSeconds"],), str(e["logLines"]), r.notes,
+            "%.1f" % (e["cpuSeconds"],), str(e["logLines"]),
+            r.notes + ("; %.0f MB of bodies spooled to disk" % (e["spooledMB"],)
+                       if e["spooledMB"] >= 1 else ""),
             "ok: " + e["limit"] if not e["problem"] else "PROBLEM: " + e["problem"]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"

@@ -15,11 +15,11 @@ from struct import Struct
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from raftmux._log import hotLogger
+from raftmux._log import RateLimitedLog, hotLogger
 from raftmux._tcp import setNoDelay
 from raftmux.muxado import connection as events
 from raftmux.muxado.config import MuxadoConfig
@@ -101,6 +101,8 @@ class MuxadoSession(Protocol):
         self._acceptWaiters = []
         self._pendingOpens = []       # openStream calls before the version is known
         self._closedWaiters = []
+        # A peer flooding past the stream limit costs a few lines, not one a stream.
+        self._refusals = RateLimitedLog(self.log)
         self._closing = False
         self._graceful = False        # a v1 GOAWAY waiting for open streams to end
         self._closeReason = None      # SessionClosed, once the session is over
@@ -395,9 +397,10 @@ class MuxadoSession(Protocol):
                     stream.resetReceived(event.code, event.remote)
             elif kind is events.StreamRefusedLocally:
                 self._metrics.refused(event.code)
-                self.log.info("muxado: refused stream {streamId} from {peer} ({code})",
-                              streamId=event.streamId, peer=self._peer(),
-                              code=codeName(event.code))
+                self._refusals.emit(LogLevel.info, "muxado: refused streams",
+                                    "muxado: refused stream {streamId} from {peer} ({code})",
+                                    streamId=event.streamId, peer=self._peer(),
+                                    code=codeName(event.code))
             elif kind is events.GoAwayReceived:
                 self._goAwayReceived(event)
             elif kind is events.ConnectionTerminated:
@@ -408,6 +411,7 @@ class MuxadoSession(Protocol):
                               code=codeName(event.code))
 
     def connectionLost(self, reason):
+        self._refusals.flush()
         self._runSoon()
         if self._heartbeat is not None:
             self._heartbeat.stop()

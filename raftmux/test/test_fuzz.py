@@ -315,7 +315,7 @@ class FoundByFuzzingTests(SynchronousTestCase):
 
         from raftmux.fuzz._support import runClock
         from raftmux.sniff import SniffingFactory, http2
-        from raftmux.testing.limits import h2Frame, h2Headers, H2_PREFACE
+        from raftmux.testing.limits import H2_PREFACE, h2Frame, h2Headers
 
         class Body(Resource):
             isLeaf = True

@@ -51,6 +51,7 @@ class LimitsTests(SynchronousTestCase):
         self.node.start()
         self.addCleanup(self.node.stop)
         self.baseline = self.node.rss()
+        self.linesBefore = self.node.lineCount
         self.sampler = RSSSampler(self.node)
         self.sampler.__enter__()
         self.addCleanup(self.sampler.__exit__, None, None, None)
@@ -61,6 +62,12 @@ class LimitsTests(SynchronousTestCase):
             status, body = put(HOST, self.node.clientPort, b"/kv/limits-%d" % (i,), b"v" * 100,
                                timeout=15)
             self.assertEqual(status, 200, "write %d failed: %r" % (i, body))
+
+    def assertFewLogLines(self, bound):
+        """A flood costs a few rate-limited log lines, not one per connection or stream."""
+        logged = self.node.lineCount - self.linesBefore
+        self.assertLess(logged, bound, "the node logged %d lines:\n%s" % (
+            logged, "\n".join(list(self.node.lines)[-20:])))
 
     def assertBounded(self):
         grown = self.sampler.peak - self.baseline
@@ -89,10 +96,12 @@ class LimitsTests(SynchronousTestCase):
         """
         300 connections that send nothing and 100 that send a request line
         one byte a second are all closed by the sniffer's deadline (10 s
-        from accept, for the whole sniff), while writes go on.
+        from accept, for the whole sniff), while writes go on; the node
+        logs a few lines about them, not one each.
         """
         self.attack(IdleFlood(HOST, self.node.peerPort, 300),
                     SniffSlowloris(HOST, self.node.peerPort, 100))
+        self.assertFewLogLines(40)
 
     def test_requestHeadsPastTheirLimitRefused(self):
         """
@@ -106,10 +115,12 @@ class LimitsTests(SynchronousTestCase):
     def test_streamFloodRefused(self):
         """
         1,100 streams on one session, of each generation: the 76 over
-        maxIncomingStreams (1,024) are refused with RST.
+        maxIncomingStreams (1,024) are refused with RST, and logged a few
+        lines at a time.
         """
         self.attack(MuxadoStreamFlood(HOST, self.node.peerPort, 1100, 2),
                     MuxadoStreamFlood(HOST, self.node.peerPort, 1100, 1))
+        self.assertFewLogLines(40)
 
     def test_windowOverrunReset(self):
         """A stream sent past its window is reset (FLOW_CONTROL_ERROR), both generations."""

@@ -161,6 +161,20 @@ class NodeProcess:
                 return value.strip()
         raise RuntimeError("no X-Etcd-Cluster-ID in %r" % (data[:200],))
 
+    def spooledBytes(self):
+        """
+        Bytes in files the node holds open but has deleted: twisted.web's
+        request bodies spooled to temporary files.
+        """
+        total = 0
+        directory = "/proc/%d/fd" % (self.proc.pid,)
+        for fd in os.listdir(directory):
+            path = os.path.join(directory, fd)
+            with contextlib.suppress(OSError):
+                if os.readlink(path).endswith(" (deleted)"):
+                    total += os.stat(path).st_size
+        return total
+
     def openFiles(self):
         return len(os.listdir("/proc/%d/fd" % (self.proc.pid,)))
 
@@ -1100,6 +1114,8 @@ def allAttacks(node, scale=1.0, bodyBytes=32 << 20):
         H2HeaderFlood(host, peer, n(100)),
         H2ZeroWindow(host, client, n(100)),
         GossipFrameLength(host, peer, n(100)),
+        MuxadoBufferedStreams(host, peer, n(1000), sessions=1),
+        MuxadoBufferedStreams(host, peer, n(1000), sessions=4),
     ] + declaredLengthAttacks(node, n(20), bodyBytes)
 
 
