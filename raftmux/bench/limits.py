@@ -82,7 +82,7 @@ def measure(makeAttack, window, settle, beforeSeconds):
         extra={"size": attack.size, "unit": attack.unit, "limit": attack.what,
                "rssBefore": rssBefore / mb, "rssPeak": peak / mb, "rssAfter": rssAfter / mb,
                "cpuSeconds": cpu, "logLines": lines, "writeFailures": failed,
-               "spooledMB": spooled / mb,
+               "spooledMB": spooled / mb, "limited": attack.limited,
                "seconds": duringSeconds, "problem": problem})
 
 
@@ -125,7 +125,8 @@ def formatTable(part, results):
             "%.1f" % (e["cpuSeconds"],), str(e["logLines"]),
             r.notes + ("; %.0f MB of bodies spooled to disk" % (e["spooledMB"],)
                        if e["spooledMB"] >= 1 else ""),
-            "ok: " + e["limit"] if not e["problem"] else "PROBLEM: " + e["problem"]))
+            ("PROBLEM: " + e["problem"]) if e["problem"] else
+            ("ok: " if e["limited"] else "NO LIMIT: ") + e["limit"]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
              for row in rows]

@@ -328,6 +328,7 @@ class Attack:
     name = "attack"
     what = ""            # the limit exercised, for the table
     unit = "connections"
+    limited = True       # False: no limit applies; the attack only measures the cost
 
     def __init__(self, host, port, size):
         self.host = host
@@ -910,6 +911,7 @@ class H2ZeroWindow(_H2Attack):
 
     name = "HTTP/2 zero window (h2c, the Site)"
     what = "none in Twisted 26.x (busy loop until the connection closes)"
+    limited = False
 
     def start(self):
         data = (H2_PREFACE + h2Frame(0x4, 0, 0, struct.pack(">HI", 4, 0))
@@ -982,6 +984,7 @@ class DeclaredLength(Attack):
         self.request = request
         self.send = send
         self.refused = refused
+        self.limited = refused is not None
         self.answers = {}
 
     def start(self):
@@ -1129,6 +1132,7 @@ class MuxadoBufferedStreams(Attack):
 
     unit = "streams"
     what = "window x maxIncomingStreams per session; sessions unbounded"
+    limited = False
 
     def __init__(self, host, port, size, sessions=1, window=0x40000):
         Attack.__init__(self, host, port, size)
