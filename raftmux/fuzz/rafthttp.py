@@ -210,3 +210,33 @@ def rafthttpSnapshotBody(data):
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
+
+
+@target("rafthttp-headers", """
+    The peer request headers rafthttp parses (X-Server-From and other IDs,
+    X-Server-Version and X-Min-Cluster-Version): an ID parses to a u64 that
+    formats back to the same hex, or to None, never raising; a version pair
+    is compatible, incompatible or MalformedVersion, nothing else.""",
+        seeds=lambda: [b"8e9e05c52164694d\x003.4.23\x003.0.0", b"0\x002.3.7\x00",
+                       b"ffffffffffffffff\x003.4.23-rc.1+abc\x003.4.0"])
+def rafthttpHeaders(data):
+    from raftmux.rafthttp.headers import (
+        MalformedVersion,
+        checkVersionCompatibility,
+        supportsStreams,
+    )
+    from raftmux.rafthttp.ids import formatID, parseID
+
+    fields = data.split(b"\x00")
+    sender, server, minimum = (fields + [None, None])[:3]
+    parsed = parseID(sender)
+    if parsed is not None:
+        check(0 <= parsed < 1 << 64, "ID %r parsed to %r", sender, parsed)
+        check(formatID(parsed) == (sender.lower().lstrip(b"0") or b"0").decode(),
+              "ID %r formats back as %r", sender, formatID(parsed))
+    try:
+        result = checkVersionCompatibility(server, minimum)
+        check(result in (True, False), "compatibility is %r", result)
+        supportsStreams(server)
+    except MalformedVersion:
+        pass

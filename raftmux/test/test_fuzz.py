@@ -335,3 +335,18 @@ class FoundByFuzzingTests(SynchronousTestCase):
         self.assertTrue(runClock(clock, 1, limit=1000), "the server is still spinning")
 
     test_twistedH2ZeroWindowSpins.todo = "Twisted 26.x HTTP/2: zero-window stream busy loop"
+
+    def test_rafthttpVersionDigits(self):
+        """
+        rafthttp-headers (found writing the target): a version header with a
+        component of more than 4,300 digits made ``int()`` raise a plain
+        ``ValueError`` (Python's limit on digits), which the server's check,
+        expecting ``MalformedVersion``, let escape: a 500 and a logged
+        traceback for any peer request.  A component is at most 19 digits now
+        (Go's ParseUint takes at most 20), anything longer is malformed.
+        """
+        from raftmux.rafthttp.headers import MalformedVersion, checkVersionCompatibility
+
+        self.assertRaises(MalformedVersion, checkVersionCompatibility,
+                          b"9" * 5000 + b".0.0", b"3.0.0")
+        self.assertTrue(checkVersionCompatibility(b"1" * 19 + b".0.0", b"3.0.0"))
