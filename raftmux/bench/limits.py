@@ -27,10 +27,21 @@ from raftmux.testing import limits
 WRITERS = 4
 
 
-def _rate(writer, seconds):
-    before = writer.ok
+def _rate(writer, node, seconds):
+    """(writes per second, node CPU seconds per second) over ``seconds``."""
+    before, cpu = writer.ok, node.cpuSeconds()
     time.sleep(seconds)
-    return (writer.ok - before) / seconds
+    return (writer.ok - before) / seconds, (node.cpuSeconds() - cpu) / seconds
+
+
+def _quiet(node, cpuRate, timeout=30.0):
+    """Wait (up to ``timeout``) until the node uses no more CPU than the writes alone did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cpu = node.cpuSeconds()
+        time.sleep(1.0)
+        if node.cpuSeconds() - cpu <= cpuRate + 0.1:
+            return
 
 
 def measure(makeAttack, window, settle, beforeSeconds):
@@ -39,7 +50,7 @@ def measure(makeAttack, window, settle, beforeSeconds):
         writer = limits.Writer("127.0.0.1", node.clientPort, connections=WRITERS).start()
         try:
             time.sleep(0.5)
-            before = _rate(writer, beforeSeconds)
+            before, cpuRate = _rate(writer, node, beforeSeconds)
             attack = makeAttack(node)
             rssBefore, cpuBefore, linesBefore = node.rss(), node.cpuSeconds(), node.lineCount
             okBefore, failedBefore = writer.ok, writer.failed
@@ -63,13 +74,15 @@ def measure(makeAttack, window, settle, beforeSeconds):
                 failed = writer.failed - failedBefore
                 thread.join()
                 attack.settle(settle)
+                settled = time.monotonic() - began
                 peak = sampler.peak
                 spooled = node.spooledBytes()
-            cpu = node.cpuSeconds() - cpuBefore
+            # The attack's CPU: the node's, less what the writes cost before it.
+            cpu = node.cpuSeconds() - cpuBefore - cpuRate * settled
             lines = node.lineCount - linesBefore
             outcome, problem = attack.outcome(), attack.expected()
             attack.close()
-            time.sleep(2)
+            _quiet(node, cpuRate)
             rssAfter = node.rss()
             if not node.alive():
                 problem = "the node died"
@@ -101,7 +114,7 @@ def run(options):
         def makeAttack(node, index=index):
             return limits.allAttacks(node, scale, bodyBytes)[index]
         print("limits: %s ..." % (name,), file=sys.stderr, flush=True)
-        results.append(measure(makeAttack, window, settle=15.0,
+        results.append(measure(makeAttack, window, settle=60.0,
                                beforeSeconds=2.0 if options.quick else 3.0))
         r = results[-1]
         print("limits: %s: %.0f -> %.0f writes/s, RSS %.0f/%.0f/%.0f MB, %s%s" % (
@@ -114,7 +127,7 @@ def run(options):
 
 def formatTable(part, results):
     rows = [("attack", "size", "writes/s before -> during", "node RSS MB before/peak/after",
-             "CPU s", "log lines", "outcome", "verdict")]
+             "attack CPU s", "log lines", "outcome", "verdict")]
     for r in results:
         e = r.extra
         rows.append((
@@ -122,7 +135,7 @@ def formatTable(part, results):
             "%.0f -> %.0f%s" % (r.baseline or 0, r.value,
                                " (%d failed)" % e["writeFailures"] if e["writeFailures"] else ""),
             "%.0f / %.0f / %.0f" % (e["rssBefore"], e["rssPeak"], e["rssAfter"]),
-            "%.1f" % (e["cpuSeconds"],), str(e["logLines"]),
+            "%.1f" % (max(0.0, e["cpuSeconds"]),), str(e["logLines"]),
             r.notes + ("; %.0f MB of bodies spooled to disk" % (e["spooledMB"],)
                        if e["spooledMB"] >= 1 else ""),
             ("PROBLEM: " + e["problem"]) if e["problem"] else
