@@ -13,11 +13,13 @@ raftmux unchanged, in tests and in ``python -m raftmux.bench muxado``:
 """
 
 from struct import Struct
+from typing import Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
+from raftmux._quiet import QuietFactory
 from raftmux.muxado import MuxadoServerFactory
 
 __all__ = ["GREETING", "MirrorStream", "mirrorServerFactory"]
@@ -34,11 +36,17 @@ def _startsLikeCommand(data):
 
 @implementer(IHalfCloseableProtocol)
 class Echo(Protocol):
-    """Echo every byte; after the peer's FIN, finish and close our half."""
+    """
+    Echo every byte; after the peer's FIN, finish and close our half.  The
+    stream is its own producer, so while our echoes wait for the peer's
+    window, we stop reading and the peer stops at ours: memory stays bounded.
+    """
 
+    transport: Any  # a muxado stream (streamType, priority, session, loseWriteConnection)
     greeting = b""
 
     def connectionMade(self):
+        self.transport.registerProducer(self.transport, True)
         if self.greeting:
             self.transport.write(self.greeting)
 
@@ -60,6 +68,7 @@ class MirrorStream(Echo):
     """One stream of the mirror server (see the module docstring)."""
 
     def connectionMade(self):
+        self.transport.registerProducer(self.transport, True)
         streamType = self.transport.streamType
         self._deciding = not streamType
         self._head = b""
@@ -126,5 +135,5 @@ class MirrorStream(Echo):
 
 def mirrorServerFactory(config=None, version=None, reactor=None):
     """A ``MuxadoServerFactory`` whose streams are ``MirrorStream``s."""
-    return MuxadoServerFactory(Factory.forProtocol(MirrorStream), config=config,
+    return MuxadoServerFactory(QuietFactory.forProtocol(MirrorStream), config=config,
                                version=version, reactor=reactor)
