@@ -177,10 +177,6 @@ class LimitsTests(SynchronousTestCase):
                            + b"Content-Length: %d\r\n\r\n" % (1 << 40,), 1 << 20, refused),
             settle=5.0)
 
-    test_requestBodyRefusedFromItsDeclaredLength.todo = (
-        "twisted.web spools any body to a temporary file before a resource sees it; "
-        "the node's Site needs a request factory that refuses an oversized "
-        "Content-Length (see docs/security.md, Limits)")
 
 
 def _status413(answer):
