@@ -41,7 +41,9 @@ setup(
     # built on demand by raftmux.testing.gopeer.
     package_data={"raftmux": ["py.typed"], "raftmux.raftpb": ["*.proto"],
                   "raftmux.etcdpb": ["*.proto"], "raftmux.grpcpb": ["*.proto"],
-                  "raftmux.test": ["go/*/*.go"]},
+                  "raftmux.test": ["go/*/*.go"],
+                  # Seed inputs and kept crash inputs of the fuzz targets.
+                  "raftmux.fuzz": ["corpus/*/*", "regressions/*/*"]},
     install_requires=[
         "msgpack>=1.0",
         "xxhash>=3.0",
@@ -58,6 +60,8 @@ setup(
     extras_require={
         "test": ["hypothesis>=6.100", "treq>=24.9", "etcd3gw>=2.4"],
         "lint": ["ruff", "mypy", "mypy-zope"],
+        # python -m raftmux.fuzz (coverage-guided fuzzing); not needed to run or test.
+        "fuzz": ["atheris>=2.3"],
         "docs": ["pdoc>=14"],
         # The node benchmark's baseline (raftmux.bench.node); optional.
         "bench": ["pysyncobj>=0.3.17"],

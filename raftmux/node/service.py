@@ -126,6 +126,26 @@ def clientBodyLimit(config):
     return max(config.maxValueBytes, config.maxRequestBytes * 4 // 3) + 64 * 1024
 
 
+#: raft's limit on the entries of one message (etcd 3.4's maxSizePerMsg)
+MAX_SIZE_PER_MSG = 1024 * 1024
+
+
+def peerBodyLimit(config):
+    """
+    The largest body a peer route takes, by path: a snapshot any size (it
+    is read to a file as it comes); a raft message up to raft's message
+    size plus one request (raft always sends one entry, however large);
+    a forwarded client request as on the client port.
+    """
+    limit = max(clientBodyLimit(config), MAX_SIZE_PER_MSG + config.maxRequestBytes + 64 * 1024)
+
+    def limitFor(path):
+        if path is not None and path.split(b"?", 1)[0].rstrip(b"/") == b"/raft/snapshot":
+            return None
+        return limit
+    return limitFor
+
+
 @implementer(IRaft)
 class RaftNode(service.MultiService):
     """
@@ -190,7 +210,7 @@ class RaftNode(service.MultiService):
         self.metrics = NodeMetrics(self, self.registry)
         # What peers reach (rafthttp, /members and the client API they
         # forward), and what clients reach: see raftmux.node.listeners.
-        self.peerSite = NodeSite(self)
+        self.peerSite = NodeSite(self, maxBodyBytes=peerBodyLimit(config))
         # A client's request body is refused (413) from its declared length
         # when it is larger than any client route takes: twisted.web would
         # otherwise spool it to disk whatever its size.
@@ -355,7 +375,7 @@ class RaftNode(service.MultiService):
         raftConfig = Config(
             id=self.id, storage=self.storage, electionTick=config.electionTicks,
             heartbeatTick=1, applied=snapshotIndex, checkQuorum=True, preVote=True,
-            maxSizePerMsg=1024 * 1024, maxInflightMsgs=512, logger=_RaftLog())
+            maxSizePerMsg=MAX_SIZE_PER_MSG, maxInflightMsgs=512, logger=_RaftLog())
         self.rawNode = RawNode(raftConfig)
         if bootstrap:
             peerList = [Peer(m["id"], memberContext(m["id"], m["peerURLs"], m["name"]))
