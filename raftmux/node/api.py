@@ -20,6 +20,7 @@ the member stopped while a write was pending (its outcome unknown too).
 
 import json
 import time
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -154,7 +155,7 @@ def _boundedRequest(limitFor):
         def _refuse(self):
             self._refused = True
             if isinstance(self.channel, HTTPChannel):
-                transport = self.channel.transport
+                transport: Any = self.channel.transport
                 transport.write(b"HTTP/1.1 413 Request Entity Too Large\r\n"
                                 b"Content-Length: 0\r\nConnection: close\r\n\r\n")
                 transport.loseConnection()

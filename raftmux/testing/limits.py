@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from typing import Any
 
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _TWISTD = ("import sys; from twisted.scripts.twistd import run; "
@@ -77,8 +78,8 @@ class NodeProcess:
         self.extraFlags = list(extraFlags)
         self.peerPort, self.clientPort = freePorts(2)
         self.directory = None
-        self.proc = None
-        self.lines = deque(maxlen=200)
+        self.proc: Any = None
+        self.lines: deque[str] = deque(maxlen=200)
         self.lineCount = 0
         self._newLine = threading.Condition()
         self._reader = None
@@ -987,7 +988,7 @@ class DeclaredLength(Attack):
         self.what = what
         self.request = request
         self.send = send
-        self.refused = refused
+        self.refused: Any = refused
         self.limited = refused is not None if limited is None else limited
         self.answers = {}
 
