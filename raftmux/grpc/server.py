@@ -38,9 +38,9 @@ from raftmux.grpc.wire import (
     parseTimeout,
     statusHeaders,
 )
+from raftmux.grpcpb import HEALTH
 from raftmux.h2 import H2ServerFactory, H2Stream, StatusResponse
 from raftmux.h2.interfaces import IH2HandlerFactory, IH2Router, IH2StreamHandler
-from raftmux.grpcpb import HEALTH
 
 __all__ = ["GRPCServer", "GRPCRouter", "ServerCall"]
 

@@ -8,6 +8,7 @@ blocks are lists of ``(name, value)`` bytes pairs as the shell passes them.
 
 import base64
 import binascii
+import math
 import struct
 
 from raftmux.grpc.status import Code, GRPCError
@@ -128,7 +129,7 @@ def parseTimeout(value):
 
 def encodeTimeout(seconds):
     """``seconds`` (> 0) as ``grpc-timeout``: the finest unit whose value fits 8 digits."""
-    ns = max(1, int(seconds * 1e9 + 0.5))
+    ns = max(1, math.ceil(seconds * 1e9))
     for unit, size in _UNITS_NS:
         value = -(-ns // size)
         if value < 100000000:
