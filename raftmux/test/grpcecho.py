@@ -5,7 +5,7 @@ plain return, ``async def`` with ``await call.send``, ``async for``, a
 push receiver), with knobs in the request to fail, hold and stream.
 """
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, DeferredQueue
 
 from raftmux.grpc import GRPCError, Service
 from raftmux.test import grpctest_pb2
@@ -18,22 +18,30 @@ Reply = grpctest_pb2.EchoReply
 
 class EchoServicer:
     """
-    ``cancelled`` lists the rpcs whose handler saw a cancellation;
-    ``calls`` the ``ServerCall``s in order.
+    ``cancelled`` lists the rpcs whose handler saw a cancellation (also put
+    on the ``cancellations`` queue); ``calls`` the ``ServerCall``s in order
+    (also put on ``arrivals``).
     """
 
     def __init__(self):
         self.cancelled = []
+        self.cancellations = DeferredQueue()
         self.calls = []
-        self.held = []
+        self.arrivals = DeferredQueue()
+
+    def _arrived(self, call):
+        self.calls.append(call)
+        self.arrivals.put(call)
+
+    def sawCancel(self, name):
+        self.cancelled.append(name)
+        self.cancellations.put(name)
 
     def _hold(self, name):
-        d = Deferred(lambda _: self.cancelled.append(name))
-        self.held.append(d)
-        return d
+        return Deferred(lambda _: self.sawCancel(name))
 
     def Unary(self, request, call):
-        self.calls.append(call)
+        self._arrived(call)
         echoed = [(k, v) for k, v in call.metadata if k.startswith("echo-")]
         if echoed:
             call.sendInitialMetadata(echoed)
@@ -45,20 +53,20 @@ class EchoServicer:
         return Reply(text=request.text, payload=request.payload)
 
     async def ServerStream(self, request, call):
-        self.calls.append(call)
+        self._arrived(call)
         try:
             for i in range(request.count):
                 await call.send(Reply(text=request.text, payload=request.payload, index=i))
             if request.hold:
                 await Deferred()
         except CancelledError:
-            self.cancelled.append("ServerStream")
+            self.sawCancel("ServerStream")
             raise
         if request.code:
             raise GRPCError(request.code, request.text)
 
     async def ClientStream(self, call):
-        self.calls.append(call)
+        self._arrived(call)
         texts = []
         size = 0
         try:
@@ -70,12 +78,12 @@ class EchoServicer:
                 texts.append(request.text)
                 size += len(request.payload)
         except CancelledError:
-            self.cancelled.append("ClientStream")
+            self.sawCancel("ClientStream")
             raise
         return Reply(text=",".join(texts), index=len(texts), payload=b"%d" % (size,))
 
     def Bidi(self, call):
-        self.calls.append(call)
+        self._arrived(call)
         return _BidiReceiver(self, call)
 
 
@@ -97,7 +105,7 @@ class _BidiReceiver:
         self._call.finish()
 
     def cancel(self):
-        self._servicer.cancelled.append("Bidi")
+        self._servicer.sawCancel("Bidi")
 
 
 def echoService(servicer=None):

@@ -123,7 +123,7 @@ func main() {
 	}
 	{
 		c, cancel := ctx()
-		r, err := kv.Range(c, &etcdserverpb.RangeRequest{Key: []byte("go-key")})
+		r, err := kv.Range(c, &etcdserverpb.RangeRequest{Key: []byte("go-key"), Serializable: true})
 		cancel()
 		value := ""
 		if err == nil && len(r.Kvs) == 1 {
@@ -138,7 +138,7 @@ func main() {
 		report("kv.put.empty", err, "")
 	}
 	{
-		// A linearizable read the test's node holds: the deadline passes.
+		// A linearizable read: the test's node holds every one, so the deadline passes.
 		c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		_, err := kv.Range(c, &etcdserverpb.RangeRequest{Key: []byte("held")})
 		cancel()
