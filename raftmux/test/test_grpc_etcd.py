@@ -57,7 +57,7 @@ class EtcdGRPCTests(SynchronousTestCase):
         """All of etcd's rpcs (and Health's) are served, by their gRPC paths."""
         served = set()
         for service in etcdServices(self.api):
-            for path, (method, handler) in service.handlers.items():
+            for path, (_method, handler) in service.handlers.items():
                 self.assertIsNotNone(handler, path)
                 served.add(path.decode())
         self.assertEqual(served, set(METHODS))
