@@ -26,9 +26,8 @@ from raftmux.bench._harness import Result, median, serverProcess
 MODULE = "raftmux.bench.grpc"
 CHECK = "/grpc.health.v1.Health/Check"
 IN_FLIGHT = 64
-#: grpcio server threads (grpc.server needs an executor; more threads only
-#: contend for the GIL)
-GRPCIO_WORKERS = 8
+#: grpcio server threads (grpc.server needs an executor; 10 as in grpcio's examples)
+GRPCIO_WORKERS = 10
 
 
 def measure(client, server, seconds, inFlight=IN_FLIGHT):
@@ -154,12 +153,14 @@ def clientOurs(port, seconds, inFlight):
     client = GRPCClient(reactor, "http://127.0.0.1:%d" % (port,))
     check = client.stub(HEALTH).Check
     request = health_pb2.HealthCheckRequest()
-    state = {"count": 0, "stop": None, "started": None, "running": 0, "error": None}
+    state = {"count": 0, "stop": None, "started": None, "running": 0, "error": None,
+             "warmup": 200}
     result = {}
 
     def finished():
         result["perSecond"] = state["count"] / (time.monotonic() - state["started"])
         client.close().addBoth(lambda _: reactor.stop())
+        reactor.callLater(5, lambda: reactor.running and reactor.stop())
 
     def one(_=None):
         if state["stop"] is not None and time.monotonic() >= state["stop"]:
@@ -176,20 +177,24 @@ def clientOurs(port, seconds, inFlight):
         one()
 
     def failed(f):
-        state["error"] = f.getErrorMessage()
+        if state["error"] is None:
+            state["error"] = "%s: %s" % (f.type.__name__, f.getErrorMessage())
         state["stop"] = 0
+        if state["started"] is None:
+            if reactor.running:
+                reactor.stop()
+            return
+        one()
 
-    def warm(n=None):
-        if n is None:
-            n = [200]
-        if n[0] == 0:
+    def warm():
+        if state["warmup"] == 0:
             state["started"] = time.monotonic()
             state["stop"] = state["started"] + seconds
             state["running"] = inFlight
             for _ in range(inFlight):
                 one()
             return
-        n[0] -= 1
+        state["warmup"] -= 1
         check(request, timeout=10).addCallbacks(lambda _: warm(), failed)
 
     reactor.callWhenRunning(warm)

@@ -60,29 +60,31 @@ class CallBase:
     """
     The message plumbing of one call.  ``messageClass`` is what received
     payloads decode to; ``maxReceiveMessageSize`` bounds one received
-    message.  Subclasses call ``messagesReceived``, ``endOfMessages`` and
-    ``closeChannel``, and implement ``protocolError`` (a received message
-    broke the rules: answer or fail with the ``GRPCError``).
+    message.  Subclasses feed ``decodeMessages``' results to ``enqueue``
+    (or handle them themselves), call ``endOfMessages`` when the peer
+    half-closes and ``closeChannel`` at the end, and implement ``cancel``.
     """
 
+    # Scalar state starts at these class-level values (one unary call
+    # touches few of them; not assigning them all per call is measurable).
     transport = None
+    _held = 0
+    _receiver = None
+    _ended = False          # the peer sent its last message
+    _endDelivered = False
+    _readPaused = False     # the reader asked us to pause
+    _streamPaused = False   # we paused the stream
+    _delivering = False
+    _closed = False
+    _gate = None
+    _outPaused = False
+    _producer = None
 
     def __init__(self, messageClass, maxReceiveMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
         self._messageClass = messageClass
         self._decoder = MessageDecoder(maxReceiveMessageSize)
-        self._held = 0
         self._inbox = deque()
         self._readers = deque()
-        self._receiver = None
-        self._ended = False          # the peer sent its last message
-        self._endDelivered = False
-        self._readPaused = False     # the reader asked us to pause
-        self._streamPaused = False   # we paused the stream
-        self._delivering = False
-        self._closed = False
-        self._gate = None
-        self._outPaused = False
-        self._producer = None
         self._sendWaiters = []
 
     # -- receiving --------------------------------------------------------------
@@ -336,10 +338,14 @@ class CallBase:
         """
         self._closed = True
         self._producer = None
-        self._dropGate()
-        self._wakeSenders()
-        self.releaseHeld()
-        self._inbox.clear()
+        if self._gate is not None:
+            self._dropGate()
+        if self._sendWaiters:
+            self._wakeSenders()
+        if self._held:
+            self.releaseHeld()
+        if self._inbox:
+            self._inbox.clear()
 
 
 def isCancellation(failure):

@@ -75,23 +75,24 @@ class ServerCall(CallBase):
 
     log = Logger()
 
+    deadline = None
+    finished = False
+    cancelled = False
+    _timer = None
+    _headersSent = False
+    _initialMetadata = ()
+    _trailingMetadata = ()
+    _result = None
+    _request = None
+    _metadata = None
+    _clock = None
+
     def __init__(self, method, handler, timeout=None, maxReceiveMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
         CallBase.__init__(self, method.requestClass, maxReceiveMessageSize)
         self.method = method
         self._handler = handler
         self._timeout = timeout
-        self.deadline = None
-        self._timer = None
-        self.finished = False
-        self.cancelled = False
-        self._headersSent = False
-        self._initialMetadata = ()
-        self._trailingMetadata = ()
-        self._result = None
-        self._request = None
-        self._metadata = None
         self._cancelWaiters = []
-        self._clock = None
 
     def __repr__(self):
         return "<ServerCall %s>" % (self.method.path,)
@@ -295,7 +296,8 @@ class ServerCall(CallBase):
             pass
         elif inspect.iscoroutine(result):
             result = Deferred.fromCoroutine(result)
-        elif _isReceiver(result):
+        elif (self.method.clientStreaming or self.method.serverStreaming) and \
+                _isReceiver(result):
             self._result = result
             if self.finished:
                 return
