@@ -17,6 +17,7 @@ Each figure is the median of several runs (3, or 1 with ``--quick``).
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,21 +27,43 @@ from raftmux.bench._harness import Result, median, serverProcess
 MODULE = "raftmux.bench.grpc"
 CHECK = "/grpc.health.v1.Health/Check"
 IN_FLIGHT = 64
+#: sequential calls each client makes before it measures
+WARMUP = 200
 #: grpcio server threads (grpc.server needs an executor; 10 as in grpcio's examples)
 GRPCIO_WORKERS = 10
 
 
 def measure(client, server, seconds, inFlight=IN_FLIGHT):
+    """
+    One run: ``client`` against a fresh ``server`` process.  Returns the
+    client's figures plus ``serverCPU``, the server process's CPU (all its
+    threads) per call in microseconds, read from /proc (None elsewhere).
+    """
     with serverProcess(MODULE, "server", server) as (proc, port):
+        before = _cpuSeconds(proc.pid)
         out = subprocess.run(
             [sys.executable, "-m", MODULE, "client", client, port, str(seconds), str(inFlight)],
             capture_output=True, text=True, timeout=300)
+        after = _cpuSeconds(proc.pid)
         lines = out.stdout.strip().splitlines()
         figures = json.loads(lines[-1]) if lines else {"error": out.stderr[-2000:]}
         if "error" in figures:
             raise RuntimeError("%s client against %s server failed: %s"
                                % (client, server, figures["error"]))
+        figures["serverCPU"] = None
+        if before is not None and after is not None and figures["calls"]:
+            figures["serverCPU"] = (after - before) / (figures["calls"] + WARMUP) * 1e6
         return figures
+
+
+def _cpuSeconds(pid):
+    """utime + stime of ``pid`` (every thread), from /proc; None if unavailable."""
+    try:
+        with open("/proc/%d/stat" % (pid,)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run(options):
@@ -48,16 +71,29 @@ def run(options):
     seconds = 2 if options.quick else 5
     results = []
     for name, client in (("unary", "grpcio"), ("unary-ours-client", "ours")):
-        ours, theirs = [], []
+        runs = {"ours": [], "grpcio": []}
         for _ in range(repeats):
-            ours.append(measure(client, "ours", seconds)["perSecond"])
-            theirs.append(measure(client, "grpcio", seconds)["perSecond"])
+            for server in ("ours", "grpcio"):
+                runs[server].append(measure(client, server, seconds))
+
+        def med(server, key, runs=runs):
+            values = [r[key] for r in runs[server] if r[key] is not None]
+            return median(values) if values else None
+
         results.append(Result(
-            name, "calls/s", median(ours), median(theirs), target=1.0,
-            notes="Health/Check, one connection, %d in flight, %s client, %ds; baseline "
-                  "grpcio %s grpc.server (%d threads); runs: ours %s, grpcio %s"
-                  % (IN_FLIGHT, client, seconds, _grpcioVersion(), GRPCIO_WORKERS,
-                     _fmt(ours), _fmt(theirs))))
+            name, "calls/s", med("ours", "perSecond"), med("grpcio", "perSecond"), target=1.0,
+            notes="Health/Check, one connection, %d in flight, %s client, %gs per run; baseline "
+                  "grpcio %s grpc.server (%d threads); medians of %d (ours %s, grpcio %s)"
+                  % (IN_FLIGHT, client, seconds, _grpcioVersion(), GRPCIO_WORKERS, repeats,
+                     _fmt(r["perSecond"] for r in runs["ours"]),
+                     _fmt(r["perSecond"] for r in runs["grpcio"])),
+            extra={"runs": runs}))
+        if name == "unary":
+            results.append(Result(
+                "unary-server-cpu", "us/call", med("ours", "serverCPU"),
+                med("grpcio", "serverCPU"), higherIsBetter=False,
+                notes="server process CPU per call (all threads), same runs: what decides "
+                      "the rate when the server's cores are not shared"))
     return results
 
 
@@ -128,7 +164,7 @@ def clientGRPCIO(port, seconds, inFlight):
                 CHECK, request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
                 response_deserializer=health_pb2.HealthCheckResponse.FromString)
             request = health_pb2.HealthCheckRequest()
-            for _ in range(200):
+            for _ in range(WARMUP):
                 await check(request, timeout=10)
             counts = [0] * inFlight
             stop = time.monotonic() + seconds
@@ -139,7 +175,7 @@ def clientGRPCIO(port, seconds, inFlight):
                     counts[i] += 1
             started = time.monotonic()
             await asyncio.gather(*(worker(i) for i in range(inFlight)))
-            return sum(counts) / (time.monotonic() - started)
+            return sum(counts), time.monotonic() - started
 
     return asyncio.run(main())
 
@@ -154,11 +190,12 @@ def clientOurs(port, seconds, inFlight):
     check = client.stub(HEALTH).Check
     request = health_pb2.HealthCheckRequest()
     state = {"count": 0, "stop": None, "started": None, "running": 0, "error": None,
-             "warmup": 200}
+             "warmup": WARMUP}
     result = {}
 
     def finished():
-        result["perSecond"] = state["count"] / (time.monotonic() - state["started"])
+        result["calls"] = state["count"]
+        result["seconds"] = time.monotonic() - state["started"]
         client.close().addBoth(lambda _: reactor.stop())
         reactor.callLater(5, lambda: reactor.running and reactor.stop())
 
@@ -201,7 +238,7 @@ def clientOurs(port, seconds, inFlight):
     reactor.run()
     if state["error"]:
         raise RuntimeError(state["error"])
-    return result["perSecond"]
+    return result["calls"], result["seconds"]
 
 
 def main(argv):
@@ -211,11 +248,12 @@ def main(argv):
         return 0
     kind, port, seconds, inFlight = argv[1], int(argv[2]), float(argv[3]), int(argv[4])
     try:
-        rate = {"grpcio": clientGRPCIO, "ours": clientOurs}[kind](port, seconds, inFlight)
+        calls, elapsed = {"grpcio": clientGRPCIO, "ours": clientOurs}[kind](
+            port, seconds, inFlight)
     except Exception as e:
         print(json.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
         return 1
-    print(json.dumps({"perSecond": rate}))
+    print(json.dumps({"perSecond": calls / elapsed, "calls": calls, "seconds": elapsed}))
     return 0
 
 

@@ -39,12 +39,17 @@ from raftmux.grpc.wire import (
     statusHeaders,
 )
 from raftmux.grpcpb import HEALTH
-from raftmux.h2 import H2ServerFactory, H2Stream, StatusResponse
+from raftmux.h2 import H2Config, H2ServerFactory, H2Stream, StatusResponse
 from raftmux.h2.interfaces import IH2HandlerFactory, IH2Router, IH2StreamHandler
 
-__all__ = ["GRPCServer", "GRPCRouter", "ServerCall"]
+__all__ = ["DEFAULT_CONFIG", "GRPCServer", "GRPCRouter", "ServerCall"]
 
 _RESPONSE_HEADERS = ((b":status", b"200"), (b"content-type", b"application/grpc"))
+
+#: the HTTP/2 settings of a gRPC server unless told otherwise: the shell's,
+#: with 1000 concurrent streams (grpc-go servers announce no limit; each
+#: streaming rpc, a Watch, holds one for its whole life)
+DEFAULT_CONFIG = H2Config(maxConcurrentStreams=1000)
 _OK_TRAILERS = [(b"grpc-status", b"0")]
 
 
@@ -415,7 +420,12 @@ class GRPCServer:
         return GRPCRouter(self, fallback)
 
     def serverFactory(self, config=None, clock=None, fallback=None):
-        """An ``H2ServerFactory`` (h2c prior knowledge, or ``h2`` by ALPN) for this server."""
+        """
+        An ``H2ServerFactory`` (h2c prior knowledge, or ``h2`` by ALPN) for
+        this server; ``config`` defaults to ``DEFAULT_CONFIG``.
+        """
+        if config is None:
+            config = DEFAULT_CONFIG
         return H2ServerFactory(self.router(fallback), config, clock)
 
     # -- IH2HandlerFactory ----------------------------------------------------------

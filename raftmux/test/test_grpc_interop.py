@@ -394,3 +394,28 @@ class EtcdctlTests(OnePort):
         self.assertIn("%x" % (self.node.memberID,), members)
         health = yield self.etcdctl("endpoint", "health")
         self.assertIn("is healthy", health)
+
+
+class ExampleTests(TestCase):
+    """docs/examples/grpc_oneport.py, the gRPC chapter's example, runs as written."""
+
+    @defer.inlineCallbacks
+    def test_runs(self):
+        import sys
+
+        import raftmux
+        root = os.path.dirname(os.path.dirname(os.path.abspath(raftmux.__file__)))
+        path = os.path.join(root, "docs", "examples", "grpc_oneport.py")
+        if not os.path.exists(path):
+            raise SkipTest("docs/examples is not shipped with this raftmux")
+        env = dict(os.environ, PYTHONPATH=root)
+        out, err, code = yield getProcessOutputAndValue(sys.executable, [path], env=env)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.decode().splitlines(), [
+            "put: revision 2",
+            "range: [('greeting', 'hello')]",
+            "watch: created True",
+            "watch: saw ['hello again']",
+            "health: SERVING",
+            "error: INVALID_ARGUMENT etcdserver: key is not provided",
+        ])

@@ -613,3 +613,4 @@ class RouterTests(SynchronousTestCase):
     def test_config(self):
         factory = GRPCServer().serverFactory(H2Config(maxConcurrentStreams=7), clock=Clock())
         self.assertEqual(factory.config.maxConcurrentStreams, 7)
+        self.assertEqual(GRPCServer().serverFactory().config.maxConcurrentStreams, 1000)
