@@ -47,6 +47,7 @@ from raftmux.h2.stream import statusOf
 __all__ = ["GRPCClient", "ClientCall", "Stub"]
 
 USER_AGENT = b"grpc-python-raftmux/0.1"
+_OK = [(b"grpc-status", b"0")]
 
 
 @implementer(IH2StreamHandler, IConsumer, IPushProducer)
@@ -95,8 +96,11 @@ class ClientCall(CallBase):
             self._timer = self._clock.callLater(self.timeout, self._deadlineExpired)
         if self._metadata:
             headers.extend(self._metadata)
-        self._opening = d = self.client.pool.openStream(self.client.origin, headers, self)
-        d.addCallbacks(self._opened, self._notOpened)
+        pool, origin = self.client.pool, self.client.origin
+        if pool.startStream(origin, headers, self) is None:
+            # No free slot (or no connection yet): wait in the pool's queue.
+            self._opening = d = pool.openStream(origin, headers, self)
+            d.addCallbacks(self._opened, self._notOpened)
         return self
 
     def _opened(self, stream):
@@ -244,7 +248,13 @@ class ClientCall(CallBase):
             self._fail(GRPCError(Code.INTERNAL,
                                  "the server closed the stream without sending trailers"))
             return
-        code, message, details, metadata = readStatus(self._status)
+        status = self._status
+        if status == _OK:
+            self.trailingMetadata = []
+            self._finish(None)
+            self._endOurHalf()
+            return
+        code, message, details, metadata = readStatus(status)
         self.trailingMetadata = metadata
         if code is None:
             self._fail(GRPCError(Code.UNKNOWN, "missing or malformed grpc-status"))
@@ -253,6 +263,9 @@ class ClientCall(CallBase):
             self._finish(GRPCError(code, message, details, metadata))
         else:
             self._finish(None)
+        self._endOurHalf()
+
+    def _endOurHalf(self):
         transport = self.transport
         if transport is not None and not transport.disconnected:
             # The server is done; end our half too (a client stream cut short).
@@ -307,9 +320,12 @@ class ClientCall(CallBase):
         self.code = Code.OK if error is None else error.code
         self._outbox = []
         self._producer = None
-        self._dropGate()
-        self._wakeSenders()
-        self.releaseHeld()
+        if self._gate is not None:
+            self._dropGate()
+        if self._sendWaiters:
+            self._wakeSenders()
+        if self._held:
+            self.releaseHeld()
         if self._unary:
             self._settleResponse()
         elif error is None:
