@@ -10,6 +10,8 @@ back-pressure, the health service and the router.
 import h2.config
 import h2.connection
 import h2.events
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
@@ -582,6 +584,60 @@ class WireTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.raw.server.held, 0)
         self.assertEqual(self.servicer.cancelled, ["ClientStream"])
+
+
+class _Plain:
+    """Echo's four rpcs with no knobs (random requests must not hold or loop)."""
+
+    def Unary(self, request, call):
+        return grpctest_pb2.EchoReply(text=request.text)
+
+    def ServerStream(self, request, call):
+        call.sendMessage(grpctest_pb2.EchoReply(text=request.text))
+
+    async def ClientStream(self, call):
+        n = 0
+        async for _ in call:
+            n += 1
+        return grpctest_pb2.EchoReply(index=n)
+
+    async def Bidi(self, call):
+        async for request in call:
+            await call.send(grpctest_pb2.EchoReply(text=request.text))
+
+
+class RandomInputTests(SynchronousTestCase):
+    """Whatever a client sends as a request body, the answer is a gRPC status."""
+
+    @given(st.lists(st.binary(max_size=300), max_size=6),
+           st.sampled_from(["Unary", "ClientStream", "Bidi", "ServerStream"]),
+           st.booleans())
+    @settings(max_examples=150, deadline=None)
+    def test_randomBodies(self, pieces, rpc, reset):
+        server = GRPCServer([Service(ECHO, _Plain(), modules=[grpctest_pb2])],
+                            maxReceiveMessageSize=200)
+        clock = Clock()
+        raw = _Raw(server.serverFactory(clock=clock))
+        sid = raw.request(("/raftmux.test.Echo/" + rpc).encode(), end=False)
+        for piece in pieces:
+            if piece and sid in raw.conn.streams and raw.conn.streams[sid].open:
+                raw.conn.send_data(sid, piece)
+                raw.exchange()
+        if sid in raw.conn.streams and raw.conn.streams[sid].open:
+            if reset:
+                raw.conn.reset_stream(sid, 8)
+            else:
+                raw.conn.end_stream(sid)
+            raw.exchange()
+        clock.advance(0)
+        raw.exchange()
+        statuses = [value for e in raw.on(sid) for name, value in getattr(e, "headers", None) or ()
+                    if name == b"grpc-status"]
+        if not reset:
+            self.assertEqual(len(statuses), 1, raw.on(sid))
+            self.assertTrue(statuses[0].isdigit())
+        self.assertEqual(raw.server.held, 0)
+        self.assertEqual(raw.server.streams, {})
 
 
 class RouterTests(SynchronousTestCase):
