@@ -164,6 +164,13 @@ class GRPCIOTests(OnePort):
     @defer.inlineCallbacks
     def test_deadlines(self):
         """DEADLINE_EXCEEDED at the client, and the handler is cancelled on the server."""
+        release = threading.Event()
+        self.addCleanup(release.set)
+
+        def openRequests():
+            yield Request(text="x")
+            release.wait(30)      # the client never half-closes
+
         def calls():
             codes = []
             with self.channel() as channel:
@@ -171,18 +178,19 @@ class GRPCIOTests(OnePort):
                 for call in (lambda: unary(Request(hold=True), timeout=0.3),
                              lambda: list(serverStream(Request(count=2, hold=True),
                                                        timeout=0.3)),
-                             lambda: clientStream(iter([Request(hold=True)]), timeout=0.3)):
+                             lambda: clientStream(iter([Request(hold=True)]), timeout=0.3),
+                             lambda: list(bidi(openRequests(), timeout=0.3))):
                     try:
                         call()
                     except grpc.RpcError as e:
                         codes.append(e.code())
             return codes
         codes = yield self.inThread(calls)
-        self.assertEqual(codes, [grpc.StatusCode.DEADLINE_EXCEEDED] * 3)
+        self.assertEqual(codes, [grpc.StatusCode.DEADLINE_EXCEEDED] * 4)
         seen = set()
-        for _ in range(3):
+        for _ in range(4):
             seen.add((yield self.servicer.cancellations.get()))
-        self.assertEqual(seen, {"Unary", "ServerStream", "ClientStream"})
+        self.assertEqual(seen, {"Unary", "ServerStream", "ClientStream", "Bidi"})
 
     @defer.inlineCallbacks
     def test_cancellation(self):
