@@ -13,11 +13,16 @@ nothing, so the connection can be reused.  ``BytesProducer`` is the
 matching request body: bytes written in one go with a Content-Length.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IConsumer
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
-from twisted.web.iweb import IBodyProducer
+from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
 __all__ = ["BodyTooLarge", "BytesProducer", "discardBody", "readBody"]
@@ -26,7 +31,7 @@ __all__ = ["BodyTooLarge", "BytesProducer", "discardBody", "readBody"]
 class BodyTooLarge(Exception):
     """A response body went past the size its reader allowed."""
 
-    def __init__(self, limit, received):
+    def __init__(self, limit: int, received: int) -> None:
         Exception.__init__(self, "response body larger than %d bytes (%d received so far)"
                            % (limit, received))
         self.limit = limit
@@ -35,6 +40,8 @@ class BodyTooLarge(Exception):
 
 class _BoundedBody(Protocol):
     """Collects at most ``limit`` bytes (``None``: keeps nothing, reads it all)."""
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     def __init__(self, finished, limit):
         self.finished = finished
@@ -56,7 +63,7 @@ class _BoundedBody(Protocol):
             return
         self.parts.append(data)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         finished, self.finished = self.finished, None
         if finished is None:
             return
@@ -79,7 +86,7 @@ def _deliver(response, limit):
     return d
 
 
-def readBody(response, maxSize):
+def readBody(response: IResponse, maxSize: int) -> Deferred[bytes]:
     """
     A Deferred firing with ``response``'s whole body once it has ended, or
     failing with ``BodyTooLarge`` as soon as it exceeds ``maxSize`` bytes
@@ -90,7 +97,7 @@ def readBody(response, maxSize):
     return _deliver(response, maxSize)
 
 
-def discardBody(response):
+def discardBody(response: IResponse) -> Deferred[None]:
     """Read ``response``'s body to its end and drop it; errors are ignored."""
     d = _deliver(response, None)
     d.addErrback(lambda _: None)
@@ -101,19 +108,19 @@ def discardBody(response):
 class BytesProducer:
     """A request body written in one go (a Content-Length request)."""
 
-    def __init__(self, data):
+    def __init__(self, data: bytes) -> None:
         self.data = data
         self.length = len(data)
 
-    def startProducing(self, consumer):
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
         consumer.write(self.data)
         return succeed(None)
 
-    def pauseProducing(self):
+    def pauseProducing(self) -> None:
         pass
 
-    def resumeProducing(self):
+    def resumeProducing(self) -> None:
         pass
 
-    def stopProducing(self):
+    def stopProducing(self) -> None:
         pass

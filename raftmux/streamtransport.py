@@ -20,12 +20,19 @@ through the base's public methods (``dataReceived``, ``readEnded``,
 state.
 """
 
+from __future__ import annotations
+
 from collections import deque
+from collections.abc import Iterable
+from typing import Any
 
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.interfaces import (
+    IAddress,
     IConsumer,
     IHalfCloseableProtocol,
+    IProducer,
+    IProtocol,
     IPushProducer,
     ITransport,
 )
@@ -118,37 +125,37 @@ class StreamTransport:
     """
 
     priority = 0
-    streamType = None
+    streamType: int | None = None
 
-    def __init__(self, host, streamId):
+    def __init__(self, host: IStreamHost, streamId: int) -> None:
         self.host = host
         self.streamId = streamId
-        self.protocol = None
+        self.protocol: IProtocol | None = None  # until attach()
         self.connected = False
         self.disconnecting = False
         self.disconnected = False
         self._writeState = _OPEN
         self._readClosed = False
-        self._pending = deque()
+        self._pending: deque[Any] = deque()
         self._headOffset = 0
         self._pendingSize = 0
         self._waiting = False
-        self._producer = None
+        self._producer: Any = None    # IPushProducer or IPullProducer
         self._streaming = True
         self._producerPaused = False
         self._pulling = False
         self._readPaused = False
-        self._inbox = deque()
+        self._inbox: deque[Any] = deque()
         self._eofPending = False
         self._held = False
-        self._lostReason = None
+        self._lostReason: Any = None  # the Failure, once disconnected
 
     def __repr__(self):
         return "<%s %d>" % (self.__class__.__name__, self.streamId)
 
     # -- wiring ---------------------------------------------------------------------
 
-    def attach(self, protocol):
+    def attach(self, protocol: IProtocol) -> None:
         """Connect ``protocol`` and give it whatever arrived before it was chosen."""
         self.protocol = protocol
         self.connected = not self.disconnected
@@ -160,46 +167,46 @@ class StreamTransport:
         if (self._inbox or self._eofPending) and not self._readPaused and not self._held:
             self._drainInbox()
 
-    def hold(self):
+    def hold(self) -> None:
         """
         Keep received bytes here, undelivered and uncredited, until
         ``release()`` (a host reading a stream type from the first bytes).
         """
         self._held = True
 
-    def release(self):
+    def release(self) -> None:
         self._held = False
 
     @property
-    def producer(self):
+    def producer(self) -> IProducer | None:
         """The registered producer, or None (as on Twisted's own transports)."""
         return self._producer
 
     @property
-    def writeOpen(self):
+    def writeOpen(self) -> bool:
         """May the protocol still write (not closed or half-closed for writing)?"""
         return self._writeState == _OPEN and not self.disconnected
 
     @property
-    def bufferedBytes(self):
+    def bufferedBytes(self) -> int:
         """Bytes received and not yet delivered to the protocol."""
         return sum(len(data) for data, _ in self._inbox)
 
     @property
-    def pendingBytes(self):
+    def pendingBytes(self) -> int:
         """Bytes written and not yet framed (waiting for window or the transport)."""
         return self._pendingSize
 
-    def receivedSoFar(self):
+    def receivedSoFar(self) -> bytes:
         """Bytes received and not yet delivered (the inbox), joined."""
         return b"".join(data for data, _ in self._inbox)
 
     @property
-    def peerEnded(self):
+    def peerEnded(self) -> bool:
         """Has the peer's FIN arrived and not yet been delivered?"""
         return self._eofPending
 
-    def consumeReceived(self, count):
+    def consumeReceived(self, count: int) -> None:
         """
         Take ``count`` bytes off the front of the inbox without delivering
         them (a stream-type prefix), crediting them to the peer.
@@ -212,7 +219,7 @@ class StreamTransport:
 
     # -- ITransport -----------------------------------------------------------------
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         if self._writeState != _OPEN or self.disconnected or not data:
             return
         data = self.frameOutgoing(data)
@@ -227,18 +234,18 @@ class StreamTransport:
         if self._producer is not None:
             self._updateProducer(writing=True)
 
-    def writeSequence(self, iovec):
+    def writeSequence(self, iovec: Iterable[bytes]) -> None:
         self.write(b"".join(iovec))
 
-    def loseConnection(self):
+    def loseConnection(self) -> None:
         """Finish sending what is buffered, then close the stream both ways."""
         self._closeWrite(_CLOSING)
 
-    def loseWriteConnection(self):
+    def loseWriteConnection(self) -> None:
         """Half-close: end our half after the buffered bytes; reading goes on."""
         self._closeWrite(_HALF_CLOSING)
 
-    def abortConnection(self):
+    def abortConnection(self) -> None:
         """Drop buffered bytes and reset the stream."""
         if self.disconnected:
             return
@@ -246,15 +253,15 @@ class StreamTransport:
         self.host.flush()
         self._lost(Failure(ConnectionAborted()), later=True)
 
-    def getPeer(self):
+    def getPeer(self) -> IAddress:
         return self.host.getPeer()
 
-    def getHost(self):
+    def getHost(self) -> IAddress:
         return self.host.getHost()
 
     # -- IConsumer --------------------------------------------------------------------
 
-    def registerProducer(self, producer, streaming):
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         if self._producer is not None:
             raise RuntimeError("Cannot register producer %s, because producer %s was "
                                "never unregistered." % (producer, self._producer))
@@ -270,7 +277,7 @@ class StreamTransport:
         else:
             self._pull()
 
-    def unregisterProducer(self):
+    def unregisterProducer(self) -> None:
         self._producer = None
         self._setWaiting()
         if self._writeState in (_CLOSING, _HALF_CLOSING) and not self._pending:
@@ -278,35 +285,35 @@ class StreamTransport:
 
     # -- IPushProducer (delivery of received bytes to the protocol) -------------------
 
-    def pauseProducing(self):
+    def pauseProducing(self) -> None:
         self._readPaused = True
 
-    def resumeProducing(self):
+    def resumeProducing(self) -> None:
         if not self._readPaused or self.disconnected:
             return
         self._readPaused = False
         if not self._held:
             self._drainInbox()
 
-    def stopProducing(self):
+    def stopProducing(self) -> None:
         self.loseConnection()
 
     # -- framing hooks for subclasses -------------------------------------------------
 
-    def frameOutgoing(self, data):
+    def frameOutgoing(self, data: bytes) -> bytes:
         """The bytes that carry ``data`` on the wire (default: ``data`` itself)."""
         return data
 
-    def deliverIncoming(self, data):
+    def deliverIncoming(self, data: bytes) -> None:
         """Hand received wire bytes to the protocol (default: as they are)."""
-        self.protocol.dataReceived(data)
+        self.protocol.dataReceived(data)  # type: ignore[union-attr]
 
-    def endIncoming(self):
+    def endIncoming(self) -> None:
         """The peer's half ended; a framing subclass checks nothing is left over."""
 
     # -- events from the host -------------------------------------------------------
 
-    def dataReceived(self, data, credit=None):
+    def dataReceived(self, data: bytes, credit: int | None = None) -> None:
         """
         The peer sent ``data``; ``credit`` bytes of window (default
         ``len(data)``; HTTP/2 counts padding too) go back once it is delivered.
@@ -320,14 +327,14 @@ class StreamTransport:
         if not self.disconnected:
             self.host.creditStream(self, credit)
 
-    def readEnded(self):
+    def readEnded(self) -> None:
         """The peer half-closed (FIN / END_STREAM)."""
         if self._inbox or self._readPaused or self.protocol is None or self._held:
             self._eofPending = True
             return
         self._deliverEof()
 
-    def windowOpened(self):
+    def windowOpened(self) -> None:
         """
         The peer gave credit back, or the transport resumed: send what waits,
         a quantum at a time, while the window and the transport allow (so a
@@ -362,7 +369,7 @@ class StreamTransport:
                 return
         self._updateProducer()
 
-    def peerWillNotRead(self):
+    def peerWillNotRead(self) -> None:
         """
         The peer opened this stream declaring it will never read (Go v1's
         SYN|FIN): our half is closed from the start, and writes are dropped.
@@ -377,11 +384,11 @@ class StreamTransport:
         if halfCloseable is not None:
             halfCloseable.writeConnectionLost()
 
-    def writabilityChanged(self):
+    def writabilityChanged(self) -> None:
         """The underlying transport paused or resumed: pause or resume our producer."""
         self._updateProducer()
 
-    def streamLost(self, reason):
+    def streamLost(self, reason: Failure) -> None:
         """The stream is over without us asking (RST, session lost): tell the protocol now."""
         self._lost(reason)
 
@@ -536,5 +543,5 @@ class StreamTransport:
                 protocol.connectionLost(reason)
         self.connectionClosed(reason)
 
-    def connectionClosed(self, reason):
+    def connectionClosed(self, reason: Failure) -> None:
         """Called once the stream is closed, whatever the cause (subclasses: metrics)."""

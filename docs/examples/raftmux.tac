@@ -32,8 +32,9 @@ node.setServiceParent(top)
 
 
 def report():
-    log.info("example: leader is {leader:x}, {keys} keys", leader=node.leader,
-             keys=len(node.kv.data))
+    log.info("example: leader is {leader:x}, key space at revision {revision}",
+             leader=node.leader,
+             revision=node.keySpace.revision if node.keySpace is not None else 0)
 
 
 internet.TimerService(10, report).setServiceParent(top)

@@ -19,6 +19,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from zope.interface import implementer
 
+from raftmux._quiet import QuietFactory
 from raftmux.muxado import MuxadoConfig, MuxadoServerFactory, connectSession
 from raftmux.testing.muxadomirror import mirrorServerFactory
 
@@ -57,7 +58,7 @@ class Server(protocol.Protocol):
 
 
 def serve(mode):
-    streamFactory = protocol.Factory.forProtocol(Server)
+    streamFactory = QuietFactory.forProtocol(Server)
     if mode == "mirror":
         # What the Go v1 test peer's client expects of a server (either generation).
         factory = mirrorServerFactory()
@@ -141,7 +142,7 @@ def _opener(mode, port):
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
     if mode == "raw":
         def connect(proto):
-            return endpoint.connect(protocol.Factory.forProtocol(lambda: proto))
+            return endpoint.connect(QuietFactory.forProtocol(lambda: proto))
         return defer.succeed(connect)
     return connectSession(endpoint, config=CONFIG).addCallback(lambda session: session.openStream)
 

@@ -20,6 +20,7 @@ from twisted.web.server import Site
 from zope.interface import implementer
 
 from raftmux import raftpb
+from raftmux._quiet import QuietClientFactory, QuietFactory
 from raftmux.rafthttp import IRaft, Transport
 from raftmux.rafthttp.codec import MsgAppV2Decoder, MsgAppV2Encoder
 from raftmux.rafthttp.stream import MESSAGE, MSGAPP
@@ -105,7 +106,7 @@ def sender(mode, count):
     # Built up front: the figure is the transport's, not protobuf construction's.
     messages = [msgApp(i) for i in range(count)]
     if mode == "raw":
-        factory = protocol.Factory.forProtocol(RawSender)
+        factory = QuietFactory.forProtocol(RawSender)
         factory.count = count
         factory.messages = messages
         print(reactor.listenTCP(0, factory, interface="127.0.0.1").getHost().port, flush=True)
@@ -153,7 +154,7 @@ def receiver(mode, count, senderPort):
     raft = Counter(count, done)
     reactor.callLater(120, timeout)
     if mode == "raw":
-        factory = protocol.ClientFactory.forProtocol(RawReceiver)
+        factory = QuietClientFactory.forProtocol(RawReceiver)
         factory.raft = raft
         print(0, flush=True)
         reactor.connectTCP("127.0.0.1", senderPort, factory)

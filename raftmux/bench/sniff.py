@@ -35,6 +35,7 @@ def _serve(mode):
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
+    from raftmux._quiet import QuietFactory
     from raftmux.sniff import SniffingFactory, http1, http2, muxado, tls
     from raftmux.testing.tlsca import CertificateAuthority
 
@@ -59,6 +60,8 @@ def _serve(mode):
     class H2Only(protocol.Factory):
         """h2c without sniffing: the baseline for h2c through the sniffer."""
 
+        noisy = False
+
         def buildProtocol(self, addr):
             conn = H2(site.reactor)
             conn.requestFactory, conn.site, conn.factory = site.requestFactory, site, site
@@ -73,7 +76,7 @@ def _serve(mode):
         sniffer = SniffingFactory([(http2(), site),
                                    (tls(), TLSMemoryBIOFactory(options, False, inner)),
                                    (http1(), site),
-                                   (muxado(), protocol.Factory.forProtocol(protocol.Protocol))])
+                                   (muxado(), QuietFactory.forProtocol(protocol.Protocol))])
         factories = [sniffer, sniffer, sniffer]
     ports = []
     for factory in factories:

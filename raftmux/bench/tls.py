@@ -127,10 +127,11 @@ def _writeFiles(directory):
 
 
 def _serve(mode, directory):
-    from twisted.internet import protocol, reactor
+    from twisted.internet import reactor
     from twisted.internet.endpoints import TCP4ServerEndpoint
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
+    from raftmux._quiet import QuietFactory
     from raftmux.muxado import MuxadoServerFactory
     from raftmux.sniff import SniffingFactory, http1, muxado
     from raftmux.tls import (
@@ -144,7 +145,7 @@ def _serve(mode, directory):
     Echo, Sink, _ = _protocols()
     serverInfo, _ = _files(directory)
     contextFactory = ServerContextFactory(serverInfo)
-    app = protocol.Factory.forProtocol(Echo if mode == "handshake" else Sink)
+    app = QuietFactory.forProtocol(Echo if mode == "handshake" else Sink)
     routed = app if mode == "handshake" else MuxadoServerFactory(app)
     inner = SniffingFactory([(http1(), routed), (muxado(), routed)],
                             alpn={HTTP11: routed, MUXADO_ALPN: routed}, name="tls")
@@ -198,9 +199,10 @@ def _handshakes(directory, seconds, rounds):
 
 
 def _bulkClient(mode, port, directory, total):
-    from twisted.internet import defer, protocol, reactor
+    from twisted.internet import defer, reactor
     from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
 
+    from raftmux._quiet import QuietFactory
     from raftmux.muxado import connectSession
     from raftmux.tls import HTTP11, MUXADO_ALPN, ClientPolicy
 
@@ -222,7 +224,7 @@ def _bulkClient(mode, port, directory, total):
             yield session.openStream(source)
         else:
             start = time.perf_counter()
-            yield endpoint.connect(protocol.Factory.forProtocol(lambda: source))
+            yield endpoint.connect(QuietFactory.forProtocol(lambda: source))
         reply = yield done
         elapsed = time.perf_counter() - start
         if int(reply.strip()) != total:

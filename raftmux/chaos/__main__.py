@@ -208,7 +208,7 @@ def _experiment(args, network, directory, history, kinds):
 
     reactor.callWhenRunning(lambda: defer.ensureDeferred(main()))
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)
-    reactor.run(installSignalHandlers=True)
+    reactor.run(installSignalHandlers=True)  # type: ignore[call-arg]
     return run
 
 

@@ -32,9 +32,13 @@ to a small set of operations that is still not linearizable on its own
 few operations that contradict each other rather than thousands.
 """
 
-import time
+from __future__ import annotations
 
-from raftmux.chaos.history import CAS, FAIL, INFO, OK, READ, WRITE
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from raftmux.chaos.history import CAS, FAIL, INFO, OK, READ, WRITE, Op
 
 __all__ = ["ANY", "FRESH", "LINEARIZABLE", "NOT_LINEARIZABLE", "UNKNOWN", "Anomaly", "CheckResult",
            "SearchResult", "check", "checkKey", "minimalWindow", "search", "step"]
@@ -200,7 +204,7 @@ def search(ops, init=None, budget=None):
     model = [_Canonical(op, observed) for op in ops]
     pool = [_pool(op, m) for op, m in zip(ops, model, strict=True)]
     # Failed compares not yet linearized, by the value they compared with.
-    failedCompares = {}
+    failedCompares: dict[Any, Any] = {}
     comparesWith = [None] * n
     for i, op in enumerate(ops):
         if op.f == CAS and op.type == OK and op.result is False:
@@ -244,9 +248,9 @@ def search(ops, init=None, budget=None):
     linearized = 0
     cache = set()
     calls = []
-    tried = frozenset()  # pool kinds already met in this scan of the list
+    tried: frozenset[Any] = frozenset()  # pool kinds already met in this scan of the list
     steps = 0
-    best = (-1, None, None)
+    best: tuple[int, Any, Any] = (-1, None, None)
     entry = nxt[head]
     while entry != -1:
         steps += 1
@@ -499,7 +503,8 @@ def _context(ops, window):
     return found
 
 
-def check(ops, seconds=60.0, steps=None, clock=time.monotonic):
+def check(ops: Iterable[Op], seconds: float = 60.0, steps: int | None = None,
+          clock: Callable[[], float] = time.monotonic) -> CheckResult:
     """
     Check a whole history (``Op``s on any keys, every key starting
     absent).  ``seconds`` and ``steps`` bound the search over all keys;
@@ -508,7 +513,7 @@ def check(ops, seconds=60.0, steps=None, clock=time.monotonic):
     """
     began = clock()
     budget = _Budget(steps, seconds, clock)
-    byKey = {}
+    byKey: dict[Any, Any] = {}
     for op in ops:
         byKey.setdefault(op.key, []).append(op)
     keys, anomalies = {}, []

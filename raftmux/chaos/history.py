@@ -15,6 +15,7 @@ only when the client stopped waiting, and the checker treats it as open).
 """
 
 import json
+from typing import Any
 
 __all__ = ["Op", "NemesisEvent", "History", "READ", "WRITE", "CAS", "OK", "FAIL", "INFO"]
 
@@ -149,7 +150,8 @@ class History:
 
     def windows(self):
         """``[(kind, start, stop or None, detail)]``: each fault's time span."""
-        open_, spans = {}, []
+        open_: dict[Any, Any] = {}
+        spans: list[Any] = []
         for e in self.events:
             if e.f == "start":
                 open_.setdefault(e.kind, []).append(len(spans))

@@ -30,6 +30,7 @@ recover before the workload stops.
 
 import shutil
 import signal
+from typing import Any
 
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
@@ -78,7 +79,7 @@ def plan(rng, names, duration, kinds=KINDS, warmup=2.0, length=(3.0, 6.0), quiet
     in the first ``warmup`` seconds nor the last ``final`` seconds, each
     ``length`` long, with a ``quiet`` spell after each.
     """
-    faults = []
+    faults: list[Any] = []
     kinds = list(kinds)
     if not kinds:
         return faults
@@ -123,10 +124,12 @@ def partitionCuts(kind, order, leader=None):
 
 
 class _Command(protocol.ProcessProtocol):
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
     def __init__(self, input):
         self.input = input
         self.output = []
-        self.done = defer.Deferred()
+        self.done: defer.Deferred[Any] = defer.Deferred()
 
     def connectionMade(self):
         if self.input:
@@ -285,6 +288,6 @@ class Nemesis:
                 raise RuntimeError("iptables-restore in %s: %s" % (ns, output.strip()))
 
     def _sleep(self, seconds):
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self.reactor.callLater(seconds, d.callback, None)
         return d

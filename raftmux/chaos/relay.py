@@ -19,9 +19,11 @@ started it.
 
 import random
 import sys
+from typing import Any
 
 from twisted.internet import defer, protocol
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
@@ -149,6 +151,8 @@ class _Pipe:
 class _Inbound(protocol.Protocol):
     """A connection accepted by the relay; the outbound side is dialed on connect."""
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     def __init__(self, relay, target):
         self.relay = relay
         self.target = target
@@ -159,11 +163,8 @@ class _Inbound(protocol.Protocol):
         self.transport.pauseProducing()
         peer = self.transport.getPeer().host
         bind = self.relay.sources.get(peer)
-        factory = protocol.ClientFactory.forProtocol(_Outbound)
-        factory.inbound = self
-        factory.clientConnectionFailed = lambda connector, reason: self.transport.loseConnection()
         host, port = self.target
-        self.relay.reactor.connectTCP(host, port, factory, timeout=5,
+        self.relay.reactor.connectTCP(host, port, _OutboundFactory(self), timeout=5,
                                       bindAddress=(bind, 0) if bind else None)
         self.relay.connections += 1
 
@@ -177,9 +178,26 @@ class _Inbound(protocol.Protocol):
         if self.toTarget is not None:
             self.toTarget.received(data)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         if self.toTarget is not None:
             self.toTarget.close()
+
+
+class _OutboundFactory(protocol.ClientFactory):
+    """Dials the target for one inbound connection; a failed dial closes it."""
+
+    noisy = False
+
+    def __init__(self, inbound):
+        self.inbound = inbound
+
+    def buildProtocol(self, addr):
+        outbound = _Outbound()
+        outbound.factory = self
+        return outbound
+
+    def clientConnectionFailed(self, connector, reason):
+        self.inbound.transport.loseConnection()
 
 
 class _Outbound(protocol.Protocol):
@@ -192,7 +210,7 @@ class _Outbound(protocol.Protocol):
         if self.fromTarget is not None:
             self.fromTarget.received(data)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         if self.fromTarget is not None:
             self.fromTarget.close()
 
@@ -265,7 +283,7 @@ class RelayControl(LineReceiver):
         except (IndexError, ValueError):
             self.sendLine(b"error bad arguments")
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         from twisted.internet import reactor
         if reactor.running:
             reactor.stop()
@@ -309,15 +327,17 @@ class RelayProcess(protocol.ProcessProtocol):
     once it exited (closing its standard input stops it).
     """
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     def __init__(self, reactor, argv, env=None):
         self.reactor = reactor
         self.argv = list(argv)
         self.env = env
         self.lines = []
         self._buffer = b""
-        self._ready = defer.Deferred()
+        self._ready: defer.Deferred[Any] = defer.Deferred()
         self._answers = []
-        self._ended = defer.Deferred()
+        self._ended: defer.Deferred[Any] = defer.Deferred()
         self.exited = False
 
     @classmethod
@@ -340,8 +360,8 @@ class RelayProcess(protocol.ProcessProtocol):
     def outReceived(self, data):
         self._buffer += data
         while b"\n" in self._buffer:
-            line, self._buffer = self._buffer.split(b"\n", 1)
-            line = line.strip().decode("utf-8", "replace")
+            raw, self._buffer = self._buffer.split(b"\n", 1)
+            line = raw.strip().decode("utf-8", "replace")
             self.lines.append(line)
             if line == "ready" and not self._ready.called:
                 self._ready.callback(None)
@@ -353,7 +373,7 @@ class RelayProcess(protocol.ProcessProtocol):
 
     def setDelay(self, ms, jitter=0):
         """Fires with the relay's answer line; fails if it refused."""
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._answers.append(d)
         self.transport.write(b"delay %g %g\n" % (ms, jitter))
 

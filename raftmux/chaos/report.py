@@ -7,6 +7,8 @@ shaded.  Plots need matplotlib (the ``chaos`` extra); without it the run
 says so and goes on.
 """
 
+from typing import Any
+
 from raftmux.chaos.history import CAS, FAIL, INFO, OK, READ, WRITE
 
 __all__ = ["summarize", "table", "plot"]
@@ -34,7 +36,7 @@ def summarize(run, history, result, paths, plots=(), plotsSkipped=None, errors=(
     history was found linearizable.
     """
     windows = history.windows()
-    counts = {}
+    counts: dict[Any, Any] = {}
     for kind, *_ in windows:
         counts[kind] = counts.get(kind, 0) + 1
     return {

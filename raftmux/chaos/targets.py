@@ -20,6 +20,7 @@ import io
 import json
 import os
 import signal
+from typing import Any
 from urllib.parse import quote
 
 from twisted.internet import defer
@@ -337,7 +338,7 @@ TARGETS = ("raftmux", "etcd")
 
 
 def _sleep(reactor, seconds):
-    d = defer.Deferred()
+    d: defer.Deferred[Any] = defer.Deferred()
     reactor.callLater(seconds, d.callback, None)
     return d
 

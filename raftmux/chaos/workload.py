@@ -16,6 +16,7 @@ read becomes a failure (it changed nothing).
 """
 
 import random
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -135,7 +136,7 @@ class Workload:
             else:
                 op.result = bool(result)
                 if op.result:
-                    self.latest[key] = value[1]
+                    self.latest[key] = value[1]  # type: ignore[index]
         finally:
             self._inflight.discard(d)
         op.complete = self.clock()  # for info: when the client stopped waiting
@@ -143,6 +144,6 @@ class Workload:
         return op
 
     def _sleep(self, seconds):
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self.reactor.callLater(seconds, d.callback, None)
         return d

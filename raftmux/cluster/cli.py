@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import time
+from typing import Any
 
 from twisted.internet import defer
 
@@ -127,7 +128,7 @@ def run(args, memberFlags, out):
         out.write("%-4s | %s\n" % (name, line))
         out.flush()
 
-    supervisor = None
+    supervisor: Any = None
     cluster = LocalCluster(args.dir, members, token=token, flags=flags,
                            echo=echo if args.follow else None,
                            onExit=lambda m, pid, e: supervisor.memberExited(m, pid, e))

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import tempfile
+from typing import Any
 
 from twisted.internet import defer, protocol
 from twisted.protocols.basic import LineOnlyReceiver
@@ -39,6 +40,8 @@ def socketPath(directory):
 
 class ControlProtocol(LineOnlyReceiver):
     """One connection to the control socket; ``factory.handler`` runs the commands."""
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     delimiter = b"\n"
     MAX_LENGTH = MAX_REQUEST
@@ -72,10 +75,15 @@ async def _asCoroutine(result):
 
 def controlFactory(handler):
     """The server factory: requests go to ``handler.command_<cmd>(request)``."""
-    factory = protocol.Factory.forProtocol(ControlProtocol)
-    factory.handler = handler
-    factory.noisy = False
-    return factory
+    return _ControlFactory(handler)
+
+
+class _ControlFactory(protocol.Factory):
+    protocol = ControlProtocol
+    noisy = False
+
+    def __init__(self, handler):
+        self.handler = handler
 
 
 def ask(directory, request, timeout=60.0):

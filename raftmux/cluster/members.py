@@ -4,9 +4,13 @@ What a local cluster is made of: each ``Member``'s plan (name, URLs, kind)
 and process record, and ``planMembers`` for a new cluster's layout.
 """
 
+from __future__ import annotations
+
 import os
 import signal
 import socket
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from twisted.internet import defer
 
@@ -21,7 +25,7 @@ class ClusterError(Exception):
     """The cluster cannot do what was asked (the message says why)."""
 
 
-def freePort(host="127.0.0.1"):
+def freePort(host: str = "127.0.0.1") -> int:
     """
     A TCP port the kernel just gave out and that nobody listens on: bind,
     read, release.  A child process must know its URLs before it starts,
@@ -96,7 +100,7 @@ class Member:
         """A Deferred that fires with the exit once the current process ends."""
         if self.process is None:
             return defer.succeed(self.exits[-1] if self.exits else None)
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._waiters.append(d)
         return d
 
@@ -123,8 +127,9 @@ class Member:
         return "<Member %s %s pid=%s>" % (self.name, self.clientURL, self.pid)
 
 
-def planMembers(size=3, ports=DEFAULT_BASE_PORT, onePort=False, step=DEFAULT_PORT_STEP,
-                names=None, etcd=(), host="127.0.0.1"):
+def planMembers(size: int = 3, ports: int | str = DEFAULT_BASE_PORT, onePort: bool = False,
+                step: int = DEFAULT_PORT_STEP, names: Sequence[str] | None = None,
+                etcd: Iterable[str] = (), host: str = "127.0.0.1") -> list[Member]:
     """
     The members of a new cluster.  ``ports``: a base port (member i, from
     0, gets client port ``base + i*step`` and peer port one above it, as

@@ -14,13 +14,18 @@ group, so a terminal's Ctrl-C reaches them too and ``kill -- -<pid>`` stops
 the lot.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable, Generator, Iterable, Sequence
+from typing import Any
 
 from twisted.internet import defer, protocol
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -118,7 +123,7 @@ class _MemberProcess(protocol.ProcessProtocol):
 
 class _Guardian(protocol.ProcessProtocol):
     def __init__(self):
-        self.ended = defer.Deferred()
+        self.ended: defer.Deferred[Any] = defer.Deferred()
 
     def processEnded(self, reason):
         self.ended.callback(None)
@@ -137,13 +142,15 @@ class LocalCluster:
     ``onExit(member, pid, exit)``: called when a member's process ends.
     """
 
-    def __init__(self, directory, members, token=DEFAULT_TOKEN, flags=(), etcdFlags=(),
-                 reactor=None, echo=None, guardian=True, etcd=ETCD, onExit=None):
+    def __init__(self, directory: str, members: Iterable[Member], token: str = DEFAULT_TOKEN,
+                 flags: Sequence[str] = (), etcdFlags: Sequence[str] = (), reactor: Any = None,
+                 echo: Callable[[str, str], object] | None = None, guardian: bool = True,
+                 etcd: str = ETCD, onExit: Callable[..., object] | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.directory = os.path.abspath(directory)
-        self.members = {}
+        self.members: dict[str, Member] = {}
         for member in members:
             self._adopt(member)
         self.token = token
@@ -155,12 +162,13 @@ class LocalCluster:
         self.useGuardian = guardian
         self.http = ClusterHTTPClient(reactor)
         self._guardian = None
-        self._guardianProtocol = None
+        self._guardianProtocol: Any = None
         self._stopping = False
 
     @classmethod
-    def create(cls, directory, size=3, ports="auto", onePort=True, etcd=(), names=None,
-               **kwargs):
+    def create(cls, directory: str, size: int = 3, ports: int | str = "auto",
+               onePort: bool = True, etcd: Iterable[str] = (),
+               names: Sequence[str] | None = None, **kwargs: Any) -> LocalCluster:
         """A new cluster's plan (``planMembers``) as a ``LocalCluster``."""
         return cls(directory, planMembers(size, ports, onePort, names=names, etcd=etcd),
                    **kwargs)
@@ -178,7 +186,7 @@ class LocalCluster:
         return self._stopping
 
     @property
-    def urls(self):
+    def urls(self) -> dict[str, str]:
         """``{name: client URL}`` of every member."""
         return {name: m.clientURL for name, m in self.members.items()}
 
@@ -187,14 +195,14 @@ class LocalCluster:
         return ",".join("%s=%s" % (m.name, m.peerURL) for m in self.members.values()
                         if m.initialCluster is None)
 
-    def member(self, name):
+    def member(self, name: str) -> Member:
         try:
             return self.members[name]
         except KeyError:
             raise ClusterError("no member named %r (members: %s)" % (
                 name, ", ".join(self.members))) from None
 
-    def running(self):
+    def running(self) -> list[Member]:
         return [m for m in self.members.values() if m.running]
 
     def command(self, name):
@@ -229,7 +237,7 @@ class LocalCluster:
             except Exception:  # the guardian died: nothing to tell
                 pass
 
-    def start(self, name=None):
+    def start(self, name: str | None = None) -> Member | None:
         """
         Start member ``name`` (every member not running when None).  Its
         output is appended to ``<name>.log``.  Returns the ``Member``.
@@ -267,7 +275,7 @@ class LocalCluster:
         if self.onExit is not None:
             self.onExit(member, pid, exit)
 
-    def kill(self, name, sig=signal.SIGKILL):
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> Deferred[Any]:
         """
         Send ``sig`` to member ``name`` (SIGKILL by default, kill -9); the
         Deferred fires with its exit once it has ended and been reaped.
@@ -337,7 +345,8 @@ class LocalCluster:
 
     # -- HTTP ----------------------------------------------------------------------
 
-    def request(self, name, method, path, body=None, timeout=10.0):
+    def request(self, name: str, method: str, path: str, body: str | bytes | None = None,
+                timeout: float = 10.0) -> Deferred[tuple[int, bytes, Any]]:
         """
         ``method path`` on member ``name``'s client URL; fires with
         ``(code, body, headers)`` or fails (connection refused, timeout).
@@ -345,7 +354,7 @@ class LocalCluster:
         return self.http.request(self.member(name).clientURL + path, method, body, timeout)
 
     @defer.inlineCallbacks
-    def health(self, name, timeout=2.0):
+    def health(self, name: str, timeout: float = 2.0) -> Generator[Any, Any, bool]:
         """True when member ``name`` answers ``/health`` with 200."""
         if not self.member(name).running:
             return False
@@ -356,7 +365,7 @@ class LocalCluster:
         return code == 200
 
     @defer.inlineCallbacks
-    def leader(self, timeout=2.0):
+    def leader(self, timeout: float = 2.0) -> Generator[Any, Any, str | None]:
         """
         The name of the leader every running raftmux member agrees on, or
         None (no leader, a disagreement, or a leader that is not running).
@@ -387,7 +396,8 @@ class LocalCluster:
             return None
         return name
 
-    async def waitHealthy(self, names=None, timeout=30.0, interval=0.1):
+    async def waitHealthy(self, names: Iterable[str] | None = None, timeout: float = 30.0,
+                          interval: float = 0.1) -> None:
         """
         Poll ``/health`` until every named (by default every running)
         member answers 200; a member that exits meanwhile, or the time
@@ -411,7 +421,7 @@ class LocalCluster:
                     "\n".join("--- %s.log\n%s" % (n, self.member(n).tail()) for n in sick)))
             await deferLater(self.reactor, interval, lambda: None)
 
-    async def waitLeader(self, timeout=30.0, interval=0.1):
+    async def waitLeader(self, timeout: float = 30.0, interval: float = 0.1) -> str:
         """Poll until the running members agree on a running leader; its name."""
         deadline = self.reactor.seconds() + timeout
         while True:

@@ -66,15 +66,18 @@ class EtcdAPI(Service):
     ``electionTimeout`` (what a new leader adds to every lease).
     ``leaseForwarder`` (an L{raftmux.etcd.lessor.ILeaseForwarder}) lets a
     follower answer keep-alives and TimeToLive by asking the leader.
+    ``ids``: the member's L{IDGenerator} when the node proposes requests
+    of its own too (one generator per member keeps request IDs unique).
     """
 
     def __init__(self, node, clock, maxRequestBytes=DEFAULT_MAX_REQUEST_BYTES,
                  maxTxnOps=DEFAULT_MAX_TXN_OPS, progressInterval=DEFAULT_PROGRESS_INTERVAL,
                  leaseCheckpointInterval=None, electionTimeout=ELECTION_TIMEOUT,
-                 leaseForwarder=None, watchMaxPending=None):
+                 leaseForwarder=None, watchMaxPending=None, ids=None):
         self.node = node
         self.clock = clock
-        ids = IDGenerator(node.memberID, clock.seconds())
+        if ids is None:
+            ids = IDGenerator(node.memberID, clock.seconds())
         headers = Headers(node)
         guard = Guard(node)
         self.proposer = Proposer(node, ids, maxRequestBytes)

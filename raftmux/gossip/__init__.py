@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_gossip_transport -*-
+# -*- test-case-name: raftmux.test.test_gossip -*-
 """
 grafana/ckit's ``gossiphttp`` gossip transport over HTTP/2, client and
 server, for Twisted: ``/api/v1/ckit/transport/message`` carries packets,

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_gossip_h2 -*-
+# -*- test-case-name: raftmux.test.test_gossip -*-
 """
 What the HTTP/2 server and client share: a Twisted ``Protocol`` driving a
 sans-IO ``h2.connection.H2Connection``, with

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_gossip_client -*-
+# -*- test-case-name: raftmux.test.test_gossip -*-
 """
 An HTTP/2 client for Twisted on the sans-IO ``h2`` library (Agent and treq
 speak only HTTP/1.1): prior knowledge over TCP, ALPN ``h2`` over TLS.
@@ -229,6 +229,8 @@ class H2ClientProtocol(H2Base):
 
 
 class _ClientFactory(Factory):
+    noisy = False
+
     def __init__(self, pool, address):
         self.pool = pool
         self.address = address

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_gossip_server -*-
+# -*- test-case-name: raftmux.test.test_gossip -*-
 """
 The server side of ckit's gossiphttp: an HTTP/2 server ``Protocol`` on the
 sans-IO ``h2`` library, serving exactly the two ckit routes.
@@ -256,6 +256,8 @@ class GossipServerProtocol(H2Base):
 @implementer(IProtocolNegotiationFactory)
 class GossipServerFactory(Factory):
     """Builds ``GossipServerProtocol``s; offers ``h2`` (and ``http/1.1``, for 505) by ALPN."""
+
+    noisy = False
 
     def __init__(self, gossip, **options):
         self.gossip = gossip

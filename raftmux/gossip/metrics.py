@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_gossip_transport -*-
+# -*- test-case-name: raftmux.test.test_gossip -*-
 """
 ckit's transport metric names, on a registry the caller passes in (never
 the global ``REGISTRY``, never ``prometheus_client.twisted``).

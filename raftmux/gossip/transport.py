@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_gossip_transport -*-
+# -*- test-case-name: raftmux.test.test_gossip -*-
 """
 ``GossipTransport``: memberlist's ``Transport`` contract as ckit's
 gossiphttp implements it, Twisted-shaped.

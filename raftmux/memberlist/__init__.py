@@ -8,10 +8,13 @@ memberlist node and a ``raftmux.memberlist.Memberlist`` are peers.
   machine (``MemberlistCore``: inputs with the time, outputs as values).
 * ``service``, ``transport``: the Twisted shell (``Memberlist``, an
   ``IService``) and memberlist's own UDP+TCP transport.
+* ``ckittransport``: ``CkitTransport``, memberlist over ckit's HTTP/2
+  gossip transport (``raftmux.gossip``).
 
-See docs/memberlist.md.
+See docs/gossip.md.
 """
 
+from raftmux.memberlist.ckittransport import CkitTransport
 from raftmux.memberlist.config import MemberlistConfig
 from raftmux.memberlist.core import MemberlistCore, Node
 from raftmux.memberlist.delegate import IDelegate, IEventDelegate
@@ -28,6 +31,7 @@ from raftmux.memberlist.service import JoinError, Memberlist, create
 from raftmux.memberlist.transport import IMemberlistTransport, IPacketReceiver, UDPTCPTransport
 
 __all__ = [
+    "CkitTransport",
     "IBroadcast",
     "IDelegate",
     "IEventDelegate",

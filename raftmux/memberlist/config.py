@@ -4,12 +4,13 @@
 in seconds, with Go's ``DefaultLANConfig`` values as defaults;
 ``local()`` and ``wan()`` give ``DefaultLocalConfig`` and
 ``DefaultWANConfig``.  Encryption and the keyring, DNS lookups and the
-CIDR allow list are not implemented (see docs/memberlist.md).
+CIDR allow list are not implemented (see docs/gossip.md).
 """
 
 import dataclasses
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 #: Go's MetaMaxSize
 META_MAX_SIZE = 512
@@ -61,17 +62,18 @@ class MemberlistConfig:
 
     @classmethod
     def wan(cls, **overrides):
-        values = dict(tcpTimeout=30.0, suspicionMult=6, pushPullInterval=60.0, probeTimeout=3.0,
-                      probeInterval=5.0, gossipNodes=4, gossipInterval=0.5,
-                      gossipToTheDeadTime=60.0)
+        values: dict[str, Any] = dict(
+            tcpTimeout=30.0, suspicionMult=6, pushPullInterval=60.0, probeTimeout=3.0,
+            probeInterval=5.0, gossipNodes=4, gossipInterval=0.5, gossipToTheDeadTime=60.0)
         values.update(overrides)
         return cls(**values)
 
     @classmethod
     def local(cls, **overrides):
-        values = dict(tcpTimeout=1.0, indirectChecks=1, retransmitMult=2, suspicionMult=3,
-                      pushPullInterval=15.0, probeTimeout=0.2, probeInterval=1.0,
-                      gossipInterval=0.1, gossipToTheDeadTime=15.0)
+        values: dict[str, Any] = dict(
+            tcpTimeout=1.0, indirectChecks=1, retransmitMult=2, suspicionMult=3,
+            pushPullInterval=15.0, probeTimeout=0.2, probeInterval=1.0, gossipInterval=0.1,
+            gossipToTheDeadTime=15.0)
         values.update(overrides)
         return cls(**values)
 

@@ -43,6 +43,7 @@ import heapq
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from raftmux.memberlist.config import META_MAX_SIZE
 from raftmux.memberlist.messages import (
@@ -105,7 +106,7 @@ class StreamReply:
 @dataclass
 class StreamResult:
     streamId: int
-    error: str = None
+    error: str | None = None
 
 
 @dataclass
@@ -551,7 +552,7 @@ class MemberlistCore:
         ping = Ping(seqNo=localSeq, node=ind.node, sourceAddr=ipToBytes(self.advertiseAddr),
                     sourcePort=self.advertisePort, sourceNode=self.name)
         indAddress = self._replyAddress(ind.sourceAddr, ind.sourcePort, fromAddress)
-        nackTimer = []
+        nackTimer: list[Any] = []
 
         def onAck(now):
             for t in nackTimer:

@@ -30,7 +30,7 @@ def compress(data):
     width = LIT_WIDTH + 1
     hi = EOF
     overflow = 1 << width
-    table = {}
+    table: dict[bytes, int] = {}
 
     def emit(code):
         nonlocal bits, nBits
@@ -96,7 +96,7 @@ def decompress(data, maxOutput):
     hi = EOF
     overflow = 1 << width
     last = None
-    entries = {}  # code -> bytes, for codes above EOF
+    entries: dict[int, bytes] = {}  # code -> bytes, for codes above EOF
     pos = 0
     n = len(data)
     while True:

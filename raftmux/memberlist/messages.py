@@ -30,6 +30,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import msgpack
 
@@ -183,8 +184,8 @@ INT, BYTES, STRING, BOOL = _int, _bytes, _string, _bool
 
 
 class _Message:
-    FIELDS = ()
-    TYPE = None
+    FIELDS: tuple[tuple[str, str, Any, bool], ...] = ()
+    TYPE: Any = None
 
     def toWire(self):
         """
@@ -480,7 +481,7 @@ def splitCompound(body):
         raise DecodeError("truncated len slice")
     lengths = struct.unpack_from(">%dH" % count, body, 1)
     pos = 1 + 2 * count
-    parts = []
+    parts: list[Any] = []
     for index, length in enumerate(lengths):
         if len(body) - pos < length:
             return count - index, parts
@@ -531,7 +532,7 @@ def decodePacketMessage(message, maxDepth=4):
     ``DecodeError`` for the whole packet only when its outer framing is bad;
     a bad inner message becomes ``(type, DecodeError)`` so its siblings live.
     """
-    out = []
+    out: list[Any] = []
     _decodeInto(message, out, maxDepth)
     return out
 

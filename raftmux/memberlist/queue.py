@@ -126,7 +126,7 @@ class TransmitLimitedQueue:
     def _remove(self, entry):
         self._entries.remove(entry)
         if entry.name is not None and self._byName.get(entry.name) is entry:
-            del self._byName[entry.name]
+            del self._byName[entry.name]  # type: ignore[union-attr]
         if not self._entries:
             self._idGen = 0
 

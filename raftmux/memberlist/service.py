@@ -12,19 +12,24 @@ calls the ``IEventDelegate``.  Results are Deferreds: ``join`` fires with
 how many addresses were joined, ``leave`` once the leave has been gossiped.
 """
 
+from __future__ import annotations
+
 import ipaddress
 import random
+from collections.abc import Iterable
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 
 from raftmux.memberlist.config import MemberlistConfig
 from raftmux.memberlist.core import (
     BroadcastDone,
     MemberlistCore,
+    Node,
     NodeJoined,
     NodeLeft,
     NodeUpdated,
@@ -34,9 +39,10 @@ from raftmux.memberlist.core import (
     StreamResult,
     parseJoinAddress,
 )
+from raftmux.memberlist.delegate import IDelegate, IEventDelegate
 from raftmux.memberlist.messages import DecodeError, joinHostPort
 from raftmux.memberlist.stream import StreamDecoder
-from raftmux.memberlist.transport import UDPTCPTransport
+from raftmux.memberlist.transport import IMemberlistTransport, UDPTCPTransport
 
 
 class JoinError(Exception):
@@ -79,11 +85,13 @@ class _Deadline:
 class _OutgoingStream(Protocol):
     """Write one message, read one back, then close; ``result`` fires with it."""
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     def __init__(self, reactor, data, timeout, maxBytes, expectReply=True):
         self.data = data
         self.expectReply = expectReply
         self.decoder = StreamDecoder(maxBytes)
-        self.result = defer.Deferred()
+        self.result: defer.Deferred[Any] = defer.Deferred()
         self.transport = None
         self.deadline = _Deadline(reactor, timeout, lambda: self.transport,
                                   lambda: self._fail(TwistedTimeoutError("connect timed out")))
@@ -110,7 +118,7 @@ class _OutgoingStream(Protocol):
             self._finish(message)
             self.transport.loseConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         self.deadline.cancel()
         if not self.result.called:
             if self.deadline.expired:
@@ -138,6 +146,8 @@ class _OutgoingStream(Protocol):
 
 class _IncomingStream(Protocol):
     """A stream a peer opened: read one message, hand it over, write the answer, close."""
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     log = Logger()
 
@@ -173,7 +183,7 @@ class _IncomingStream(Protocol):
             self.transport.write(reply)
         self.transport.loseConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         self.deadline.cancel()
         self.owner.incomingClosed(self)
 
@@ -188,8 +198,10 @@ class Memberlist(Service):
 
     log = Logger()
 
-    def __init__(self, config=None, transport=None, delegate=None, events=None,
-                 reactor=None, rng=None):
+    def __init__(self, config: MemberlistConfig | None = None,
+                 transport: IMemberlistTransport | None = None, delegate: IDelegate | None = None,
+                 events: IEventDelegate | None = None, reactor: Any = None,
+                 rng: Any = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.config = config if config is not None else MemberlistConfig()
@@ -199,13 +211,13 @@ class Memberlist(Service):
         self.delegate = delegate
         self.events = events
         self.rng = rng if rng is not None else random.Random()
-        self.core = None
-        self._timer = None
-        self._pending = {}
-        self._waiters = {}
-        self._running = defer.Deferred()
-        self._outgoing = set()
-        self._incoming = set()
+        self.core: MemberlistCore | None = None  # the sans-IO core, built at start
+        self._timer: Any = None
+        self._pending: dict[Any, Any] = {}
+        self._waiters: dict[Any, Any] = {}
+        self._running: defer.Deferred[Any] = defer.Deferred()
+        self._outgoing: set[Any] = set()
+        self._incoming: set[Any] = set()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -228,10 +240,15 @@ class Memberlist(Service):
         self.log.failure("memberlist: could not start", failure)
         self._running.errback(failure)
 
-    def whenRunning(self):
+    def whenRunning(self) -> defer.Deferred[Memberlist]:
         """A Deferred firing with this member once it listens and is alive."""
-        d = defer.Deferred()
-        self._running.addBoth(lambda r: (d.callback(r) if not d.called else None, r)[1])
+        d: defer.Deferred[Any] = defer.Deferred()
+
+        def settle(r: Any) -> Any:
+            if not d.called:
+                d.callback(r)
+            return r
+        self._running.addBoth(settle)
         return d
 
     def stopService(self):
@@ -250,19 +267,23 @@ class Memberlist(Service):
     # -- the public API ------------------------------------------------------------
 
     @property
-    def localNode(self):
+    def localNode(self) -> Node:
         return self.core.localNode()
 
-    def members(self):
+    def members(self) -> list[Node]:
         return self.core.members()
 
-    def numMembers(self):
+    def numMembers(self) -> int:
         return self.core.numMembers()
 
-    def healthScore(self):
+    def allNodes(self) -> list[Node]:
+        """Every node we know, dead and left ones included (until they are reaped)."""
+        return self.core.allNodes()
+
+    def healthScore(self) -> int:
         return self.core.healthScore()
 
-    def join(self, addresses):
+    def join(self, addresses: Iterable[str]) -> defer.Deferred[int]:
         """
         Push/pull with each of ``addresses`` (``[name/]host[:port]``, the
         port defaulting to ours); fires with the number that answered, or
@@ -299,31 +320,31 @@ class Memberlist(Service):
         self._dispatch(outputs)
         yield d
 
-    def leave(self, timeout):
+    def leave(self, timeout: float) -> defer.Deferred[Any]:
         """Gossip that we leave; fires once sent enough times, or fails after ``timeout``."""
         return self._awaitBroadcast("leave", self.core.leave, timeout)
 
-    def updateNode(self, timeout):
+    def updateNode(self, timeout: float) -> defer.Deferred[Any]:
         """Re-read ``nodeMeta`` and gossip it; fires once sent enough times."""
         return self._awaitBroadcast("update", self.core.updateNode, timeout)
 
     def _awaitBroadcast(self, tag, method, timeout):
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._pending.setdefault(tag, []).append(d)
         if timeout:
             d.addTimeout(timeout, self.reactor)
         self._dispatch(method(self.reactor.seconds()))
         return d
 
-    def sendToAddress(self, address, data):
+    def sendToAddress(self, address: str, data: bytes) -> None:
         """A user message in one packet to ``address`` (``host:port``)."""
         self._dispatch(self.core.sendBestEffort(address, data))
 
-    def sendBestEffort(self, node, data):
+    def sendBestEffort(self, node: Node, data: bytes) -> None:
         """A user message in one packet to ``node`` (a ``Node``)."""
         self.sendToAddress(node.address, data)
 
-    def sendReliable(self, node, data):
+    def sendReliable(self, node: Node, data: bytes) -> defer.Deferred[Any]:
         """A user message over a stream to ``node``; fires once written."""
         proto = _OutgoingStream(self.reactor, self.core.reliableMessage(data),
                                 self.config.tcpTimeout, self.config.maxStreamBytes,
@@ -471,7 +492,9 @@ class Memberlist(Service):
         method("memberlist {name}: {text}", name=self.config.name, text=text)
 
 
-def create(config, transport=None, delegate=None, events=None, reactor=None):
+def create(config: MemberlistConfig | None, transport: IMemberlistTransport | None = None,
+           delegate: IDelegate | None = None, events: IEventDelegate | None = None,
+           reactor: Any = None) -> defer.Deferred[Memberlist]:
     """Go's ``memberlist.Create``: a started ``Memberlist``, as a Deferred."""
     member = Memberlist(config, transport=transport, delegate=delegate, events=events,
                         reactor=reactor)

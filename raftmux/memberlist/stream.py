@@ -17,6 +17,8 @@ compressMsg (9: one msgpack ``Compress`` whose LZW holds a whole message of
 the other types).  Encrypted streams (10) are refused.
 """
 
+from typing import Any
+
 from raftmux.memberlist.messages import (
     MAX_PUSH_STATE_BYTES,
     Ack,
@@ -35,7 +37,7 @@ from raftmux.memberlist.messages import (
     unpackOne,
 )
 
-_SIMPLE = {MessageType.PING: Ping, MessageType.ACK: Ack, MessageType.ERR: ErrResp}
+_SIMPLE: dict[int, Any] = {MessageType.PING: Ping, MessageType.ACK: Ack, MessageType.ERR: ErrResp}
 #: the smallest a PushNodeState can be on the wire (a 7-entry fixmap with its keys)
 _MIN_NODE_STATE = 50
 

@@ -70,6 +70,8 @@ class _UDP(DatagramProtocol):
 
 
 class _StreamFactory(Factory):
+    noisy = False
+
     def __init__(self, owner):
         self.owner = owner
 

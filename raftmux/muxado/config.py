@@ -1,5 +1,7 @@
 """Session settings, with Go muxado's defaults (per generation) where Go has one."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -86,13 +88,13 @@ class MuxadoConfig:
         if self.version not in (None, 1, 2):
             raise ValueError("muxado version must be 1 or 2, not %r" % (self.version,))
 
-    def windowFor(self, version):
+    def windowFor(self, version: int | None) -> int:
         """The stream window a session of ``version`` starts with."""
         if self.maxWindowSize is not None:
             return self.maxWindowSize
         return V1_WINDOW if version == 1 else DEFAULT_WINDOW
 
-    def heartbeatFor(self, version):
+    def heartbeatFor(self, version: int) -> tuple[float, float] | None:
         """``(interval, tolerance)`` of our heartbeat on a ``version`` session, or None."""
         enabled = self.heartbeat
         if enabled is None:

@@ -10,6 +10,8 @@ after GOAWAY) where copying them would break interop.  What both generations
 share is in ``connectionbase``; the events are in ``events``.
 """
 
+from __future__ import annotations
+
 from raftmux.muxado.connectionbase import DISCARD, ConnectionBase
 from raftmux.muxado.errors import ErrorCode, ProtocolError
 from raftmux.muxado.events import (  # noqa: F401  (re-exported: the session's names)
@@ -53,9 +55,9 @@ class MuxadoConnection(ConnectionBase):
 
     _dataFrame = Data
 
-    def __init__(self, client, window=DEFAULT_WINDOW, maxIncomingStreams=1024,
-                 maxGoAwayDebug=65536, windowUpdateThreshold=None, maxWindow=None,
-                 windowBudget=0):
+    def __init__(self, client: bool, window: int = DEFAULT_WINDOW, maxIncomingStreams: int = 1024,
+                 maxGoAwayDebug: int = 65536, windowUpdateThreshold: int | None = None,
+                 maxWindow: int | None = None, windowBudget: int = 0) -> None:
         ConnectionBase.__init__(self, client, window, maxIncomingStreams,
                                 windowUpdateThreshold, maxWindow, windowBudget)
         self._decoder = FrameDecoder(maxGoAwayDebug)
@@ -66,7 +68,7 @@ class MuxadoConnection(ConnectionBase):
 
     # -- opening ----------------------------------------------------------------
 
-    def openStream(self):
+    def openStream(self) -> int:
         """
         Allocate the next local stream ID.  Nothing is sent: like Go, the
         peer learns of the stream from its first DATA frame (SYN).  Raises
@@ -82,7 +84,7 @@ class MuxadoConnection(ConnectionBase):
 
     # -- sending ------------------------------------------------------------------
 
-    def sendData(self, streamId, data):
+    def sendData(self, streamId: int, data: bytes) -> int:
         """
         Queue as much of ``data`` as the stream's send window allows, as one
         DATA frame (with SYN if it is the stream's first).  Returns the number
@@ -93,6 +95,7 @@ class MuxadoConnection(ConnectionBase):
             return 0
         n = len(data)
         if n > stream.sendWindow:
+            stream.sendBlocked = True
             n = stream.sendWindow
             if n == 0:
                 return 0
@@ -115,7 +118,7 @@ class MuxadoConnection(ConnectionBase):
             self._out.append(dataHeader(stream.streamId, 0, FLAG_SYN))
         self._out.append(dataHeader(stream.streamId, 0, FLAG_FIN))
 
-    def goAway(self, code=ErrorCode.NO_ERROR, debug=b""):
+    def goAway(self, code: int = ErrorCode.NO_ERROR, debug: bytes = b"") -> None:
         """
         Queue GOAWAY as the very last frame of the session: a Go peer reads 8
         bytes past a GOAWAY's end (spec 4.4), so the shell must close the

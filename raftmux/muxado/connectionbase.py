@@ -9,6 +9,10 @@ GOAWAY already queued, and no exception reaches the caller).
 how a stream opens, which frames carry what, and their wire codes.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from raftmux.muxado.errors import ErrorCode, ProtocolError
 from raftmux.muxado.events import (
     ConnectionTerminated,
@@ -25,7 +29,7 @@ class Stream:
     """One stream's state in a connection."""
 
     __slots__ = ("streamId", "sendWindow", "recv", "synPending", "localClosed",
-                 "remoteClosed")
+                 "remoteClosed", "sendBlocked")
 
     def __init__(self, streamId, sendWindow, recv, synPending=False, localClosed=False):
         self.streamId = streamId
@@ -34,6 +38,7 @@ class Stream:
         self.synPending = synPending    # v2: opened here, SYN not yet sent
         self.localClosed = localClosed  # FIN sent (v1: or the peer's SYN|FIN said it won't read)
         self.remoteClosed = False       # FIN received
+        self.sendBlocked = False        # our sends waited for the peer's window lately
 
 
 class _Discard:
@@ -73,8 +78,8 @@ class ConnectionBase:
 
     # -- to be provided by each generation ------------------------------------------
 
-    _decoder = None
-    _dataFrame = None    # the decoder's DATA piece class
+    _decoder: Any = None
+    _dataFrame: Any = None    # the decoder's DATA piece class
 
     def _onFrame(self, frame, events):
         """Act on one decoded frame other than DATA pieces."""
@@ -103,27 +108,27 @@ class ConnectionBase:
 
     # -- queries --------------------------------------------------------------------
 
-    def isOpen(self, streamId):
+    def isOpen(self, streamId: int) -> bool:
         return streamId in self._streams
 
-    def sendWindow(self, streamId):
+    def sendWindow(self, streamId: int) -> int:
         stream = self._streams.get(streamId)
         return 0 if stream is None else stream.sendWindow
 
-    def canSend(self, streamId):
+    def canSend(self, streamId: int) -> bool:
         """Is the stream's send half open (known, no FIN sent, not opened with SYN|FIN)?"""
         stream = self._streams.get(streamId)
         return stream is not None and not stream.localClosed
 
-    def streamIds(self):
+    def streamIds(self) -> list[int]:
         return list(self._streams)
 
-    def isLocal(self, streamId):
+    def isLocal(self, streamId: int) -> bool:
         return (streamId & 1) == (1 if self.client else 0)
 
     # -- sending ----------------------------------------------------------------------
 
-    def endStream(self, streamId):
+    def endStream(self, streamId: int) -> bool:
         """
         Half-close: send FIN.  Returns True if the stream is now closed both
         ways (and forgotten).
@@ -138,7 +143,7 @@ class ConnectionBase:
             return True
         return False
 
-    def closeStream(self, streamId):
+    def closeStream(self, streamId: int) -> None:
         """
         Go's ``Close()``: FIN if not yet sent, then forget the stream at once;
         later DATA from the peer is answered with RST STREAM_CLOSED.
@@ -151,7 +156,7 @@ class ConnectionBase:
             self._sendFin(stream)
         self._forget(streamId)
 
-    def resetStream(self, streamId, code=ErrorCode.STREAM_CANCELLED):
+    def resetStream(self, streamId: int, code: int = ErrorCode.STREAM_CANCELLED) -> None:
         """Send RST(code) and forget the stream; a never-announced one is just dropped."""
         stream = self._streams.get(streamId)
         if stream is None:
@@ -160,7 +165,7 @@ class ConnectionBase:
             self._queueRst(streamId, code)
         self._forget(streamId)
 
-    def acknowledgeReceivedData(self, streamId, n):
+    def acknowledgeReceivedData(self, streamId: int, n: int) -> None:
         """
         The application has taken ``n`` bytes of ``streamId``: give the credit
         back once a batch (by default a quarter of the window) is owed, grown
@@ -170,26 +175,30 @@ class ConnectionBase:
         stream = self._streams.get(streamId)
         if stream is None or stream.remoteClosed:
             return
-        increment = stream.recv.consume(n, self._tuner)
+        # A stream whose own sends wait for the peer's credit does not grow
+        # its receive window: more of the peer's data queued ahead of that
+        # credit would only delay it (an echo slows down, measured).
+        increment = stream.recv.consume(n, self._tuner, not stream.sendBlocked)
         if increment:
+            stream.sendBlocked = False
             self._queue(self._encodeWndInc(streamId, increment))
 
-    def terminate(self, code, message):
+    def terminate(self, code: int, message: str) -> None:
         """End the session because of ``code``: queue GOAWAY, refuse all further input."""
         self.goAway(code, message.encode("utf-8", "replace"))
         self.terminated = ConnectionTerminated(code, message)
 
-    def dataToSend(self):
+    def dataToSend(self) -> list[bytes]:
         out = self._out
         self._out = []
         return out
 
-    def hasDataToSend(self):
+    def hasDataToSend(self) -> bool:
         return bool(self._out)
 
     # -- receiving ----------------------------------------------------------------------
 
-    def receiveData(self, data):
+    def receiveData(self, data: bytes) -> list[Any]:
         """
         Feed bytes from the peer; returns the events they complete.  A protocol
         violation ends with a ``ConnectionTerminated`` event (GOAWAY queued);
@@ -197,7 +206,8 @@ class ConnectionBase:
         """
         if self.terminated is not None:
             return []
-        events = []
+        events: list[Any] = []
+        error: ProtocolError | None
         try:
             frames = self._decoder.receiveData(data)
         except ProtocolError as e:

@@ -1,5 +1,14 @@
 """Endpoints whose connections are streams of a muxado session."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocol, IProtocolFactory
+
+if TYPE_CHECKING:
+    from raftmux.muxado.session import MuxadoSession
 from twisted.internet.defer import fail
 from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -16,15 +25,15 @@ class SessionEndpoint:
     every HTTP request over streams of that one session.
     """
 
-    def __init__(self, session):
+    def __init__(self, session: MuxadoSession) -> None:
         self.session = session
 
-    def connect(self, protocolFactory):
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         address = self.session.transport.getPeer() if self.session.transport else None
-        protocol = protocolFactory.buildProtocol(address)
+        protocol = protocolFactory.buildProtocol(address)  # type: ignore[arg-type]
         if protocol is None:
             return fail(ConnectingCancelledError(address))
         return self.session.openStream(protocol)
 
-    def endpointForURI(self, uri):
+    def endpointForURI(self, uri: Any) -> SessionEndpoint:
         return self

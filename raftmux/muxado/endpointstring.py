@@ -17,9 +17,16 @@ accepts only it, default both), ``heartbeat=yes|no``.  So
 ``twistd web --listen 'muxado:tcp\\:8080'`` serves a Site on every stream.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocol,
+    IProtocolFactory,
     IStreamClientEndpoint,
     IStreamClientEndpointStringParserWithReactor,
     IStreamServerEndpoint,
@@ -31,12 +38,13 @@ from zope.interface import implementer
 
 from raftmux.muxado.config import MuxadoConfig
 from raftmux.muxado.factory import MuxadoServerFactory, connectSession
+from raftmux.muxado.session import MuxadoSession
 
 __all__ = ["MuxadoClientEndpoint", "MuxadoServerEndpoint", "clientParser", "serverParser"]
 
 
 def _config(version=None, heartbeat=None):
-    options = {}
+    options: dict[str, Any] = {}
     if version is not None:
         options["version"] = int(version)
     if heartbeat is not None:
@@ -48,12 +56,13 @@ def _config(version=None, heartbeat=None):
 class MuxadoServerEndpoint:
     """``listen(factory)``: sessions on ``inner``, ``factory`` on every stream."""
 
-    def __init__(self, inner, config=None, version=None):
+    def __init__(self, inner: IStreamServerEndpoint, config: MuxadoConfig | None = None,
+                 version: int | None = None) -> None:
         self.inner = inner
         self.config = config
         self.version = version
 
-    def listen(self, protocolFactory):
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         return self.inner.listen(MuxadoServerFactory(protocolFactory, self.config,
                                                      version=self.version))
 
@@ -66,14 +75,14 @@ class MuxadoClientEndpoint:
     none, or the last one has closed or gone away.
     """
 
-    def __init__(self, inner, config=None):
+    def __init__(self, inner: IStreamClientEndpoint, config: MuxadoConfig | None = None) -> None:
         self.inner = inner
         self.config = config
-        self._session = None
-        self._waiting = None     # Deferreds waiting for a session being dialled
+        self._session: MuxadoSession | None = None
+        self._waiting: list[Deferred[Any]] | None = None  # waiting for a session being dialled
 
     @property
-    def session(self):
+    def session(self) -> MuxadoSession | None:
         """The session streams go over now (None before the first connect)."""
         return self._session
 
@@ -81,7 +90,7 @@ class MuxadoClientEndpoint:
         session = self._session
         if session is not None and session.isOpen:
             return succeed(session)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         if self._waiting is not None:
             self._waiting.append(d)
             return d
@@ -91,13 +100,13 @@ class MuxadoClientEndpoint:
             waiting, self._waiting = self._waiting, None
             if not isinstance(result, Failure):
                 self._session = result
-            for waiter in waiting:
+            for waiter in waiting:  # type: ignore[union-attr]
                 waiter.callback(result)
 
         connectSession(self.inner, config=self.config).addBoth(settle)
         return d
 
-    def connect(self, protocolFactory):
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         def open(session):
             protocol = protocolFactory.buildProtocol(session.transport.getPeer())
             return session.openStream(protocol)
@@ -108,7 +117,8 @@ class MuxadoClientEndpoint:
 class _ServerParser:
     prefix = "muxado"
 
-    def parseStreamServer(self, reactor, inner, version=None, heartbeat=None):
+    def parseStreamServer(  # type: ignore[override]
+            self, reactor, inner, version=None, heartbeat=None):
         return MuxadoServerEndpoint(serverFromString(reactor, inner),
                                     _config(None, heartbeat),
                                     None if version is None else int(version))
@@ -118,7 +128,8 @@ class _ServerParser:
 class _ClientParser:
     prefix = "muxado"
 
-    def parseStreamClient(self, reactor, inner, version=None, heartbeat=None):
+    def parseStreamClient(  # type: ignore[override]
+            self, reactor, inner, version=None, heartbeat=None):
         return MuxadoClientEndpoint(clientFromString(reactor, inner), _config(version, heartbeat))
 
 

@@ -6,6 +6,8 @@ that code written for TCP (``reason.check(ConnectionLost)``) keeps working
 when its transport is a muxado stream.
 """
 
+from __future__ import annotations
+
 from enum import IntEnum
 
 from twisted.internet.error import ConnectionLost
@@ -36,7 +38,7 @@ class ErrorCode(IntEnum):
     UNKNOWN = 0xFF
 
 
-def codeName(code):
+def codeName(code: int) -> str:
     """A readable name for any u32 code, known or not."""
     try:
         return ErrorCode(code).name
@@ -47,9 +49,9 @@ def codeName(code):
 class MuxadoError(Exception):
     """Base class of every muxado failure; ``code`` is the muxado error code."""
 
-    code = ErrorCode.UNKNOWN
+    code: int = ErrorCode.UNKNOWN
 
-    def __init__(self, message="", code=None):
+    def __init__(self, message: str = "", code: int | None = None) -> None:
         if code is not None:
             self.code = code
         super().__init__(message or codeName(self.code))
@@ -75,7 +77,8 @@ class StreamReset(MuxadoError, ConnectionLost):
 
     code = ErrorCode.STREAM_RESET
 
-    def __init__(self, code=ErrorCode.STREAM_RESET, remote=True, message=""):
+    def __init__(self, code: int = ErrorCode.STREAM_RESET, remote: bool = True,
+                 message: str = "") -> None:
         self.remote = remote
         if not message:
             who = "peer" if remote else "local side"
@@ -93,7 +96,8 @@ class StreamRefused(StreamReset):
 
     code = ErrorCode.STREAM_REFUSED
 
-    def __init__(self, code=ErrorCode.STREAM_REFUSED, retryable=True, message=""):
+    def __init__(self, code: int = ErrorCode.STREAM_REFUSED, retryable: bool = True,
+                 message: str = "") -> None:
         self.retryable = retryable
         StreamReset.__init__(self, code, True, message or "stream refused (%s)" % codeName(code))
 
@@ -113,8 +117,8 @@ class SessionClosed(MuxadoError, ConnectionLost):
 
     code = ErrorCode.SESSION_CLOSED
 
-    def __init__(self, localCode=ErrorCode.SESSION_CLOSED, remoteCode=None,
-                 remoteDebug=b"", message=""):
+    def __init__(self, localCode: int = ErrorCode.SESSION_CLOSED, remoteCode: int | None = None,
+                 remoteDebug: bytes = b"", message: str = "") -> None:
         self.localCode = localCode
         self.remoteCode = remoteCode
         self.remoteDebug = remoteDebug

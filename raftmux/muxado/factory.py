@@ -1,7 +1,16 @@
 """Factories that run muxado sessions on accepted and dialed connections."""
 
-from twisted.internet.protocol import ClientFactory, Factory
+from __future__ import annotations
 
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocolFactory, IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import ClientFactory, Factory
+from twisted.logger import Logger
+
+from raftmux.muxado.config import MuxadoConfig
 from raftmux.muxado.session import MuxadoSession
 
 
@@ -9,15 +18,18 @@ class _SessionFactoryMixin:
     isClient = False
     noisy = False
 
-    def __init__(self, streamFactory=None, config=None, reactor=None, registry=None,
-                 streamFactories=None, version=None):
+    def __init__(self, streamFactory: IProtocolFactory | None = None,
+                 config: MuxadoConfig | None = None, reactor: IReactorTime | None = None,
+                 registry: CollectorRegistry | None = None,
+                 streamFactories: Mapping[int, IProtocolFactory] | None = None,
+                 version: int | None = None) -> None:
         self.streamFactory = streamFactory
         self.streamFactories = dict(streamFactories or {})
         self.registry = registry
         self.config = config
         self.reactor = reactor
         self.version = version
-        self.sessions = set()
+        self.sessions: set[MuxadoSession] = set()
 
     def buildProtocol(self, addr):
         session = MuxadoSession(self.isClient, self.streamFactory, self.config, self.reactor,
@@ -36,10 +48,10 @@ class _SessionFactoryMixin:
     def doStart(self):
         for factory in self._streamFactories():
             factory.doStart()
-        super().doStart()
+        super().doStart()  # type: ignore[misc]
 
     def doStop(self):
-        super().doStop()
+        super().doStop()  # type: ignore[misc]
         for factory in self._streamFactories():
             factory.doStop()
 
@@ -54,13 +66,32 @@ class MuxadoServerFactory(_SessionFactoryMixin, Factory):
     Every stream a peer opens is given to ``streamFactories[streamType]``
     when its type is listed, else to ``streamFactory.buildProtocol``; so
     ``MuxadoServerFactory(Site(root))`` serves HTTP/1.1 on every stream.
-    ``sessions`` holds the live sessions.
+    ``sessions`` holds the live sessions; past ``maxSessions`` of them a new
+    connection is closed at once (with a log line), so memory stays within
+    ``maxSessions x maxIncomingStreams x window`` whatever peers do.
     """
 
-    def __init__(self, streamFactory, config=None, reactor=None, registry=None,
-                 streamFactories=None, version=None):
+    log = Logger()
+
+    def __init__(self, streamFactory: IProtocolFactory | None,
+                 config: MuxadoConfig | None = None, reactor: IReactorTime | None = None,
+                 registry: CollectorRegistry | None = None,
+                 streamFactories: Mapping[int, IProtocolFactory] | None = None,
+                 version: int | None = None, maxSessions: int | None = None) -> None:
         _SessionFactoryMixin.__init__(self, streamFactory, config, reactor, registry,
                                       streamFactories, version)
+        self.maxSessions = maxSessions
+        self.sessionsRefused = 0
+
+    def buildProtocol(self, addr):
+        if self.maxSessions is not None and len(self.sessions) >= self.maxSessions:
+            self.sessionsRefused += 1
+            if self.sessionsRefused & (self.sessionsRefused - 1) == 0:  # 1, 2, 4, 8, ...
+                self.log.warn("muxado: refusing a session from {peer}: {n} sessions open "
+                              "(maxSessions); {refused} refused so far", peer=addr,
+                              n=len(self.sessions), refused=self.sessionsRefused)
+            return None
+        return _SessionFactoryMixin.buildProtocol(self, addr)
 
 
 class MuxadoClientFactory(_SessionFactoryMixin, ClientFactory):
@@ -69,13 +100,17 @@ class MuxadoClientFactory(_SessionFactoryMixin, ClientFactory):
     isClient = True
 
 
-def connectSession(endpoint, streamFactory=None, config=None, reactor=None, registry=None,
-                   streamFactories=None):
+def connectSession(endpoint: IStreamClientEndpoint,
+                   streamFactory: IProtocolFactory | None = None,
+                   config: MuxadoConfig | None = None, reactor: IReactorTime | None = None,
+                   registry: CollectorRegistry | None = None,
+                   streamFactories: Mapping[int, IProtocolFactory] | None = None,
+                   ) -> Deferred[MuxadoSession]:
     """
     Connect ``endpoint`` and run a client session on it, speaking
     ``config.version`` (default 2); returns a Deferred firing with the
     ``MuxadoSession``.  Streams the server opens go to
     ``streamFactories``/``streamFactory`` (or wait for ``session.acceptStream``).
     """
-    return endpoint.connect(MuxadoClientFactory(streamFactory, config, reactor, registry,
-                                                streamFactories))
+    return endpoint.connect(MuxadoClientFactory(  # type: ignore[return-value]
+        streamFactory, config, reactor, registry, streamFactories))

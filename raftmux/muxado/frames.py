@@ -9,7 +9,10 @@ header, an RST/WNDINC body and a GOAWAY body (its debug text capped) are ever
 held, which bounds the decoder's memory whatever the peer sends.
 """
 
+from __future__ import annotations
+
 from struct import Struct
+from typing import Any
 
 from raftmux.muxado.errors import ErrorCode, FrameEncodeError, ProtocolError
 
@@ -55,7 +58,7 @@ def dataHeader(streamId, length, flags=0):
     return _packHeader((length << 8) | 0x10 | flags, streamId)
 
 
-def encodeData(streamId, data=b"", fin=False, syn=False):
+def encodeData(streamId: int, data: bytes = b"", fin: bool = False, syn: bool = False) -> bytes:
     """One whole DATA frame, as bytes (tests and small frames)."""
     if streamId == 0:
         raise FrameEncodeError("DATA stream id must not be zero")
@@ -63,7 +66,7 @@ def encodeData(streamId, data=b"", fin=False, syn=False):
     return encodeHeader(len(data), TYPE_DATA, flags, streamId) + bytes(data)
 
 
-def encodeRst(streamId, code):
+def encodeRst(streamId: int, code: int) -> bytes:
     if streamId == 0:
         raise FrameEncodeError("RST stream id must not be zero")
     if not 0 <= code <= MAX_U32:
@@ -71,7 +74,7 @@ def encodeRst(streamId, code):
     return encodeHeader(4, TYPE_RST, 0, streamId) + _u32.pack(code)
 
 
-def encodeWndInc(streamId, increment):
+def encodeWndInc(streamId: int, increment: int) -> bytes:
     if streamId == 0:
         raise FrameEncodeError("WNDINC stream id must not be zero")
     if not 1 <= increment <= MAX_INCREMENT:
@@ -79,7 +82,7 @@ def encodeWndInc(streamId, increment):
     return encodeHeader(4, TYPE_WNDINC, 0, streamId) + _u32.pack(increment)
 
 
-def encodeGoAway(lastStreamId, code, debug=b""):
+def encodeGoAway(lastStreamId: int, code: int, debug: bytes = b"") -> bytes:
     if not 0 <= lastStreamId <= MAX_STREAM_ID:
         raise FrameEncodeError("last stream id %r out of range" % (lastStreamId,))
     if not 0 <= code <= MAX_U32:
@@ -192,7 +195,7 @@ class FrameDecoder:
     never recovers from a bad frame.
     """
 
-    def __init__(self, maxGoAwayDebug=65536):
+    def __init__(self, maxGoAwayDebug: int = 65536) -> None:
         self.maxGoAwayDebug = maxGoAwayDebug
         self._state = _HEADER
         self._buf = bytearray()
@@ -202,10 +205,10 @@ class FrameDecoder:
         self._flags = 0
         self._streamId = 0
         self._length = 0
-        self._pendingGoAway = None
-        self._dead = None
+        self._pendingGoAway: GoAway | None = None
+        self._dead: ProtocolError | None = None
 
-    def receiveData(self, data):
+    def receiveData(self, data: bytes) -> list[Any]:
         if self._dead is not None:
             raise self._dead
         try:

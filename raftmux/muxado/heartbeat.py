@@ -12,8 +12,9 @@ Go v1 does.
 
 import os
 from struct import Struct
+from typing import Any
 
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 
 HEARTBEAT_TYPE = b"\xff\xff\xff\xff"
 
@@ -27,6 +28,8 @@ _u32 = Struct(">I")
 
 class HeartbeatResponder(Protocol):
     """Echo each complete 4-byte ping as it arrives."""
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     def __init__(self):
         self._buf = b""
@@ -47,6 +50,8 @@ class HeartbeatRequester(Protocol):
     (Go v1, which then closes the session) a wrong echo, or the heartbeat
     stream ending while we still run, also reports ``onBeat(0, True)``.
     """
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     def __init__(self, interval, tolerance, clock, onBeat, prefix=HEARTBEAT_TYPE,
                  strict=False):
@@ -108,7 +113,7 @@ class HeartbeatRequester(Protocol):
                 call.cancel()
         self._pingCall = self._deadline = None
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         running = not self._stopped
         self.stop()
         if running and self.strict:

@@ -10,11 +10,22 @@ the underlying transport pushes back (larger ``priority`` first, round robin
 among equals).
 """
 
-from struct import Struct
+from __future__ import annotations
 
+from collections.abc import Mapping
+from struct import Struct
+from typing import Any
+
+from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import (
+    IAddress,
+    IProtocol,
+    IProtocolFactory,
+    IPushProducer,
+    IReactorTime,
+)
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -76,10 +87,15 @@ class MuxadoSession(Protocol):
     writers.  Metrics go to ``registry`` (default ``raftmux.metrics.REGISTRY``).
     """
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     log = Logger()
 
-    def __init__(self, isClient, streamFactory=None, config=None, reactor=None, registry=None,
-                 streamFactories=None, version=None):
+    def __init__(self, isClient: bool, streamFactory: IProtocolFactory | None = None,
+                 config: MuxadoConfig | None = None, reactor: IReactorTime | None = None,
+                 registry: CollectorRegistry | None = None,
+                 streamFactories: Mapping[int, IProtocolFactory] | None = None,
+                 version: int | None = None) -> None:
         self.isClient = isClient
         self.streamFactory = streamFactory
         self.streamFactories = dict(streamFactories or {})
@@ -90,28 +106,29 @@ class MuxadoSession(Protocol):
             raise ValueError("muxado version must be 1, 2 or None, not %r" % (version,))
         self._acceptVersion = version
         self._reactor = reactor
-        self._conn = None
+        self._conn: Any = None        # the generation's sans-IO connection, once known
         self._head = b""
-        self._streams = {}
-        self._waiting = {}            # streams wanting windowOpened on resume, in order
+        self._streams: dict[int, MuxadoStream] = {}
+        # streams wanting windowOpened on resume, in order
+        self._waiting: dict[MuxadoStream, None] = {}
         self._prioritised = 0         # of those, how many have a non-zero priority
-        self._sniffing = set()        # v2 streams whose type is still being read
+        self._sniffing: set[MuxadoStream] = set()  # v2 streams whose type is still being read
         self._paused = False
-        self._acceptQueue = []
-        self._acceptWaiters = []
-        self._pendingOpens = []       # openStream calls before the version is known
-        self._closedWaiters = []
+        self._acceptQueue: list[MuxadoStream] = []
+        self._acceptWaiters: list[tuple[Deferred[Any], IProtocol]] = []
+        self._pendingOpens: list[Any] = []  # openStream calls before the version is known
+        self._closedWaiters: list[Deferred[SessionClosed]] = []
         self._closing = False
         self._graceful = False        # a v1 GOAWAY waiting for open streams to end
-        self._closeReason = None      # SessionClosed, once the session is over
-        self._localCode = None        # why this side ended the session, if it did
-        self._heartbeat = None
+        self._closeReason: SessionClosed | None = None  # once the session is over
+        self._localCode: int | None = None  # why this side ended the session, if it did
+        self._heartbeat: HeartbeatRequester | None = None
         self._checkFirstFrame = not isClient
-        self._versionTimer = None
+        self._versionTimer: Any = None
         self._dispatching = False
         self._batching = False        # inside dataReceived: one flush at its end
-        self._peerAddress = None
-        self._soon = []               # (f, args) to call after this dispatch
+        self._peerAddress: IAddress | None = None
+        self._soon: list[Any] = []    # (f, args) to call after this dispatch
         self._metrics = SessionMetrics(registry, "client" if isClient else "server")
         if version is not None:
             self._conn = self._newConnection(version)
@@ -123,6 +140,7 @@ class MuxadoSession(Protocol):
 
     def _newConnection(self, version):
         config = self.config
+        kind: Any
         if version == 1:
             from raftmux.muxado.v1connection import MuxadoV1Connection as kind
         else:
@@ -136,25 +154,26 @@ class MuxadoSession(Protocol):
     # -- public API ---------------------------------------------------------------
 
     @property
-    def version(self):
+    def version(self) -> int | None:
         """The generation this session speaks (1 or 2), or None until a server knows."""
         if self._conn is None:
             return None
         return 2 if isinstance(self._conn, MuxadoConnection) else 1
 
     @property
-    def streams(self):
+    def streams(self) -> dict[int, MuxadoStream]:
         """The open streams, by ID (read-only view for metrics and tests)."""
         return dict(self._streams)
 
     @property
-    def isOpen(self):
+    def isOpen(self) -> bool:
         """Can ``openStream`` succeed (connected, no GOAWAY either way)?"""
         conn = self._conn
         return (self._closeReason is None and self.transport is not None
                 and (conn is None or (not conn.goAwaySent and conn.goAwayReceived is None)))
 
-    def openStream(self, protocol, streamType=None, priority=None):
+    def openStream(self, protocol: IProtocol, streamType: int | None = None,
+                   priority: int | None = None) -> Deferred[IProtocol]:
         """
         Open a stream and connect ``protocol`` to it.  Returns a Deferred that
         fires with ``protocol`` once it is connected (at once, unless a
@@ -176,7 +195,7 @@ class MuxadoSession(Protocol):
                 conn is not None and conn.goAwaySent):
             return fail(self._closeReason or SessionClosed(ErrorCode.SESSION_CLOSED))
         if conn is None:
-            d = Deferred()
+            d: Deferred[Any] = Deferred()
             self._pendingOpens.append((protocol, streamType, priority, d))
             if self._versionTimer is None:
                 self._versionTimer = self._callLater(self.config.versionWait,
@@ -204,7 +223,7 @@ class MuxadoSession(Protocol):
         stream.attach(protocol)
         return succeed(protocol)
 
-    def acceptStream(self, protocol):
+    def acceptStream(self, protocol: IProtocol) -> Deferred[IProtocol]:
         """
         Connect ``protocol`` to the next stream the peer opens (for sessions
         without a stream factory).  Returns a Deferred firing with ``protocol``.
@@ -216,11 +235,11 @@ class MuxadoSession(Protocol):
             return succeed(protocol)
         if self._closeReason is not None:
             return fail(self._closeReason)
-        d = Deferred(lambda d: self._acceptWaiters.remove((d, protocol)))
+        d: Deferred[Any] = Deferred(lambda d: self._acceptWaiters.remove((d, protocol)))
         self._acceptWaiters.append((d, protocol))
         return d
 
-    def goAway(self, code=ErrorCode.NO_ERROR, debug=b""):
+    def goAway(self, code: int = ErrorCode.NO_ERROR, debug: bytes = b"") -> None:
         """
         Send GOAWAY(code, debug): the peer may open no more streams.  On v2 the
         transport is closed right after it, because a Go v2 peer misreads
@@ -231,7 +250,7 @@ class MuxadoSession(Protocol):
         """
         self._goAway(code, debug, graceful=True)
 
-    def close(self):
+    def close(self) -> None:
         """Close at once, as Go's ``Close()``: GOAWAY(NO_ERROR, "no error"), then the transport."""
         self._goAway(ErrorCode.NO_ERROR, b"no error", graceful=False)
 
@@ -247,19 +266,19 @@ class MuxadoSession(Protocol):
         self._conn.goAway(code, debug)
         self.flush()
 
-    def whenClosed(self):
+    def whenClosed(self) -> Deferred[SessionClosed]:
         """
         A Deferred that fires, when the session is over, with the
         ``SessionClosed`` describing why (like Go's ``Wait()``).
         """
         if self._closeReason is not None:
             return succeed(self._closeReason)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._closedWaiters.append(d)
         return d
 
     @property
-    def lastHeartbeatRTT(self):
+    def lastHeartbeatRTT(self) -> float | None:
         """Seconds of the last heartbeat round trip, or None."""
         return None if self._heartbeat is None else self._heartbeat.lastRTT
 
@@ -407,7 +426,7 @@ class MuxadoSession(Protocol):
                               peer=self._peer(), message=event.message,
                               code=codeName(event.code))
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         self._runSoon()
         if self._heartbeat is not None:
             self._heartbeat.stop()
@@ -536,10 +555,10 @@ class MuxadoSession(Protocol):
         if not self._dispatching and len(self._soon) == 1:
             self._callLater(0, self._runSoon)
 
-    def getPeer(self):
+    def getPeer(self) -> IAddress:
         return self.transport.getPeer()
 
-    def getHost(self):
+    def getHost(self) -> IAddress:
         return self.transport.getHost()
 
     # -- internals -------------------------------------------------------------------

@@ -3,9 +3,15 @@ A muxado stream (either generation), as the Twisted transport its protocol
 writes to: a ``StreamTransport`` hosted by its ``MuxadoSession``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from raftmux.muxado.session import MuxadoSession
 from twisted.python.failure import Failure
 
-from raftmux.muxado.errors import ErrorCode, StreamRefused, StreamReset
+from raftmux.muxado.errors import ErrorCode, MuxadoError, StreamRefused, StreamReset
 from raftmux.streamtransport import HIGH_WATER, StreamTransport
 
 __all__ = ["HIGH_WATER", "MuxadoStream"]
@@ -23,7 +29,8 @@ class MuxadoStream(StreamTransport):
     still sees the real client address.
     """
 
-    def __init__(self, session, streamId, streamType=None, priority=None):
+    def __init__(self, session: MuxadoSession, streamId: int, streamType: int | None = None,
+                 priority: int | None = None) -> None:
         StreamTransport.__init__(self, session, streamId)
         self.session = session
         self.streamType = streamType
@@ -32,8 +39,9 @@ class MuxadoStream(StreamTransport):
     def __repr__(self):
         return "<MuxadoStream %d of %r>" % (self.streamId, self.session)
 
-    def resetReceived(self, code, remote):
+    def resetReceived(self, code: int, remote: bool) -> None:
         """The stream was reset with muxado error ``code``, by the peer if ``remote``."""
+        error: MuxadoError
         if remote and code in _REFUSED_CODES:
             error = StreamRefused(code, retryable=True)
         else:

@@ -126,6 +126,7 @@ class MuxadoV1Connection(ConnectionBase):
             return 0
         n = len(data)
         if n > stream.sendWindow:
+            stream.sendBlocked = True
             n = stream.sendWindow
         if n == 0:
             return 0

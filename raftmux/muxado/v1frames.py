@@ -19,6 +19,7 @@ translate, from the one table ``CODE_TABLE``.
 
 from enum import IntEnum
 from struct import Struct
+from typing import Any
 
 from raftmux.muxado.errors import ErrorCode, FrameEncodeError, ProtocolError
 from raftmux.muxado.frames import Data, Rst, WndInc  # noqa: F401  (decoded here too)
@@ -98,7 +99,7 @@ CODE_TABLE = (
 )
 
 _TO_WIRE = {code: wire for code, wire in CODE_TABLE}
-_FROM_WIRE = {}
+_FROM_WIRE: dict[Any, Any] = {}
 for _code, _wire in CODE_TABLE:
     _FROM_WIRE.setdefault(int(_wire), _code)
 del _code, _wire
@@ -303,11 +304,11 @@ class FrameDecoder:
         if self._dead is not None:
             self._dead.decoded = []
             raise self._dead
-        frames = []
+        frames: list[Any] = []
         try:
             self._receive(data, frames)
         except ProtocolError as e:
-            e.decoded = frames
+            e.decoded = frames  # type: ignore[attr-defined]
             self._dead = e
             raise
         return frames

@@ -10,7 +10,12 @@ both generations).  So a receiver may grant more than the default, and
 raise its own overrun limit by as much, without the sender knowing.
 
 That pays when the sender is window-bound: one window per round trip is
-all a stream can carry, whatever the link could.  Like gRPC's BDP
+all a stream can carry, whatever the link could.  It does not when the
+stream's own sends also wait for the peer's credit (an echo, a
+request/response pipeline): the peer's data we invite would queue ahead of
+that credit on the one connection and delay it, so such a stream (whose
+sends were cut short by the peer's window since its last credit) keeps its
+window.  Like gRPC's BDP
 estimation, but without pings (muxado has none), a stream's window is
 doubled when the peer has used nearly all of it before our credit came
 back (``saturated``) while our application kept up (credit is only given
@@ -46,10 +51,11 @@ class ReceiveWindow:
             self.saturated = True
         return True
 
-    def consume(self, count, tuner):
+    def consume(self, count, tuner, mayGrow=True):
         """
         The application took ``count`` bytes: the increment to grant now (0
-        while less than a batch is owed), grown by ``tuner`` if saturated.
+        while less than a batch is owed), grown by ``tuner`` if saturated
+        and ``mayGrow``.
         """
         consumed = self.consumed + count
         threshold = self._threshold
@@ -60,7 +66,7 @@ class ReceiveWindow:
         self.outstanding -= consumed
         if self.saturated:
             self.saturated = False
-            grow = tuner.grant(self.size)
+            grow = tuner.grant(self.size) if mayGrow else 0
             if grow:
                 self.size += grow
                 consumed += grow

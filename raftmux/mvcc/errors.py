@@ -12,6 +12,7 @@ class or an instance are both fine: ``except EtcdError as e`` reads
 """
 
 import enum
+from typing import Any
 
 __all__ = ["Code", "EtcdError", "ERRORS"]
 
@@ -56,7 +57,7 @@ class EtcdError(Exception):
 
 
 #: message -> class, for a client reading a grpc-message back.
-ERRORS = {}
+ERRORS: dict[Any, Any] = {}
 
 
 def _error(name, code, message):

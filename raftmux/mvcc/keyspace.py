@@ -29,9 +29,12 @@ L{raftmux.mvcc.errors} classes raised before anything changes: a failed
 request leaves the key space as it was.
 """
 
+from __future__ import annotations
+
 from bisect import bisect_left, bisect_right
 from collections import namedtuple
 from operator import attrgetter
+from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -45,7 +48,7 @@ from raftmux.mvcc.errors import (
     ErrLeaseNotFound,
     ErrLeaseTTLTooLarge,
 )
-from raftmux.mvcc.leases import DEFAULT_MIN_LEASE_TTL, MAX_LEASE_TTL, Lease
+from raftmux.mvcc.leases import DEFAULT_MIN_LEASE_TTL, MAX_LEASE_TTL, Lease, LeaseInfo
 from raftmux.mvcc.record import DELETE, PUT, Event, Record
 
 __all__ = ["KeySpace", "Applied", "rangeEnd"]
@@ -116,7 +119,7 @@ class KeySpace:
     (etcd derives it from its election timeout; 2 s with default flags).
     """
 
-    def __init__(self, minLeaseTTL=DEFAULT_MIN_LEASE_TTL):
+    def __init__(self, minLeaseTTL: int = DEFAULT_MIN_LEASE_TTL) -> None:
         self._minLeaseTTL = minLeaseTTL
         self._load(1, -1, 0, [], [])
 
@@ -126,7 +129,7 @@ class KeySpace:
         self._compactRev = compactRevision
         self._consistentIndex = consistentIndex
         self._leases = {lease.id: lease for lease in leases}
-        history = {}
+        history: dict[Any, Any] = {}
         for r in records:
             h = history.get(r.key)
             if h is None:
@@ -136,7 +139,7 @@ class KeySpace:
         self._history = history
         self._keys = SortedList(history)
         self._logStart = max(2, compactRevision)
-        self._log = [[] for _ in range(self._logStart, revision + 1)]
+        self._log: list[list[Record]] = [[] for _ in range(self._logStart, revision + 1)]
         start = self._logStart
         for r in records:
             if r.modRevision >= start:
@@ -154,21 +157,21 @@ class KeySpace:
     # -- state ---------------------------------------------------------------
 
     @property
-    def revision(self):
+    def revision(self) -> int:
         """The revision of the last write that changed something."""
         return self._rev
 
     @property
-    def compactRevision(self):
+    def compactRevision(self) -> int:
         """The revision of the last compaction, -1 before the first."""
         return self._compactRev
 
     @property
-    def consistentIndex(self):
+    def consistentIndex(self) -> int:
         """The raft index of the last applied entry, as the node reported it."""
         return self._consistentIndex
 
-    def setConsistentIndex(self, index):
+    def setConsistentIndex(self, index: int) -> None:
         """Note the raft index just applied; snapshots carry it."""
         self._consistentIndex = index
 
@@ -199,7 +202,7 @@ class KeySpace:
         else:
             keys = self._keys.irange(key)
         history = self._history
-        out = []
+        out: list[Any] = []
         append = out.append
         for k in keys:
             h = history[k]
@@ -264,11 +267,11 @@ class KeySpace:
                     lease=x.lease)
         return resp
 
-    def range(self, request):
+    def range(self, request: Any) -> Any:
         """A ``RangeRequest`` answered at the current revision: ``RangeResponse``."""
         return self._rangeInto(request, self._rev, rpc_pb2.RangeResponse())
 
-    def get(self, key, revision=0):
+    def get(self, key: bytes, revision: int = 0) -> Record | None:
         """The live L{Record} of ``key`` at ``revision`` (0: now), or None."""
         if revision > self._rev:
             raise ErrFutureRev()
@@ -346,7 +349,7 @@ class KeySpace:
         if leaseID:
             self._leases[leaseID].keys.add(key)
         prev = None if version == 1 else (
-            last if last.modRevision < main else self._before(h, main))
+            last if last.modRevision < main else self._before(h, main))  # type: ignore[union-attr]
         w.events.append(Event(PUT, rec, prev))
 
     def _delete(self, w, key):
@@ -373,9 +376,9 @@ class KeySpace:
         if p.ignore_value or p.ignore_lease:
             if prev is None:
                 raise ErrKeyNotFound()
-        value = prev.value if p.ignore_value else p.value
+        value = prev.value if p.ignore_value else p.value  # type: ignore[union-attr]
         if p.ignore_lease:
-            leaseID = prev.lease
+            leaseID = prev.lease  # type: ignore[union-attr]
         if p.prev_kv and prev is not None:
             prev.fill(resp.prev_kv)
         self._put(w, p.key, value, leaseID)
@@ -397,13 +400,13 @@ class KeySpace:
         resp.header.revision = w.main if (records or w.changes) else w.main - 1
         return resp
 
-    def put(self, request):
+    def put(self, request: Any) -> Applied:
         """A ``PutRequest``: L{Applied} with a ``PutResponse``."""
         w = self._begin()
         resp = self._putInto(w, request, rpc_pb2.PutResponse(), topLevel=True)
         return Applied(resp, self._commit(w))
 
-    def deleteRange(self, request):
+    def deleteRange(self, request: Any) -> Applied:
         """A ``DeleteRangeRequest``: L{Applied} with a ``DeleteRangeResponse``."""
         w = self._begin()
         resp = self._deleteRangeInto(w, request, rpc_pb2.DeleteRangeResponse())
@@ -511,7 +514,7 @@ class KeySpace:
                 self._txnInto(w, op.request_txn, path, out.response_txn)
         return resp
 
-    def txn(self, request):
+    def txn(self, request: Any) -> Applied:
         """
         A ``TxnRequest``: L{Applied} with a ``TxnResponse``.  A txn whose
         ops only read (or whose writes change nothing) keeps the revision.
@@ -531,7 +534,7 @@ class KeySpace:
 
     # -- compaction ----------------------------------------------------------
 
-    def compact(self, request):
+    def compact(self, request: Any) -> Applied:
         """
         A ``CompactionRequest``: drop history before ``revision``, keeping
         each key's record at it (unless that is a tombstone).  L{Applied}
@@ -579,7 +582,7 @@ class KeySpace:
 
     # -- leases --------------------------------------------------------------
 
-    def leaseGrant(self, request):
+    def leaseGrant(self, request: Any) -> Applied:
         """A ``LeaseGrantRequest``: L{Applied} with a ``LeaseGrantResponse``."""
         leaseID, ttl = request.ID, request.TTL
         if leaseID == 0:
@@ -595,7 +598,7 @@ class KeySpace:
         resp.header.revision = self._rev
         return Applied(resp, ())
 
-    def leaseRevoke(self, request):
+    def leaseRevoke(self, request: Any) -> Applied:
         """
         A ``LeaseRevokeRequest``: the lease goes and its keys are deleted,
         in key order, in one revision.  L{Applied} with a
@@ -614,7 +617,7 @@ class KeySpace:
         resp.header.revision = self._rev
         return Applied(resp, events)
 
-    def leaseCheckpoint(self, request):
+    def leaseCheckpoint(self, request: Any) -> Applied:
         """
         A ``LeaseCheckpointRequest``: record each lease's remaining TTL
         (unknown leases are skipped, as etcd does).
@@ -627,18 +630,18 @@ class KeySpace:
         resp.header.revision = self._rev
         return Applied(resp, ())
 
-    def lease(self, leaseID):
+    def lease(self, leaseID: int) -> LeaseInfo | None:
         """The L{LeaseInfo} of ``leaseID``, or None."""
         lease = self._leases.get(leaseID)
         return None if lease is None else lease.info()
 
-    def leases(self):
+    def leases(self) -> list[LeaseInfo]:
         """Every lease's L{LeaseInfo}, by ID."""
         return [self._leases[i].info() for i in sorted(self._leases)]
 
     # -- etcd's raft payload -------------------------------------------------
 
-    def apply(self, request):
+    def apply(self, request: Any) -> Applied | None:
         """
         The key-space part of an etcd ``InternalRaftRequest``: L{Applied}
         for a range, put, delete, txn, compaction, lease grant, revoke or
@@ -677,7 +680,8 @@ class KeySpace:
             prev = self._before(self._history[r.key], r.modRevision)
         return Event(kind, r, prev)
 
-    def eventsSince(self, key, rangeEnd_, startRevision, maxEvents=None):
+    def eventsSince(self, key: bytes, rangeEnd_: bytes, startRevision: int,
+                    maxEvents: int | None = None) -> tuple[list[Event], int]:
         """
         ``(events, nextRevision)``: the events on ``[key, rangeEnd_)`` (a
         watch's ``key`` and ``range_end``) from ``startRevision`` on, in
@@ -717,7 +721,7 @@ class KeySpace:
 
     # -- hashing -------------------------------------------------------------
 
-    def hashKV(self, revision=0):
+    def hashKV(self, revision: int = 0) -> Any:
         """
         etcd's ``HashKV``: a ``HashKVResponse`` with the CRC-32C of the
         stored revisions up to ``revision`` (0: now) as etcd's
@@ -750,7 +754,7 @@ class KeySpace:
 
     # -- snapshots -----------------------------------------------------------
 
-    def snapshot(self):
+    def snapshot(self) -> bytes:
         """Everything, as bytes L{restore} takes back (L{raftmux.mvcc.snapshot})."""
         records = [r for h in self._history.values() for r in h]
         records.sort(key=lambda r: (r.modRevision, r.sub))
@@ -758,7 +762,7 @@ class KeySpace:
             self._rev, self._compactRev, self._consistentIndex,
             [self._leases[i] for i in sorted(self._leases)], records)
 
-    def restore(self, data):
+    def restore(self, data: bytes) -> None:
         """
         Replace the whole state with a L{snapshot}.  Raises
         L{raftmux.mvcc.snapshot.SnapshotError} for damaged or foreign data,

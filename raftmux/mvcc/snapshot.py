@@ -24,6 +24,7 @@ records that break the key space's invariants.
 import struct
 import zlib
 from collections import namedtuple
+from typing import Any
 
 from raftmux.mvcc.record import Record
 
@@ -98,7 +99,7 @@ def decode(data):
             raise SnapshotError("bad or repeated lease ID %d" % (leaseID,))
         seen.add(leaseID)
         leases.append((leaseID, ttl, remaining))
-    records = []
+    records: list[Any] = []
     append = records.append
     unpack = _RECORD.unpack_from
     size = _RECORD.size

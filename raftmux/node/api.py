@@ -1,54 +1,49 @@
 # -*- test-case-name: raftmux.test.test_node -*-
 """
-The node's HTTP surface: one Site for every protocol of the port, with the
-rafthttp Resources, etcd's ``/version`` and ``/members``, and the client
-API (``/kv/<key>``, ``/cluster/members``, ``/health``; ``/metrics``).
+The node's own HTTP client API, a thin view over the etcd key space
+through the node's ``EtcdNode`` (the only thing it talks to):
+``/kv/<key>``, ``/cluster/members``, ``/health``; and ``NodeSite``, the
+Site every protocol of a port reaches.
 
-Writes are proposed on the leader and answered after they are applied
-there; a follower forwards them to the leader over the peer Agent (so
-between raftmux nodes they ride the pair's muxado session).  Reads are
-linearizable through ReadIndex unless ``?serializable=true``.  Errors are
-``{"error": "..."}`` with a 4xx/5xx status.
+* ``PUT /kv/<key>`` is etcd's Put, ``DELETE`` its DeleteRange of the key,
+  ``PUT ...?prevValue=v`` a Txn comparing the value with ``v``, ``GET``
+  a Range of the key, linearizable (ReadIndex) unless ``?serializable=true``.
+  Any member takes writes: a follower's proposal goes to the leader through
+  raft, as in etcd, and the answer comes once this member applied it.
+* ``/cluster/members`` lists and changes members with etcd's conf changes.
+
+Errors are ``{"error": "..."}`` with a 4xx/5xx status: 503 for "no
+leader" and "not running raft" (nothing was proposed; retry), 504 when the
+outcome of a write is unknown (it timed out), 503 "server stopped" when
+the member stopped while a write was pending (its outcome unknown too).
 """
 
-import io
 import json
 import time
 
 from twisted.internet import defer
-from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    FileBodyProducer,
-    RequestTransmissionFailed,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
-from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from raftmux.httpbody import BodyTooLarge, readBody
-from raftmux.muxado.errors import MuxadoError
-from raftmux.node.config import ConfigError, addressOf, parseURLs
-from raftmux.node.dialer import PLAIN
-from raftmux.node.kv import encodeCompareAndSet, encodeDelete, encodePut
-from raftmux.node.members import memberContext
-from raftmux.raft import ProposalDropped, RaftError
-from raftmux.raft.driver import NotLeader
-from raftmux.rafthttp import formatID, memberID, parseID
-from raftmux.raftpb import (
-    ConfChange,
-    ConfChangeAddLearnerNode,
-    ConfChangeAddNode,
-    ConfChangeRemoveNode,
-    EntryConfChange,
+from raftmux.etcd.cluster import parsePeerURLs
+from raftmux.etcd.gateway import httpStatusFromCode
+from raftmux.etcdpb import raft_internal_pb2, rpc_pb2
+from raftmux.mvcc.errors import (
+    Code,
+    ErrMemberExist,
+    ErrMemberNotLearner,
+    ErrNoLeader,
+    ErrPeerURLExist,
+    ErrTimeout,
+    ErrTimeoutDueToLeaderFail,
+    EtcdError,
 )
+from raftmux.rafthttp import formatID, parseID
 
 __all__ = ["NodeSite", "KVResource", "ClusterResource", "HealthResource"]
 
-FORWARDED = b"X-Raftmux-Forwarded"
 _log = Logger()
 
 
@@ -112,12 +107,35 @@ class NodeSite(Site):
         pass
 
 
-class _NodeResource(Resource):
-    isLeaf = True
+class _Refused(Exception):
+    def __init__(self, code, message):
+        Exception.__init__(self, message)
+        self.code = code
+        self.message = message
 
-    def __init__(self, node):
+
+def _errorStatus(error):
+    """The HTTP status for an etcd error on this API."""
+    if isinstance(error, (ErrTimeout, ErrTimeoutDueToLeaderFail)):
+        return 504
+    if isinstance(error, (ErrPeerURLExist, ErrMemberExist)):
+        return 409
+    if error.code == Code.UNAVAILABLE:
+        return 503
+    return httpStatusFromCode(error.code)
+
+
+class _NodeResource(Resource):
+    """``etcd``: the node's ``EtcdNode``; ``metrics``: its ``NodeMetrics``."""
+
+    isLeaf = True
+    #: the methods a subclass handles (``handle_<METHOD>``), for 405's ``Allow``
+    allowed = b""
+
+    def __init__(self, etcd, metrics):
         Resource.__init__(self)
-        self.node = node
+        self.etcd = etcd
+        self.metrics = metrics
         self._observers = {}
 
     def render(self, request):
@@ -144,117 +162,42 @@ class _NodeResource(Resource):
         key = (request.method, request.code)
         child = self._observers.get(key)
         if child is None:
-            child = self._observers[key] = self.node.metrics.requests.labels(
+            child = self._observers[key] = self.metrics.requests.labels(
                 request.method.decode("ascii", "replace"), str(request.code))
         child.observe(time.perf_counter() - began)
 
     def _failed(self, failure, request):
         error = failure.value
-        if isinstance(error, NotLeader):
-            sendError(request, 503, "not the leader")
-        elif isinstance(error, (RaftError, ProposalDropped)):
-            self.node.metrics.proposalsFailed.inc()
-            sendError(request, 503, "%s: %s" % (type(error).__name__, error))
-        elif isinstance(error, (defer.CancelledError, defer.TimeoutError)):
-            sendError(request, 504, "the leader did not answer in time")
-        elif isinstance(error, _Refused):
+        if isinstance(error, _Refused):
             sendError(request, error.code, error.message)
+        elif isinstance(error, EtcdError):
+            if isinstance(error, ErrNoLeader):
+                sendError(request, 503, "no leader")
+            else:
+                sendError(request, _errorStatus(error), error.message)
         else:
             _log.failure("client request {method} {uri} failed", failure,
                          method=request.method, uri=request.uri)
             sendError(request, 500, "internal error: %s" % (failure.getErrorMessage(),))
 
-    # -- shared by the writers ----------------------------------------------------
-
-    def writable(self, request):
-        """
-        None when this member may propose the write, else a Deferred that
-        answers by forwarding it to the leader (or refusing).
-        """
-        node = self.node
-        if node.driver is None or not node.driver.running:
+    def running(self):
+        if not self.etcd.running:
             raise _Refused(503, "this member is not running raft")
-        if node.isLeader:
-            if not node.clusterIsRaftmux():
-                raise _Refused(503, "this cluster has members that are not raftmux nodes; "
-                                    "raftmux members never propose entries beside etcd "
-                                    "members")
-            return None
-        return self.forward(request)
-
-    @defer.inlineCallbacks
-    def forward(self, request):
-        node = self.node
-        leader = node.leader
-        if not leader:
-            raise _Refused(503, "no leader")
-        if request.requestHeaders.hasHeader(FORWARDED):
-            raise _Refused(503, "not the leader (leader is %s)" % (formatID(leader),))
-        urls = node.peerURLsOf(leader)
-        if not urls:
-            raise _Refused(503, "the leader %s has no known peer URL" % (formatID(leader),))
-        if node.dialer.kinds.get(addressOf(urls[0])) == PLAIN:
-            raise _Refused(503, "the leader %s is not a raftmux node" % (formatID(leader),))
-        headers = Headers({FORWARDED: [b"1"], b"X-Server-From": [b"%x" % (node.id,)]})
-        contentType = request.getHeader(b"content-type")
-        if contentType:
-            headers.setRawHeaders(b"content-type", [contentType])
-        request.content.seek(0)
-        body = request.content.read()
-        node.metrics.forwarded.inc()
-        d = node.agent.request(request.method, urls[0].encode("ascii") + request.uri, headers,
-                               FileBodyProducer(io.BytesIO(body)) if body else None)
-        d.addTimeout(node.config.requestTimeout, node.reactor)
-        try:
-            response = yield d
-            # A value, or an error, plus room for the JSON around it.
-            answer = yield readBody(response, node.config.maxValueBytes + 64 * 1024)
-        except _UNREACHABLE as e:
-            # The leader died or moved under us: a client should try again.
-            raise _Refused(503, "the leader %s could not be reached: %s" % (
-                formatID(leader), _describe(e))) from None
-        if requestGone(request):
-            return
-        request.setResponseCode(response.code)
-        for name in (b"content-type", b"x-raftmux-index"):
-            value = response.headers.getRawHeaders(name)
-            if value:
-                request.setHeader(name, value[0])
-        request.setHeader(b"content-length", b"%d" % (len(answer),))
-        request.write(answer)
-        request.finish()
-
-
-# What a forward to a leader that is gone fails with (refused, reset, closed
-# session, a response cut short).
-_UNREACHABLE = (ConnectError, ConnectionLost, ConnectionDone, MuxadoError,
-                ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed, BodyTooLarge)
-
-
-def _describe(error):
-    """A short reason: the first wrapped failure's message for twisted.web's errors."""
-    reasons = getattr(error, "reasons", None)
-    if reasons:
-        return reasons[0].getErrorMessage()
-    return str(error) or type(error).__name__
-
-
-class _Refused(Exception):
-    def __init__(self, code, message):
-        Exception.__init__(self, message)
-        self.code = code
-        self.message = message
 
 
 class KVResource(_NodeResource):
     """
     ``/kv/<key>``: GET, PUT (body = value), DELETE.  ``PUT
-    /kv/<key>?prevValue=<v>`` is compare-and-set (etcd v2's name): the
-    state machine compares and writes in one applied entry, and a key that
-    is absent or holds another value answers 412.
+    /kv/<key>?prevValue=<v>`` is compare-and-set (etcd v2's name): a Txn
+    that puts only if the key's value is ``v`` (an absent key never
+    compares equal), answered 412 when it did not.
     """
 
     allowed = b"GET, PUT, DELETE"
+
+    def __init__(self, etcd, metrics, maxValueBytes):
+        _NodeResource.__init__(self, etcd, metrics)
+        self.maxValueBytes = maxValueBytes
 
     def _key(self, request):
         key = b"/".join(request.postpath)
@@ -266,23 +209,21 @@ class KVResource(_NodeResource):
 
     def handle_GET(self, request):
         key = self._key(request)
-        node = self.node
         if request.args.get(b"serializable", [b""])[0] in (b"true", b"1"):
             return self._answerRead(request, key)
-        if node.driver is None or not node.driver.running:
-            raise _Refused(503, "this member is not running raft")
-        return node.driver.readIndex().addCallback(lambda _: self._answerRead(request, key))
+        self.running()
+        return self.etcd.readIndex().addCallback(lambda _: self._answerRead(request, key))
 
     def _answerRead(self, request, key):
-        node = self.node
-        value = node.kv.get(key)
-        if value is None:
+        etcd = self.etcd
+        record = etcd.keySpace.get(key)
+        if record is None:
             raise _Refused(404, "key not found")
-        if request.channel is None:  # the client left
+        if requestGone(request):
             return
+        value = record.value
         request.setHeader(b"content-type", b"application/octet-stream")
-        applied = node.driver.applied if node.driver is not None else 0
-        request.setHeader(b"x-raftmux-index", b"%d" % (applied,))
+        request.setHeader(b"x-raftmux-index", b"%d" % (etcd.appliedIndex(),))
         request.setHeader(b"content-length", b"%d" % (len(value),))
         request.write(value)
         request.finish()
@@ -292,39 +233,50 @@ class KVResource(_NodeResource):
         content = request.content
         content.seek(0, 2)
         size = content.tell()
-        if size > self.node.config.maxValueBytes:
+        if size > self.maxValueBytes:
             raise _Refused(413, "value of %d bytes is over the limit of %d" % (
-                size, self.node.config.maxValueBytes))
-        forwarded = self.writable(request)
-        if forwarded is not None:
-            return forwarded
+                size, self.maxValueBytes))
+        self.running()
         content.seek(0)
+        value = content.read()
         prev = request.args.get(b"prevValue")
+        r = raft_internal_pb2.InternalRaftRequest()
         if prev is not None:
-            return self._propose(request, encodeCompareAndSet(key, prev[0], content.read()),
-                                 "cas")
-        return self._propose(request, encodePut(key, content.read()), "put")
+            txn = r.txn
+            txn.compare.add(key=key, target=rpc_pb2.Compare.VALUE,
+                            result=rpc_pb2.Compare.EQUAL, value=prev[0])
+            txn.success.add().request_put.CopyFrom(rpc_pb2.PutRequest(key=key, value=value))
+            return self._propose(request, r, "cas")
+        r.put.key, r.put.value = key, value
+        return self._propose(request, r, "put")
 
     def handle_DELETE(self, request):
         key = self._key(request)
-        forwarded = self.writable(request)
-        if forwarded is not None:
-            return forwarded
-        return self._propose(request, encodeDelete(key), "delete")
+        self.running()
+        r = raft_internal_pb2.InternalRaftRequest()
+        r.delete_range.key = key
+        return self._propose(request, r, "delete")
 
-    def _propose(self, request, command, what):
+    def _propose(self, request, raftRequest, what):
+        if not self.etcd.isLeader():
+            self.metrics.forwarded.inc()
+
         def applied(result):
-            entry, value = result
-            request.setHeader(b"x-raftmux-index", b"%d" % (entry.Index,))
-            answer = {"index": entry.Index}
+            index, outcome = result
+            request.setHeader(b"x-raftmux-index", b"%d" % (index,))
+            answer = {"index": index}
             if what == "delete":
-                answer["deleted"] = bool(value)
-            if what == "cas" and not value:
+                answer["deleted"] = outcome.response.deleted > 0
+            if what == "cas" and not outcome.response.succeeded:
                 answer["error"] = "compare failed: the key is absent or holds another value"
                 sendJSON(request, 412, answer)
                 return
             sendJSON(request, 200, answer)
-        return self.node.driver.proposeForResult(command).addCallback(applied)
+
+        def failed(failure):
+            self.metrics.proposalsFailed.inc()
+            return failure
+        return self.etcd.proposeWithIndex(raftRequest).addCallbacks(applied, failed)
 
 
 class ClusterResource(_NodeResource):
@@ -342,14 +294,14 @@ class ClusterResource(_NodeResource):
             raise _Refused(404, "not found: use /cluster/members")
         return path[1:]
 
-    def listing(self):
-        node = self.node
+    def listing(self, members=None):
+        etcd = self.etcd
         return {
-            "clusterID": formatID(node.clusterID), "memberID": formatID(node.id),
-            "leader": formatID(node.leader),
-            "members": [{"id": formatID(m.id), "name": m.name, "peerURLs": m.peerURLs,
-                         "clientURLs": m.clientURLs, "isLearner": m.isLearner}
-                        for m in (node.members.get(i) for i in node.members.ids())],
+            "clusterID": formatID(etcd.clusterID), "memberID": formatID(etcd.memberID),
+            "leader": formatID(etcd.leader()),
+            "members": [{"id": formatID(m.ID), "name": m.name, "peerURLs": list(m.peerURLs),
+                         "clientURLs": list(m.clientURLs), "isLearner": m.isLearner}
+                        for m in (members if members is not None else etcd.members())],
         }
 
     def handle_GET(self, request):
@@ -361,75 +313,60 @@ class ClusterResource(_NodeResource):
         rest = self._path(request)
         if len(rest) == 2 and rest[1] == b"promote":
             id = self._memberID(rest[0])
-            member = self.node.members.get(id)
-            if not member.isLearner:
-                raise _Refused(400, "member %s is not a learner" % (formatID(id),))
-            cc = ConfChange(type=ConfChangeAddNode, node_id=id,
-                            context=memberContext(id, member.peerURLs, member.name))
-            return self._change(request, cc, lambda: not self.node.members.get(id).isLearner,
-                                201)
+            self.running()
+            d = self.etcd.promoteMember(id)
+            d.addErrback(self._notLearner, id)
+            return d.addCallback(self._changed, request, id, 201)
         if rest:
             raise _Refused(404, "not found")
         request.content.seek(0)
         try:
             body = json.loads(request.content.read(65536) or b"{}")
-            urls = parseURLs(",".join(body["peerURLs"]), "peerURLs")
+            urls = parsePeerURLs([str(u) for u in body["peerURLs"]])
             name = str(body.get("name", ""))
             learner = bool(body.get("isLearner", False))
-        except (ValueError, KeyError, TypeError, AttributeError, ConfigError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, EtcdError) as e:
             raise _Refused(400, "expected {\"peerURLs\": [...], \"name\": ...}: %s" % (e,)) \
                 from None
-        if self.node.members.findByPeerURLs(urls) is not None:
-            raise _Refused(409, "a member with peer URLs %s exists" % (",".join(urls),))
-        id = memberID(urls, self.node.config.token, int(time.time()))
-        cc = ConfChange(type=ConfChangeAddLearnerNode if learner else ConfChangeAddNode,
-                        node_id=id, context=memberContext(id, urls, name))
-        return self._change(request, cc, lambda: id in self.node.members, 201)
+        self.running()
+
+        def added(result):
+            member, members = result
+            return self._changed(members, request, member.ID, 201)
+        return self.etcd.addMember(urls, learner, name).addCallback(added)
+
+    def _notLearner(self, failure, id):
+        failure.trap(ErrMemberNotLearner)
+        raise _Refused(400, "member %s is not a learner" % (formatID(id),))
 
     def handle_DELETE(self, request):
         rest = self._path(request)
         if len(rest) != 1:
             raise _Refused(404, "use DELETE /cluster/members/<id>")
         id = self._memberID(rest[0])
-        cc = ConfChange(type=ConfChangeRemoveNode, node_id=id)
-        return self._change(request, cc, lambda: id not in self.node.members, 200)
+        self.running()
+        return self.etcd.removeMember(id).addCallback(self._changed, request, id, 200)
 
     def _memberID(self, text):
         id = parseID(text)
-        if not id or id not in self.node.members:
+        if not id or id not in {m.ID for m in self.etcd.members()}:
             raise _Refused(404, "no member %s" % (text.decode("ascii", "replace"),))
         return id
 
-    def _change(self, request, cc, done, code):
-        forwarded = self.writable(request)
-        if forwarded is not None:
-            return forwarded
-
-        def applied(entry):
-            if entry.Type != EntryConfChange or not done():
-                raise _Refused(409, "another membership change is in progress; retry")
-            answer = self.listing()
-            answer["changed"] = formatID(cc.node_id)
-            answer["initialCluster"] = ",".join(
-                "%s=%s" % (m.name or formatID(m.id), u)
-                for m in self.node.members.members.values() for u in m.peerURLs)
-            sendJSON(request, code, answer)
-        return self.node.driver.proposeConfChange(cc).addCallback(applied)
+    def _changed(self, members, request, id, code):
+        answer = self.listing(members)
+        answer["changed"] = formatID(id)
+        answer["initialCluster"] = ",".join(
+            "%s=%s" % (m.name or formatID(m.ID), u) for m in members for u in m.peerURLs)
+        sendJSON(request, code, answer)
 
 
 class HealthResource(_NodeResource):
-    """``/health``: 200 ``{"health":"true"}`` with a leader, else 503."""
+    """``/health``: 200 ``{"health":"true"}`` with a leader, else 503 and the reason."""
 
     allowed = b"GET"
 
     def handle_GET(self, request):
-        node = self.node
-        reason = ""
-        if node.removed:
-            reason = "removed from the cluster"
-        elif node.driver is None or not node.driver.running:
-            reason = "raft is not running"
-        elif not node.leader:
-            reason = "no leader"
+        reason = self.etcd.healthProblem()
         sendJSON(request, 503 if reason else 200,
                  {"health": "false" if reason else "true", "reason": reason})

@@ -1,19 +1,26 @@
-# -*- test-case-name: raftmux.test.test_node_config -*-
+# -*- test-case-name: raftmux.test.test_tap -*-
 """
 A node's configuration with etcd's flag names, defaults and checks, and the
 member and cluster IDs etcd would compute from it (spec 11.1, 11.2).
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
+from raftmux._log import LOGGERS, canonicalLevel
 from raftmux.rafthttp import clusterID, memberID
 from raftmux.tls import CLIENT, PEER, TLSConfigError, TLSInfo, checkURLs
 
 __all__ = ["ConfigError", "NodeConfig", "parseURLs", "parseInitialCluster", "addressOf",
-           "DEFAULTS"]
+           "DEFAULTS", "ETCD_FLAGS", "ENV_PREFIX", "envName", "flagsFromEnvironment"]
 
-DEFAULTS = {
+# etcd 3.4's defaults, but the loopback addresses (127.0.0.1 where etcd
+# says localhost) and the flags etcd does not have (see ETCD_FLAGS).
+DEFAULTS: dict[str, Any] = {
     "name": "default",
     "data-dir": None,  # "<name>.etcd", as etcd
     "listen-peer-urls": "http://127.0.0.1:2380",
@@ -25,13 +32,33 @@ DEFAULTS = {
     "initial-cluster-state": "new",
     "heartbeat-interval": 100,
     "election-timeout": 1000,
-    "snapshot-count": 10000,
+    "snapshot-count": 100000,
     "snapshot-catchup-entries": 5000,
+    "max-request-bytes": 1536 * 1024,
     "max-value-bytes": 1024 * 1024,
     "request-timeout": 5.0,
+    "listen-metrics-urls": None,
+    "logger": "capnslog",
     "log-level": "info",
     "tls-watch-interval": 0,
 }
+
+# The flags that are etcd 3.4's, with its names, defaults and meanings
+# (the others are raftmux's own).  A test holds this list against
+# ``etcd --help``.
+ETCD_FLAGS = frozenset([
+    "name", "data-dir", "listen-peer-urls", "initial-advertise-peer-urls",
+    "listen-client-urls", "advertise-client-urls", "initial-cluster",
+    "initial-cluster-token", "initial-cluster-state", "heartbeat-interval",
+    "election-timeout", "snapshot-count", "max-request-bytes", "listen-metrics-urls",
+    "logger", "log-level",
+    "cert-file", "key-file", "trusted-ca-file", "client-cert-auth",
+    "peer-cert-file", "peer-key-file", "peer-trusted-ca-file", "peer-client-cert-auth",
+    "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
+])
+
+#: etcd reads a flag it was not given from ``ETCD_<FLAG>``.
+ENV_PREFIX = "ETCD"
 
 SCHEMES = ("http", "https")
 
@@ -40,13 +67,46 @@ class ConfigError(ValueError):
     """A flag or a combination of flags that cannot work; the message says which."""
 
 
-def addressOf(url):
+def envName(flag: str) -> str:
+    """``"initial-cluster"`` -> ``"ETCD_INITIAL_CLUSTER"`` (etcd's ``flags.FlagToEnv``)."""
+    return ENV_PREFIX + "_" + flag.upper().replace("-", "_")
+
+
+def flagsFromEnvironment(environ: Mapping[str, str], flags: Iterable[str],
+                         given: Iterable[str] = ()) -> tuple[dict[str, str], list[str]]:
+    """
+    etcd's environment: ``ETCD_<FLAG>`` sets a flag that was not ``given``
+    on the command line (an empty variable sets nothing).  Returns the
+    values taken and a line for each variable that was not: shadowed by
+    its flag (etcd 3.4 refuses to start there; the flag wins here) or not
+    naming a flag.
+    """
+    flags = list(flags)
+    given = set(given)
+    byName = {envName(flag): flag for flag in flags}
+    values: dict[str, str] = {}
+    notes: list[str] = []
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX + "_"):
+            continue
+        flag = byName.get(key)
+        if flag is None:
+            notes.append("unrecognized environment variable %s" % (key,))
+        elif flag in given:
+            notes.append("environment variable %s is shadowed by --%s: the flag wins"
+                         % (key, flag))
+        elif environ[key] != "":
+            values[flag] = environ[key]
+    return values, notes
+
+
+def addressOf(url: str) -> tuple[str | None, int | None]:
     """``"http://127.0.0.1:2380"`` -> ``("127.0.0.1", 2380)``."""
     parts = urlsplit(url)
     return parts.hostname, parts.port
 
 
-def parseURLs(text, flag):
+def parseURLs(text: str | None, flag: str) -> list[str]:
     """
     ``"http://a:1,http://b:2"`` -> normalized URL strings (what Go's
     ``url.URL.String()`` gives for them), checked as etcd checks them.
@@ -73,9 +133,9 @@ def parseURLs(text, flag):
     return urls
 
 
-def parseInitialCluster(text):
+def parseInitialCluster(text: str | None) -> dict[str, list[str]]:
     """``"n1=http://a:1,n1=http://a:2,n2=..."`` -> ``{name: [urls]}`` (order kept)."""
-    cluster = {}
+    cluster: dict[Any, Any] = {}
     for item in (text or "").split(","):
         item = item.strip()
         if not item:
@@ -107,7 +167,7 @@ class NodeConfig:
     refuse.
     """
 
-    def __init__(self, options=None, **overrides):
+    def __init__(self, options: Mapping[str, Any] | None = None, **overrides: Any) -> None:
         o = dict(DEFAULTS)
         for source in (options or {}), overrides:
             for k, v in source.items():
@@ -140,7 +200,7 @@ class NodeConfig:
                 "--initial-cluster lists %s for %r but --initial-advertise-peer-urls is %s"
                 % (",".join(self.initialCluster[self.name]), self.name,
                    ",".join(self.advertisePeerURLs)))
-        seen = {}
+        seen: dict[Any, Any] = {}
         for name, urls in self.initialCluster.items():
             for u in urls:
                 if u in seen:
@@ -154,9 +214,23 @@ class NodeConfig:
         self.electionTicks = int(round(election / self.heartbeatInterval))
         self.snapshotCount = _positive(o, "snapshot-count")
         self.snapshotCatchUpEntries = _positive(o, "snapshot-catchup-entries")
+        # For the etcd v3 API (gRPC and its JSON gateway): the largest request.
+        self.maxRequestBytes = _positive(o, "max-request-bytes")
         self.maxValueBytes = _positive(o, "max-value-bytes")
         self.requestTimeout = _positive(o, "request-timeout", float)
-        self.logLevel = o["log-level"]
+        try:
+            self.logLevel = canonicalLevel(o["log-level"])
+        except ValueError as e:
+            raise ConfigError("--log-level: %s, got %r" % (e, o["log-level"])) from None
+        self.logger = o["logger"]
+        if self.logger not in LOGGERS:
+            raise ConfigError("--logger must be one of %s (etcd 3.4's), got %r"
+                              % (", ".join(LOGGERS), self.logger))
+        self.listenMetricsURLs = parseURLs(o["listen-metrics-urls"], "listen-metrics-urls") \
+            if o["listen-metrics-urls"] else []
+        for url in self.listenMetricsURLs:
+            if url in self.listenPeerURLs + self.listenClientURLs:
+                raise ConfigError("--listen-metrics-urls %s is also a peer or client URL" % (url,))
         self._configureTLS(o)
 
         # IDs as etcd computes them at bootstrap (no time in the hash).
@@ -177,6 +251,8 @@ class NodeConfig:
             # A client URL that is also a peer URL is served with the peer set.
             checkURLs([u for u in self.listenClientURLs if u not in self.listenPeerURLs],
                       self.clientTLS, "--listen-client-urls")
+            # etcd serves https metrics URLs with the client certificate.
+            checkURLs(self.listenMetricsURLs, self.clientTLS, "--listen-metrics-urls")
             for url in self.listenPeerURLs:
                 if url in self.listenClientURLs and urlsplit(url).scheme == "https" \
                         and not self.peerTLS.trustedCAFile:
@@ -194,7 +270,7 @@ class NodeConfig:
         except (TypeError, ValueError):
             raise ConfigError("--tls-watch-interval must be a number of seconds") from None
 
-    def tlsFor(self, url):
+    def tlsFor(self, url: str) -> TLSInfo | None:
         """
         The ``TLSInfo`` serving ``url``, or None for http: the peer set for
         a peer URL (also when a client URL shares its port), else the
@@ -205,12 +281,13 @@ class NodeConfig:
         return self.peerTLS if url in self.listenPeerURLs else self.clientTLS
 
     @property
-    def usesTLS(self):
-        urls = self.listenURLs + [u for us in self.initialCluster.values() for u in us]
+    def usesTLS(self) -> bool:
+        urls = self.listenURLs + self.listenMetricsURLs + [
+            u for us in self.initialCluster.values() for u in us]
         return any(urlsplit(u).scheme == "https" for u in urls) or self.peerTLS.configured
 
     @property
-    def listenURLs(self):
+    def listenURLs(self) -> list[str]:
         """Every URL to listen on, each once (client and peer may share a port)."""
         out = []
         for u in self.listenPeerURLs + self.listenClientURLs:
@@ -219,9 +296,9 @@ class NodeConfig:
         return out
 
     @property
-    def raftDir(self):
+    def raftDir(self) -> str:
         return os.path.join(self.dataDir, "member", "raft")
 
     @property
-    def identityFile(self):
+    def identityFile(self) -> str:
         return os.path.join(self.dataDir, "member", "identity.json")

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_node_dialer -*-
+# -*- test-case-name: raftmux.test.test_node -*-
 """
 ``PeerDialer``: the endpoint factory under the node's HTTP ``Agent``.  Each
 request to a peer goes either over a new (pooled) TCP connection, the way
@@ -13,21 +13,28 @@ arrives on it carrying ``X-Server-From`` (``adopt``), so a pair never holds
 two sessions.  A session that ends is forgotten and made again on demand.
 """
 
+from __future__ import annotations
+
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from prometheus_client import CollectorRegistry
 from twisted.internet import defer
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.web.client import Agent
-from twisted.web.iweb import IAgentEndpointFactory
+from twisted.web.iweb import IAgent, IAgentEndpointFactory
 from zope.interface import implementer
 
 from raftmux.httpbody import discardBody, readBody
-from raftmux.muxado import SessionEndpoint, connectSession
+from raftmux.muxado import MuxadoConfig, MuxadoSession, SessionEndpoint, connectSession
 from raftmux.node.config import addressOf
-from raftmux.tls import HTTP11, MUXADO_ALPN
+from raftmux.tls import HTTP11, MUXADO_ALPN, ClientPolicy
 
 __all__ = ["PeerDialer", "MUXADO", "PLAIN", "isRaftmuxVersion"]
 
@@ -63,9 +70,13 @@ class PeerDialer:
 
     log = Logger()
 
-    def __init__(self, reactor, localID, streamFactory=None, clientEndpoint=None,
-                 connectTimeout=2.0, sessionConfig=None, registry=None, useMuxado=True,
-                 probeAgent=None, tlsPolicy=None, onKindChange=None):
+    def __init__(self, reactor: Any, localID: int, streamFactory: IProtocolFactory | None = None,
+                 clientEndpoint: Callable[..., IStreamClientEndpoint] | None = None,
+                 connectTimeout: float = 2.0, sessionConfig: MuxadoConfig | None = None,
+                 registry: CollectorRegistry | None = None, useMuxado: bool = True,
+                 probeAgent: IAgent | None = None, tlsPolicy: ClientPolicy | None = None,
+                 onKindChange: Callable[[tuple[str, int], str | None], object] | None = None,
+                 ) -> None:
         self.reactor = reactor
         self.localID = localID
         self.streamFactory = streamFactory
@@ -76,26 +87,27 @@ class PeerDialer:
         self._clientEndpoint = clientEndpoint
         self.tlsPolicy = tlsPolicy
         self.onKindChange = onKindChange
-        self.kinds = {}
-        self.sessions = {}
-        self.peerIDs = {}
+        # by address: (host, port) as addressOf(url) gives it
+        self.kinds: dict[tuple[Any, Any], str] = {}
+        self.sessions: dict[tuple[Any, Any], MuxadoSession] = {}
+        self.peerIDs: dict[tuple[Any, Any], int] = {}
         #: TCP connections made, per (address, kind): what the tests count.
-        self.dials = Counter()
-        self._probes = {}
-        self._dialing = {}
-        self._waiters = {}
+        self.dials: Counter[Any] = Counter()
+        self._probes: dict[Any, Any] = {}
+        self._dialing: dict[Any, Any] = {}
+        self._waiters: dict[Any, list[Any]] = {}
         self._probeAgent = probeAgent
         self._stopped = False
-        self._connecting = set()
+        self._connecting: set[Any] = set()
 
     # -- membership -------------------------------------------------------------
 
-    def setPeer(self, peerID, urls):
+    def setPeer(self, peerID: int, urls: Sequence[str]) -> None:
         """Tell the dialer which member answers at ``urls`` (``scheme://host:port``)."""
         for url in urls:
             self.peerIDs[addressOf(url)] = peerID
 
-    def removePeer(self, peerID):
+    def removePeer(self, peerID: int) -> None:
         for address in [a for a, i in self.peerIDs.items() if i == peerID]:
             del self.peerIDs[address]
             session = self.sessions.pop(address, None)
@@ -104,7 +116,7 @@ class PeerDialer:
 
     # -- IAgentEndpointFactory --------------------------------------------------
 
-    def endpointForURI(self, uri):
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
         host = uri.host.decode("ascii") if isinstance(uri.host, bytes) else uri.host
         scheme = uri.scheme.decode("ascii") if isinstance(uri.scheme, bytes) else uri.scheme
         return _PeerEndpoint(self, scheme, host, uri.port)
@@ -112,7 +124,8 @@ class PeerDialer:
     def clientEndpoint(self, scheme, host, port, protocols=(HTTP11,)):
         if self._clientEndpoint is not None:
             return self._clientEndpoint(scheme, host, port, protocols)
-        endpoint = HostnameEndpoint(self.reactor, host, port, timeout=self.connectTimeout)
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(self.reactor, host, port,
+                                                           timeout=self.connectTimeout)
         if scheme == "https":
             if self.tlsPolicy is None:
                 raise ConnectError(string="https://%s:%d needs the peer TLS flags" % (host, port))
@@ -121,7 +134,7 @@ class PeerDialer:
 
     # -- sessions ---------------------------------------------------------------
 
-    def adopt(self, peerID, session):
+    def adopt(self, peerID: int | None, session: MuxadoSession) -> None:
         """A session ``peerID`` dialed to us: use it for our requests to it too."""
         if not peerID or peerID == self.localID or not session.isOpen:
             return
@@ -150,7 +163,7 @@ class PeerDialer:
             if not d.called:
                 d.callback(session)
 
-    def session(self, scheme, host, port):
+    def session(self, scheme: str, host: str, port: int) -> Deferred[MuxadoSession]:
         """A Deferred firing with the live session to this address."""
         address = (host, port)
         session = self.sessions.get(address)
@@ -164,7 +177,8 @@ class PeerDialer:
     def _dial(self, scheme, address):
         self.dials[(address, MUXADO)] += 1
         try:
-            endpoint = self.clientEndpoint(scheme, *address, protocols=(MUXADO_ALPN,))
+            host, port = address
+            endpoint = self.clientEndpoint(scheme, host, port, protocols=(MUXADO_ALPN,))
         except ConnectError:
             return defer.fail()
 
@@ -196,7 +210,7 @@ class PeerDialer:
     def stopped(self):
         return self._stopped
 
-    def stop(self, timeout=2.0):
+    def stop(self, timeout: float = 2.0) -> Deferred[Any]:
         """
         Cancel every connection attempt and close every session.  The
         Deferred fires once they have all ended; a session still open after
@@ -231,7 +245,7 @@ class PeerDialer:
         within the connect timeout (it may think us removed, or not know us
         yet), dial ourselves rather than go silent.
         """
-        d = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self._waiters.setdefault(address, []).append(d)
 
         def expire():
@@ -256,7 +270,7 @@ class PeerDialer:
         if kind != before and self.onKindChange is not None:
             self.onKindChange(address, kind)
 
-    def kind(self, scheme, host, port):
+    def kind(self, scheme: str, host: str, port: int) -> Deferred[str]:
         """A Deferred firing with ``MUXADO`` or ``PLAIN`` for this address."""
         address = (host, port)
         if not self.useMuxado:
@@ -300,7 +314,7 @@ def _share(pending, key, start):
     One operation per key at a time: callers while it runs get their own
     Deferred with its result (so no caller's errback affects another's).
     """
-    d = defer.Deferred()
+    d: defer.Deferred[Any] = defer.Deferred()
     waiters = pending.get(key)
     if waiters is not None:
         waiters.append(d)
@@ -326,6 +340,7 @@ class _Direct:
                                           uri.port, (HTTP11,))
 
 
+@implementer(IStreamClientEndpoint)
 class _PeerEndpoint:
     """One request's endpoint: decides plain TCP or a muxado stream at connect."""
 

@@ -8,11 +8,16 @@ sees a failed start instead of a process left running with a dead node.
 ``RaftNode`` itself passes the hook (``docs/examples/raftmux.tac``).
 """
 
+from __future__ import annotations
+
 import atexit
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 __all__ = ["exitOnStartFailure"]
 
@@ -33,7 +38,7 @@ def _exitWithFailure():
     os._exit(1)
 
 
-def exitOnStartFailure(reactor=None, exit=True):
+def exitOnStartFailure(reactor: Any = None, exit: bool = True) -> Callable[[Failure], None]:
     """
     An ``onStartFailure`` hook: log the reason, stop ``reactor`` (once it
     runs: a failure found while twistd starts the services comes before

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_node_config -*-
+# -*- test-case-name: raftmux.test.test_node_kv -*-
 """
 The member's identity file in its data directory: its ID, the cluster ID
 and the member list it started with.  Written once (atomically, fsynced)

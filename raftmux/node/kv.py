@@ -1,11 +1,13 @@
 # -*- test-case-name: raftmux.test.test_node_kv -*-
 """
-The node's replicated state machine, sans-IO: a key/value map and the
-member table's client attributes, changed only by committed log entries.
+The node's replicated state before etcd's MVCC key space took its place
+(``raftmux.node.state``), sans-IO: a key/value map and the member table's
+client attributes.  Kept so a data directory written then replays into
+the key space: ``raftmux.node.entries`` reads these commands as the etcd
+requests they amount to, ``raftmux.node.state`` these snapshots as puts.
+Nothing writes this format any more.
 
-Entries are ours when their data starts with ``MAGIC``; anything else (an
-etcd member's ``InternalRaftRequest`` in a mixed cluster) is skipped, so a
-raftmux member can follow an etcd leader without misreading its log.
+Entries are these commands when their data starts with ``MAGIC``.
 
 Command layout (all integers big-endian)::
 
@@ -22,8 +24,12 @@ Snapshot layout::
     SNAPSHOT_MAGIC  membersLength(4)  members JSON  { keyLength(4) key valueLength(4) value }*
 """
 
+from __future__ import annotations
+
 import json
 import struct
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "MAGIC", "SNAPSHOT_MAGIC", "CommandError", "KVStateMachine",
@@ -42,20 +48,20 @@ class CommandError(ValueError):
     """Bytes that start like a command but do not decode as one."""
 
 
-def encodePut(key, value):
+def encodePut(key: bytes, value: bytes) -> bytes:
     return b"".join((MAGIC, PUT, _U32.pack(len(key)), key, value))
 
 
-def encodeDelete(key):
+def encodeDelete(key: bytes) -> bytes:
     return b"".join((MAGIC, DELETE, _U32.pack(len(key)), key))
 
 
-def encodeCompareAndSet(key, prev, value):
+def encodeCompareAndSet(key: bytes, prev: bytes, value: bytes) -> bytes:
     """Set ``key`` to ``value`` if, when applied, it holds ``prev``."""
     return b"".join((MAGIC, CAS, _U32.pack(len(key)), key, _U32.pack(len(prev)), prev, value))
 
 
-def encodeAttributes(memberID, name, clientURLs):
+def encodeAttributes(memberID: int, name: str, clientURLs: Sequence[str]) -> bytes:
     body = json.dumps({"name": name, "clientURLs": list(clientURLs)},
                       separators=(",", ":")).encode()
     return MAGIC + ATTRIBUTES + _U64.pack(memberID) + body
@@ -117,14 +123,14 @@ class KVStateMachine:
     or damaged entries (counted in ``skipped``).
     """
 
-    def __init__(self):
-        self.data = {}
-        self.attributes = {}
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.attributes: dict[int, tuple[str, list[str]]] = {}
         self.skipped = 0
         #: Has the log held entries that are not raftmux's (an etcd member's)?
         self.foreign = False
 
-    def apply(self, data):
+    def apply(self, data: bytes) -> Any:
         try:
             command = decodeCommand(data)
         except CommandError:
@@ -152,12 +158,12 @@ class KVStateMachine:
         self.attributes[memberID] = (name, urls)
         return True
 
-    def get(self, key):
+    def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
     # -- snapshots --------------------------------------------------------------
 
-    def snapshot(self, members=()):
+    def snapshot(self, members: Any = ()) -> bytes:
         """
         The state as bytes, with ``members`` (JSON-able dicts of the member
         table) in front.
@@ -176,7 +182,7 @@ class KVStateMachine:
             parts.append(value)
         return b"".join(parts)
 
-    def restore(self, blob):
+    def restore(self, blob: bytes) -> Any:
         """
         Replace the state with a ``snapshot()``; returns the member dicts.
         Foreign data (an etcd snapshot) leaves an empty state and returns

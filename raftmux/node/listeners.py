@@ -19,12 +19,13 @@ for peers only.  Each listening URL is one of three kinds:
   that choice once per connection, after the TLS handshake.
 """
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from twisted.internet.interfaces import IHandshakeListener, IProtocolNegotiationFactory
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -122,10 +123,10 @@ class IdentityRouter(Factory):
     def doStart(self):
         self.peerFactory.doStart()
         self.clientFactory.doStart()
-        Factory.doStart(self)
+        Factory.doStart(self)  # type: ignore[arg-type]
 
     def doStop(self):
-        Factory.doStop(self)
+        Factory.doStop(self)  # type: ignore[arg-type]
         self.peerFactory.doStop()
         self.clientFactory.doStop()
 
@@ -137,6 +138,8 @@ class IdentityRouter(Factory):
 @implementer(IHandshakeListener)
 class _IdentityGate(Protocol):
     """One connection until its TLS handshake says whose it is."""
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     log = Logger()
 
@@ -184,7 +187,7 @@ class _IdentityGate(Protocol):
         else:
             self.buffered.append(data)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         self.router.waiting.discard(self)
         proto, self.proto = self.proto, None
         if proto is not None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_node_config -*-
+# -*- test-case-name: raftmux.test.test_node_kv -*-
 """
 The member table: who is in the cluster, at which peer URLs, under which
 name.  It changes only when a conf change is applied (its context is
@@ -10,24 +10,61 @@ import json
 
 from raftmux.rafthttp import Member
 
-__all__ = ["MemberTable", "memberContext", "parseMemberContext"]
+__all__ = ["MemberTable", "MemberContext", "memberContext", "parseMemberContext",
+           "parseConfChangeContext"]
 
 
-def memberContext(id, peerURLs, name=""):
-    """The conf change context etcd writes for a member (spec 11.3)."""
+def memberContext(id, peerURLs, name="", isLearner=False, isPromote=None):
+    """
+    The conf change context etcd writes for a member (spec 11.3): Go's
+    JSON of ``membership.Member`` (the bootstrap entries, MemberUpdate), or,
+    with ``isPromote`` True or False, of ``ConfigChangeContext`` (MemberAdd
+    and MemberPromote), which adds ``isPromote``.
+    """
     d = {"id": id, "peerURLs": list(peerURLs)}
+    if isLearner:
+        d["isLearner"] = True
     if name:
         d["name"] = name
+    if isPromote is not None:
+        d["isPromote"] = bool(isPromote)
     return json.dumps(d, separators=(",", ":")).encode()
+
+
+class MemberContext:
+    """A parsed conf change context: ``id``, ``peerURLs``, ``name``, ``isLearner``, ``isPromote``."""
+
+    __slots__ = ("id", "peerURLs", "name", "isLearner", "isPromote")
+
+    def __init__(self, id, peerURLs, name="", isLearner=False, isPromote=False):
+        self.id = id
+        self.peerURLs = peerURLs
+        self.name = name
+        self.isLearner = isLearner
+        self.isPromote = isPromote
+
+
+def parseConfChangeContext(context):
+    """A L{MemberContext}, or None for a context that is not etcd's member JSON."""
+    try:
+        d = json.loads(context)
+        urls = d.get("peerURLs")
+        if urls is None:
+            urls = []
+        if not isinstance(urls, list):
+            return None
+        return MemberContext(int(d["id"]), [str(u) for u in urls], str(d.get("name") or ""),
+                             d.get("isLearner") is True, d.get("isPromote") is True)
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+        return None
 
 
 def parseMemberContext(context):
     """``(id, peerURLs, name)`` from a conf change context, or None."""
-    try:
-        d = json.loads(context)
-        return int(d["id"]), [str(u) for u in d.get("peerURLs") or ()], str(d.get("name", ""))
-    except (ValueError, KeyError, TypeError):
+    parsed = parseConfChangeContext(context)
+    if parsed is None:
         return None
+    return parsed.id, parsed.peerURLs, parsed.name
 
 
 class MemberTable:
@@ -65,6 +102,9 @@ class MemberTable:
         if member is not None:
             member.name = name or member.name
             member.clientURLs = list(clientURLs)
+
+    def learners(self):
+        return sum(1 for m in self.members.values() if m.isLearner)
 
     def findByPeerURLs(self, peerURLs):
         wanted = sorted(peerURLs)

@@ -1,17 +1,29 @@
 # -*- test-case-name: raftmux.test.test_node -*-
 """
-``RaftNode``: one member of a replicated key/value store, as an
-``IService``.  It joins the parts: ``DiskStorage`` + ``RawNode`` +
-``RaftDriver`` (consensus), a rafthttp ``Transport`` whose Agent dials
-peers through ``PeerDialer`` (muxado sessions between raftmux nodes, plain
-rafthttp toward etcd), the ``KVStateMachine`` with snapshots, and two
-twisted.web Sites: the peer Site (rafthttp, ``/members`` and the client
-API) and the client Site (the client API), served through a
-``SniffingFactory`` per kind of listening URL (``portFactory``; who may
-reach which is ``raftmux.node.listeners``).
+``RaftNode``: one member of an etcd-compatible cluster, as an
+``IService``.  It wires the parts, each built with what it needs, in
+order, at start:
+
+* consensus: ``DiskStorage`` + ``RawNode`` + ``RaftDriver``, a rafthttp
+  ``Transport`` whose Agent dials peers through ``PeerDialer`` (muxado
+  sessions between raftmux nodes, plain rafthttp toward etcd);
+* the replicated state: ``NodeState`` (etcd's MVCC key space, the member
+  table) applied by ``NodeStateMachine``, with snapshots; ``PeerSync``
+  keeps the Transport's and the dialer's peers in step with the table;
+* ``EtcdNode``: the one narrow view (``IEtcdNode``) the client API has of
+  all that, and etcd's v3 API over it (``raftmux.etcd.EtcdAPI``, a child
+  service): the JSON gateway on client URLs, ``/leases`` for peers;
+* two twisted.web Sites: the peer Site (rafthttp, ``/members``,
+  ``/leases`` and the client API) and the client Site (the client API:
+  ``/v3/...``, ``/kv``, ``/cluster``, ``/health``, ``/metrics``), served
+  through a ``SniffingFactory`` per kind of listening URL
+  (``portFactory``; who may reach which is ``raftmux.node.listeners``).
+  ``grpcFactory`` is where etcd's gRPC server goes.
 """
 
+import math
 import os
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from twisted.application import service
@@ -24,6 +36,9 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 
 import raftmux
+from raftmux.etcd import EtcdAPI
+from raftmux.etcd.idgen import IDGenerator
+from raftmux.etcd.leasehttp import LeaseHTTPForwarder
 from raftmux.gossip import GossipTransport
 from raftmux.metrics import MetricsResource
 from raftmux.muxado import MuxadoServerFactory
@@ -31,8 +46,8 @@ from raftmux.node import identity
 from raftmux.node.api import ClusterResource, HealthResource, KVResource, NodeSite
 from raftmux.node.config import addressOf
 from raftmux.node.dialer import MUXADO, PLAIN, PeerDialer
+from raftmux.node.etcdnode import EtcdNode
 from raftmux.node.join import fetchMembers
-from raftmux.node.kv import KVStateMachine, encodeAttributes
 from raftmux.node.listeners import (
     CLIENT_ONLY,
     PEER_ONLY,
@@ -41,29 +56,22 @@ from raftmux.node.listeners import (
     listenerKind,
     peersAreVerified,
 )
-from raftmux.node.members import MemberTable, memberContext, parseMemberContext
+from raftmux.node.members import memberContext
 from raftmux.node.metrics import NodeMetrics
+from raftmux.node.peers import PeerSync
+from raftmux.node.state import NodeState
+from raftmux.node.statemachine import NodeStateMachine
 from raftmux.raft import Config, RawNode
-from raftmux.raft.core import confChangeToV2Changes
 from raftmux.raft.diskstorage import DiskStorage
 from raftmux.raft.driver import RaftDriver
-from raftmux.raft.interfaces import IStateMachine
 from raftmux.raft.rawnode import Peer
-from raftmux.rafthttp import MembersResource, Transport, VersionResource, formatID
+from raftmux.rafthttp import Member, MembersResource, Transport, VersionResource, formatID
 from raftmux.rafthttp.interfaces import IRaft
 from raftmux.rafthttp.server import NotFound
-from raftmux.raftpb import (
-    ConfChangeAddLearnerNode,
-    ConfChangeAddNode,
-    ConfChangeRemoveNode,
-    ConfChangeUpdateNode,
-)
 from raftmux.sniff import SniffingFactory, http1, http2, http2HeaderField, muxado
 from raftmux.tls import H2, HTTP11, MUXADO_ALPN, ClientPolicy, tlsOnlyFactory, tlsServerFactory
 
-__all__ = ["RaftNode", "NodeStartError"]
-
-PUBLISH_INTERVAL = 1.0
+__all__ = ["RaftNode", "NodeStartError", "minLeaseTTL"]
 
 # What the "listening on" line says each kind of URL serves.
 _SERVES = {
@@ -75,6 +83,12 @@ _SERVES = {
 
 class NodeStartError(Exception):
     """The node cannot start (the message says why); nothing was served."""
+
+
+def minLeaseTTL(config):
+    """etcd's minimum lease TTL: ceil(1.5 x election ticks x heartbeat) seconds."""
+    seconds = ((3 * config.electionTicks) // 2) * config.heartbeatInterval
+    return max(1, int(math.ceil(round(seconds, 6))))
 
 
 def _endpointDescription(url):
@@ -100,7 +114,7 @@ class _RaftLog:
         self.log.error("{message}", message=message)
 
 
-@implementer(IRaft, IStateMachine)
+@implementer(IRaft)
 class RaftNode(service.MultiService):
     """
     ``RaftNode(config)`` for a ``raftmux.node.NodeConfig``.
@@ -114,16 +128,17 @@ class RaftNode(service.MultiService):
     ends the process with status 1 (what ``twistd raftmux`` does; use it in
     a ``.tac``).
 
-    The node is its Transport's ``IRaft`` (as etcd's server is) and its
-    driver's ``IStateMachine``; the parts are built in order at start:
-    storage, dialer and Agent, Transport, RawNode, then the driver.
+    The node is its Transport's ``IRaft`` (as etcd's server is); the parts
+    are built in order at start: storage, dialer and Agent, Transport, the
+    state and its state machine, RawNode, the driver, ``etcd`` (the
+    ``EtcdNode``) and ``etcdAPI`` (etcd's v3 services, a child service).
     """
 
     log = Logger()
 
     def __init__(self, config, reactor=None, registry=None, listen=True, fsync=True,
                  useMuxado=True, clientEndpoint=None, serverEndpoint=None,
-                 onStartFailure=None):
+                 onStartFailure=None, leaderSendsFirst=True, persistInThread=True):
         service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
@@ -133,11 +148,11 @@ class RaftNode(service.MultiService):
         self.listen = listen
         self.fsync = fsync
         self.useMuxado = useMuxado
+        self.leaderSendsFirst = leaderSendsFirst
+        self.persistInThread = persistInThread
         self.onStartFailure = onStartFailure
         self._clientEndpoint = clientEndpoint
         self._serverEndpoint = serverEndpoint
-        self.kv = KVStateMachine()
-        self.members = MemberTable()
         self.id = config.id
         self.clusterID = config.clusterID
         self.storage = None
@@ -148,14 +163,15 @@ class RaftNode(service.MultiService):
         self.agent = None
         self.pool = None
         self.gossip = None
+        self.state = None
+        self.stateMachine = None
+        self.etcd = None
+        self.etcdAPI = None
         self.ports = []
-        self.snapshotIndex = 0
-        self.confState = None
         self.removed = False
         self.gossipPackets = 0
         self._started = []
         self._startResult = None
-        self._publisher = None
         self._portFactories = {}
         self._tlsFactories = []
         self._muxadoServer = None
@@ -164,6 +180,8 @@ class RaftNode(service.MultiService):
         # forward), and what clients reach: see raftmux.node.listeners.
         self.peerSite = NodeSite(self)
         self.clientSite = NodeSite(self)
+        # --listen-metrics-urls: /metrics and /health only (etcd's metrics listener).
+        self.metricsSite = NodeSite(self)
         self.tlsPolicy = ClientPolicy(config.peerTLS) if config.usesTLS else None
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
@@ -180,7 +198,7 @@ class RaftNode(service.MultiService):
             if isinstance(self._startResult, Failure):
                 return defer.fail(self._startResult)
             return defer.succeed(self)
-        d = defer.Deferred()
+        d: defer.Deferred[RaftNode] = defer.Deferred()
         self._started.append(d)
         return d
 
@@ -256,17 +274,22 @@ class RaftNode(service.MultiService):
             for reloadable in self._reloadables():
                 reloadable.watch(self.reactor, config.tlsWatchInterval)
         self.driver.start()
-        self._publisher = self.reactor.callLater(0, self._publish)
+        self.etcdAPI.setServiceParent(self)
+        self.reactor.callLater(0, self.etcd.publish, config.name, config.advertiseClientURLs)
         for url in config.listenURLs:
             self.log.info("raftmux: member {name} ({id}) listening on {url} ({serves})",
                           name=config.name, id=formatID(self.id), url=url,
                           serves=_SERVES[listenerKind(config, url)])
+        for url in config.listenMetricsURLs:
+            self.log.info("raftmux: member {name} ({id}) serving /metrics and /health on {url}",
+                          name=config.name, id=formatID(self.id), url=url)
         return self
 
     def _openStorage(self):
         config = self.config
         try:
-            self.storage = DiskStorage(config.raftDir, fsync=self.fsync)
+            self.storage = DiskStorage(config.raftDir, fsync=self.fsync,
+                                       onSync=self.metrics.walFsync.observe)
         except Exception as e:
             raise NodeStartError("the raft log in %s cannot be used: %s" % (config.raftDir, e)) \
                 from e
@@ -286,7 +309,10 @@ class RaftNode(service.MultiService):
                 flagID=formatID(config.id), flagCID=formatID(config.clusterID))
 
     def _makeParts(self, initialMembers, bootstrap):
-        """Dialer and Agent, Transport, RawNode, driver: each built with what it needs."""
+        """
+        Dialer and Agent, Transport, the state machine, RawNode, driver,
+        ``EtcdNode`` and etcd's API: each built with what it needs.
+        """
         config = self.config
         self.dialer = PeerDialer(self.reactor, self.id, streamFactory=self.peerSite,
                                  clientEndpoint=self._clientEndpoint, tlsPolicy=self.tlsPolicy,
@@ -302,32 +328,49 @@ class RaftNode(service.MultiService):
             reactor=self.reactor, agent=self.agent, registry=self.registry,
             snapshotDir=os.path.join(config.dataDir, "member", "snap-db"),
             onMemberRemoved=self._removedByPeer, authenticate=lambda request: verified)
-        snap = self.storage.snapshot()
-        self.snapshotIndex = snap.metadata.index
-        if self.snapshotIndex:
-            self._restore(snap, initialMembers)
+        peers = PeerSync(self.id, self.dialer, self.transport)
+        self.state = NodeState(minLeaseTTL=minLeaseTTL(config))
+        self.stateMachine = NodeStateMachine(
+            self.state, self.storage, peers, self.id, snapshotCount=config.snapshotCount,
+            catchUpEntries=config.snapshotCatchUpEntries, onRemoved=self._removedFromCluster,
+            onChanged=self._updateCampaign)
+        snapshotIndex = self.stateMachine.snapshotIndex
+        if snapshotIndex:
+            self.stateMachine.restoreAtStart(initialMembers)
         raftConfig = Config(
             id=self.id, storage=self.storage, electionTick=config.electionTicks,
-            heartbeatTick=1, applied=self.snapshotIndex, checkQuorum=True, preVote=True,
+            heartbeatTick=1, applied=snapshotIndex, checkQuorum=True, preVote=True,
             maxSizePerMsg=1024 * 1024, maxInflightMsgs=512, logger=_RaftLog())
         self.rawNode = RawNode(raftConfig)
         if bootstrap:
-            peers = [Peer(m["id"], memberContext(m["id"], m["peerURLs"], m["name"]))
-                     for m in sorted(initialMembers, key=lambda m: m["id"])]
-            self.rawNode.bootstrap(peers)
+            peerList = [Peer(m["id"], memberContext(m["id"], m["peerURLs"], m["name"]))
+                        for m in sorted(initialMembers, key=lambda m: m["id"])]
+            self.rawNode.bootstrap(peerList)
             self.log.info("raftmux: bootstrapped cluster {cid} with {n} members",
-                          cid=formatID(self.clusterID), n=len(peers))
-        elif not self.snapshotIndex:
+                          cid=formatID(self.clusterID), n=len(peerList))
+        elif not snapshotIndex:
             # Until the log replays (or, joining, the leader sends it), the
-            # initial member list says where everyone is.
+            # initial member list says where everyone is; the member table
+            # itself changes only as the log says.
             for m in initialMembers or ():
-                self._addMember(m["id"], m["peerURLs"], m.get("name", ""))
+                peers.memberChanged(Member(m["id"], m["peerURLs"], m.get("name", "")))
         self.driver = RaftDriver(
-            self.rawNode, self.storage, self.transport, self.reactor, stateMachine=self,
-            tickInterval=config.heartbeatInterval, requestTimeout=config.requestTimeout)
+            self.rawNode, self.storage, self.transport, self.reactor,
+            stateMachine=self.stateMachine, tickInterval=config.heartbeatInterval,
+            requestTimeout=config.requestTimeout, leaderSendsFirst=self.leaderSendsFirst,
+            persistInThread=self.persistInThread)
+        ids = IDGenerator(self.id, self.reactor.seconds())
+        self.etcd = EtcdNode(self.driver, self.stateMachine, self.reactor, self.id,
+                             self.clusterID, requestTimeout=config.requestTimeout, ids=ids)
+        self.etcdAPI = EtcdAPI(
+            self.etcd, self.reactor, electionTimeout=config.electionTicks *
+            config.heartbeatInterval, leaseForwarder=LeaseHTTPForwarder(self.agent, self.etcd),
+            ids=ids)
         self._updateCampaign()
         shared = self.resources()
         self.clientSite.mount(_ClientRoot(), shared)
+        self.metricsSite.mount(_ClientRoot(), {name: shared[name]
+                                               for name in (b"metrics", b"health")})
         self.peerSite.mount(self.transport.resource(), {**shared, **self.peerResources()})
 
     async def _joinExisting(self):
@@ -359,16 +402,20 @@ class RaftNode(service.MultiService):
 
     async def _listen(self):
         for url in self.config.listenURLs:
-            factory = self.portFactory(url)
-            description = self._serverEndpoint(url) if self._serverEndpoint else \
-                _endpointDescription(url)
-            endpoint = serverFromString(self.reactor, description) \
-                if isinstance(description, str) else description
-            try:
-                port = await endpoint.listen(factory)
-            except Exception as e:
-                raise NodeStartError("cannot listen on %s: %s" % (url, e)) from e
-            self.ports.append(port)
+            await self._listenOn(url, self.portFactory(url))
+        for url in self.config.listenMetricsURLs:
+            await self._listenOn(url, self.metricsFactory(url))
+
+    async def _listenOn(self, url, factory):
+        description = self._serverEndpoint(url) if self._serverEndpoint else \
+            _endpointDescription(url)
+        endpoint = serverFromString(self.reactor, description) \
+            if isinstance(description, str) else description
+        try:
+            port = await endpoint.listen(factory)
+        except Exception as e:
+            raise NodeStartError("cannot listen on %s: %s" % (url, e)) from e
+        self.ports.append(port)
 
     # -- what each listening URL serves (raftmux.node.listeners) -------------------
 
@@ -391,6 +438,19 @@ class RaftNode(service.MultiService):
         if factory is None:
             factory = self._portFactories[key] = self._buildPortFactory(kind, info)
         return factory
+
+    def metricsFactory(self, url):
+        """
+        What a ``--listen-metrics-urls`` URL serves: ``/metrics`` and
+        ``/health`` over HTTP/1.1; https with the client certificate, as
+        etcd does.
+        """
+        if urlsplit(url).scheme != "https":
+            return self.metricsSite
+        tlsFactory = tlsServerFactory(self.config.clientTLS, self.metricsSite,
+                                      clock=self.reactor)
+        self._tlsFactories.append(tlsFactory)
+        return tlsOnlyFactory(tlsFactory, registry=self.registry, clock=self.reactor)
 
     def _buildPortFactory(self, kind, info):
         peer = kind != CLIENT_ONLY
@@ -419,7 +479,7 @@ class RaftNode(service.MultiService):
         return SniffingFactory(routes, registry=self.registry, name=name, alpn=alpn)
 
     def _peerRoutes(self):
-        return [
+        return self._grpcRoutes() + [
             (http2HeaderField(b"content-type", b"application/x.ckit"),
              self.gossip.serverFactory(), "gossip"),
             (http2(), self.peerSite, "h2c"),
@@ -428,10 +488,33 @@ class RaftNode(service.MultiService):
         ]
 
     def _clientRoutes(self):
-        return [
+        return self._grpcRoutes() + [
             (http2(), self.clientSite, "h2c"),
             (http1(), self.clientSite, "http1"),
         ]
+
+    # -- the gRPC hook -------------------------------------------------------------
+
+    def grpcFactory(self):
+        """
+        Where etcd's gRPC API will be served (``raftmux.h2``'s gRPC server,
+        not built yet): return an ``IProtocolFactory`` speaking HTTP/2 gRPC
+        whose handlers dispatch to ``self.etcdAPI.call(path, request,
+        responder)`` (``None`` until the node has started: such a factory
+        must look ``etcdAPI`` up per connection, or refuse while it is
+        None), and every port's sniffer routes h2c with ``content-type:
+        application/grpc`` to it, before the other h2c routes, on client and
+        peer URLs alike (as etcd serves gRPC on its client port, beside
+        HTTP, through cmux).  None (today): no gRPC route.
+        """
+        return None
+
+    def _grpcRoutes(self):
+        factory = self.grpcFactory()
+        if factory is None:
+            return []
+        return [(http2HeaderField(b"content-type", b"application/grpc", sendSettings=True),
+                 factory, "grpc")]
 
     def _muxadoFactory(self):
         if self._muxadoServer is None:
@@ -463,9 +546,8 @@ class RaftNode(service.MultiService):
     def _teardown(self):
         for reloadable in self._reloadables():
             reloadable.stopWatching()
-        if self._publisher is not None and self._publisher.active():
-            self._publisher.cancel()
-        self._publisher = None
+        if self.etcd is not None:
+            self.etcd.stop()
         if self.driver is not None:
             self.driver.stop()
         waits = []
@@ -481,8 +563,10 @@ class RaftNode(service.MultiService):
         if self.pool is not None:
             waits.append(self.pool.closeCachedConnections())
         if self.storage is not None:
-            self.storage.close()
-            self.storage = None
+            # A Ready's write may still be running on a thread.
+            storage, self.storage = self.storage, None
+            idle = self.driver.idle() if self.driver is not None else defer.succeed(None)
+            waits.append(idle.addBoth(lambda _: storage.close()))
         return defer.DeferredList(waits, consumeErrors=True)
 
     # -- IRaft: what the Transport delivers goes to the driver ---------------------
@@ -507,178 +591,105 @@ class RaftNode(service.MultiService):
 
     @property
     def leader(self):
-        return self.rawNode.raft.lead if self.rawNode is not None else 0
+        return self.etcd.leader() if self.etcd is not None else 0
 
     @property
     def isLeader(self):
-        return self.rawNode is not None and self.leader == self.id
+        return self.etcd is not None and self.etcd.isLeader()
+
+    @property
+    def members(self):
+        """The replicated member table (``raftmux.node.members.MemberTable``)."""
+        return self.state.members if self.state is not None else None
+
+    @property
+    def keySpace(self):
+        """The replicated key space (``raftmux.mvcc.KeySpace``)."""
+        return self.state.keySpace if self.state is not None else None
+
+    @property
+    def snapshotIndex(self):
+        return self.stateMachine.snapshotIndex if self.stateMachine is not None else 0
 
     def peerURLsOf(self, id):
-        member = self.members.get(id)
+        member = self.members.get(id) if self.members is not None else None
         return member.peerURLs if member is not None else []
 
-    def clusterIsRaftmux(self):
+    def campaignAllowed(self):
         """
-        May this member propose?  Not when any member is known not to be a
-        raftmux node (it answered ``/version`` as etcd does, or the log
-        holds entries that are not ours): an etcd member could not apply a
-        raftmux entry.  Members not heard from yet do not block writes.
+        May this member campaign?  Not beside an etcd member: an etcd
+        cluster expects an etcd leader (cluster version, its lessor), so a
+        raftmux member only votes there.  A member is known to be etcd when
+        its ``/version`` answered as etcd's does; and once the log shows an
+        etcd leader (it set the cluster version), every other member must
+        have answered as raftmux first.  Otherwise members not heard from
+        yet do not block a campaign.
         """
-        if self.kv.foreign:
+        kinds = self.dialer.kinds
+        others = [url for id in self.members.ids() if id != self.id
+                  for url in self.peerURLsOf(id)]
+        if any(kinds.get(addressOf(url)) == PLAIN for url in others):
             return False
-        for id in self.members.ids():
-            if id == self.id:
-                continue
-            for url in self.peerURLsOf(id):
-                if self.dialer.kinds.get(addressOf(url)) == PLAIN:
-                    return False
+        if self.state.clusterVersion is not None:
+            return all(kinds.get(addressOf(url)) == MUXADO for url in others)
         return True
 
-    def everyMemberIsRaftmux(self):
-        """Has every other member answered ``/version`` as a raftmux node?"""
-        if self.kv.foreign:
-            return False
-        return all(self.dialer.kinds.get(addressOf(url)) == MUXADO
-                   for id in self.members.ids() if id != self.id
-                   for url in self.peerURLsOf(id))
-
     def resources(self):
-        """What clients and peers both reach: the client API, ``/version``, metrics."""
+        """
+        What clients and peers both reach: etcd's JSON gateway (``/v3``,
+        ``/v3beta``), the node's ``/kv``, ``/cluster`` and ``/health``,
+        ``/version``, metrics.
+        """
+        gateway = self.etcdAPI.gatewayResource()
         return {
+            b"v3": gateway,
+            b"v3beta": gateway,
             b"version": VersionResource(extra={"raftmux": _version()}),
-            b"kv": KVResource(self),
-            b"cluster": ClusterResource(self),
-            b"health": HealthResource(self),
+            b"kv": KVResource(self.etcd, self.metrics, self.config.maxValueBytes),
+            b"cluster": ClusterResource(self.etcd, self.metrics),
+            b"health": HealthResource(self.etcd, self.metrics),
             b"metrics": MetricsResource(self.registry),
         }
 
     def peerResources(self):
-        """What only peers reach besides ``/raft``: etcd's ``/members``."""
-        return {b"members": MembersResource(
-            self.clusterID, lambda: list(self.members.members.values()))}
+        """
+        What only peers reach besides ``/raft``: etcd's ``/members`` and its
+        lease endpoints (``/leases``, ``/leases/internal``: a follower's
+        lessor asks the leader's).
+        """
+        return {
+            b"members": MembersResource(
+                self.clusterID, lambda: list(self.members.members.values())),
+            b"leases": self.etcdAPI.leaseResource(),
+        }
 
     def _updateCampaign(self):
         """May raft campaign?  An input to it, updated whenever the answer may change."""
-        if self.rawNode is not None:
-            self.rawNode.setCampaignAllowed(self.clusterIsRaftmux())
+        if self.rawNode is not None and self.dialer is not None:
+            self.rawNode.setCampaignAllowed(self.campaignAllowed())
 
     def _peerKindChanged(self, address, kind):
         self._updateCampaign()
 
-    # -- IStateMachine: the driver applies the log here ---------------------------------
-
-    def applyEntry(self, entry):
-        result = self.kv.apply(entry.Data)
-        if entry.Data[4:5] == b"A" and result:
-            for memberID, (name, urls) in self.kv.attributes.items():
-                self.members.setAttributes(memberID, name, urls)
-        return result
-
-    def _addMember(self, id, peerURLs, name="", isLearner=False):
-        self.members.add(id, peerURLs, name, isLearner)
-        attrs = self.kv.attributes.get(id)
-        if attrs is not None:
-            self.members.setAttributes(id, *attrs)
-        if id != self.id and peerURLs:
-            self.dialer.setPeer(id, peerURLs)
-            if self.transport.hasPeer(id):
-                self.transport.updatePeer(id, peerURLs)
-            else:
-                self.transport.addPeer(id, peerURLs)
-
-    def confChangeApplied(self, cc, entry, confState):
-        self.confState = confState
-        context = parseMemberContext(cc.context) if getattr(cc, "context", b"") else None
-        for ctype, nodeID in confChangeToV2Changes(cc):
-            if ctype in (ConfChangeAddNode, ConfChangeAddLearnerNode, ConfChangeUpdateNode):
-                urls, name = ([], "")
-                if context is not None and context[0] == nodeID:
-                    urls, name = context[1], context[2]
-                elif nodeID in self.members:
-                    urls = self.peerURLsOf(nodeID)
-                self._addMember(nodeID, urls, name, ctype == ConfChangeAddLearnerNode)
-                self.log.info("raftmux: member {id} {what} at {urls}", id=formatID(nodeID),
-                              what="updated" if ctype == ConfChangeUpdateNode else "added",
-                              urls=",".join(urls))
-            elif ctype == ConfChangeRemoveNode:
-                self.members.remove(nodeID)
-                self.dialer.removePeer(nodeID)
-                self.log.info("raftmux: member {id} removed", id=formatID(nodeID))
-                if nodeID == self.id:
-                    self._removedFromCluster()
-        self._updateCampaign()
+    # -- removal -------------------------------------------------------------------
 
     def _removedFromCluster(self):
         if not self.removed:
             self.removed = True
             self.log.warn("raftmux: this member ({id}) was removed from the cluster; "
                           "raft stops here", id=formatID(self.id))
-            self.reactor.callLater(0, self.driver.stop)
+            self.reactor.callLater(0, self._stopRaft)
+
+    def _stopRaft(self):
+        if self.etcd is not None:
+            self.etcd.stop()
+        if self.driver is not None:
+            self.driver.stop()
 
     def _removedByPeer(self, peerID):
         self.log.warn("raftmux: member {peer} says this member was removed",
                       peer=formatID(peerID))
         self._removedFromCluster()
-
-    def appliedTo(self, index):
-        self._updateCampaign()
-        if index - self.snapshotIndex < self.config.snapshotCount:
-            return
-        confState = self.confState or self.rawNode.raft.prs.confState()
-        data = self.kv.snapshot(self.members.asJSON())
-        self.storage.createSnapshot(index, confState, data)
-        self.snapshotIndex = index
-        compactTo = index - self.config.snapshotCatchUpEntries
-        if compactTo > self.storage.firstIndex():
-            self.storage.compact(compactTo)
-        self.log.info("raftmux: snapshot at index {index} ({keys} keys), log compacted to {to}",
-                      index=index, keys=len(self.kv.data), to=max(compactTo, 0))
-
-    def restoreSnapshot(self, snapshot):
-        self._restore(snapshot)
-        self._updateCampaign()
-
-    def _restore(self, snapshot, fallbackMembers=None):
-        members = self.kv.restore(snapshot.data)
-        voters = set(snapshot.metadata.conf_state.voters) | set(
-            snapshot.metadata.conf_state.learners)
-        if members is not None:
-            self.members.restore(members)
-        else:
-            # A foreign (etcd) snapshot: keep what we know of the members.
-            for m in fallbackMembers or ():
-                if m["id"] not in self.members:
-                    self.members.add(m["id"], m["peerURLs"], m.get("name", ""))
-            for id in list(self.members.members):
-                if id not in voters:
-                    self.members.remove(id)
-        for id in self.transport.peerIDs():
-            if id not in self.members:
-                self.transport.removePeer(id)
-                self.dialer.removePeer(id)
-        for id, member in list(self.members.members.items()):
-            self._addMember(id, member.peerURLs, member.name, member.isLearner)
-        self.confState = snapshot.metadata.conf_state
-        self.snapshotIndex = snapshot.metadata.index
-        self.log.info("raftmux: restored snapshot at index {index} ({keys} keys)",
-                      index=snapshot.metadata.index, keys=len(self.kv.data))
-
-    # -- publishing our client URLs -------------------------------------------------
-
-    def _publish(self):
-        """etcd's publish loop: put our name and client URLs in the log, once."""
-        self._publisher = None
-        if self.driver is None or not self.driver.running or self.removed:
-            return
-        me = self.members.get(self.id)
-        wanted = self.config.advertiseClientURLs
-        if me is not None and me.clientURLs == wanted and me.name == self.config.name:
-            return
-        # Strict here: a proposal forwarded to an etcd leader would be
-        # appended to etcd's log, which etcd cannot apply.
-        if self.leader and self.everyMemberIsRaftmux():
-            self.driver.forwardProposal(encodeAttributes(self.id, self.config.name, wanted))
-        self._publisher = self.reactor.callLater(PUBLISH_INTERVAL, self._publish)
 
     # -- gossip ------------------------------------------------------------------
 

@@ -4,10 +4,15 @@ loopback ports chosen by the kernel (``127.0.0.1:0``), bound before the
 nodes exist so their URLs (and so their member IDs) are known.
 """
 
+from __future__ import annotations
+
 import os
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory
 
@@ -17,12 +22,13 @@ from raftmux.node.service import RaftNode
 __all__ = ["LateFactory", "bindPorts", "makeCluster"]
 
 # The port each node was started on by ``startNode``, for ``stopNode``.
-_portOf = weakref.WeakKeyDictionary()
+_portOf: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class LateFactory(Factory):
     """A factory whose real factory is given after the port is listening."""
 
+    noisy = False
     target = None
 
     def buildProtocol(self, addr):
@@ -38,7 +44,7 @@ class LateFactory(Factory):
             self.target.doStop()
 
 
-async def bindPorts(reactor, n):
+async def bindPorts(reactor: Any, n: int) -> list[Any]:
     """``n`` listening ports on 127.0.0.1:0, each with a ``LateFactory``."""
     ports = []
     for _ in range(n):
@@ -49,12 +55,13 @@ async def bindPorts(reactor, n):
     return ports
 
 
-def urlOf(port, scheme="http"):
+def urlOf(port: Any, scheme: str = "http") -> str:
     return "%s://127.0.0.1:%d" % (scheme, port.getHost().port)
 
 
-async def makeCluster(reactor, directory, n=3, token="test", scheme="http", flags=None,
-                      **options):
+async def makeCluster(reactor: Any, directory: str, n: int = 3, token: str = "test",
+                      scheme: str = "http", flags: Callable[[int], dict[str, Any]] | None = None,
+                      **options: Any) -> tuple[list[RaftNode], list[Any]]:
     """
     ``n`` nodes (not started) named n1..nN, each with one port for peers and
     clients, data under ``directory``.  Returns ``(nodes, ports)``; start a
@@ -76,7 +83,7 @@ async def makeCluster(reactor, directory, n=3, token="test", scheme="http", flag
     return nodes, ports
 
 
-def startNode(node, port):
+def startNode(node: RaftNode, port: Any) -> Deferred[Any]:
     """Serve ``node`` on ``port`` (from ``bindPorts``) and start it."""
     factory = node.portFactory(node.config.listenURLs[0])
     factory.doStart()
@@ -86,7 +93,7 @@ def startNode(node, port):
     return node.whenStarted()
 
 
-def stopNode(node):
+def stopNode(node: RaftNode) -> Deferred[Any]:
     """Stop ``node``; its port stays bound (and refuses connections) for a restart."""
     port = _portOf.get(node)
     if port is not None and port.lateFactory.target is not None:

@@ -1,10 +1,17 @@
 # -*- test-case-name: raftmux.test.test_raft_core -*-
 """The settings of one raft member (etcd's ``raft.Config``)."""
 
+from __future__ import annotations
+
 import random as _random
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from raftmux.raft.logger import asRaftLogger
 from raftmux.raft.readonly import ReadOnlyLeaseBased, ReadOnlySafe
+
+if TYPE_CHECKING:
+    from raftmux.raft.interfaces import IStorage
 
 
 class ConfigError(ValueError):
@@ -36,12 +43,14 @@ class Config:
     configuration when the storage holds none.
     """
 
-    def __init__(self, id, storage, electionTick=10, heartbeatTick=1,
-                 applied=0, maxSizePerMsg=1024 * 1024, maxInflightMsgs=256,
-                 maxCommittedSizePerReady=None, checkQuorum=False,
-                 preVote=False, readOnlyOption=ReadOnlySafe,
-                 disableProposalForwarding=False, random=None,
-                 peers=(), learners=(), logger=None):
+    def __init__(self, id: int, storage: IStorage, electionTick: int = 10,
+                 heartbeatTick: int = 1, applied: int = 0,
+                 maxSizePerMsg: int | None = 1024 * 1024, maxInflightMsgs: int = 256,
+                 maxCommittedSizePerReady: int | None = None, checkQuorum: bool = False,
+                 preVote: bool = False, readOnlyOption: str = ReadOnlySafe,
+                 disableProposalForwarding: bool = False, random: Any = None,
+                 peers: Iterable[int] = (), learners: Iterable[int] = (),
+                 logger: Any = None) -> None:
         self.id = id
         self.storage = storage
         self.electionTick = electionTick
@@ -62,7 +71,7 @@ class Config:
         except TypeError as e:
             raise ConfigError(str(e)) from None
 
-    def validate(self):
+    def validate(self) -> None:
         if not self.id:
             raise ConfigError("cannot use none as id")
         if self.heartbeatTick <= 0:

@@ -20,11 +20,15 @@ the older state needs.
 Not thread-safe; the driver calls it from one thread at a time.
 """
 
+from __future__ import annotations
+
 import os
 import statistics
 import struct
 import time
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 from zope.interface import implementer
 
@@ -35,7 +39,7 @@ from raftmux.raft.errors import (
     SnapshotOutOfDateError,
     UnavailableError,
 )
-from raftmux.raft.interfaces import IStorage
+from raftmux.raft.interfaces import IStagedStorage
 from raftmux.raftpb import ConfState, Entry, HardState, Snapshot, SnapshotMetadata, encode
 
 _SNAP_MAGIC = b"rmsnap1\n"
@@ -107,7 +111,18 @@ def _copy(cls, message):
     return copy
 
 
-@implementer(IStorage)
+class _PendingSave:
+    __slots__ = ("prepared", "records", "hardState", "sync", "seq")
+
+    def __init__(self, prepared, records, hardState, sync):
+        self.prepared = prepared
+        self.records = records
+        self.hardState = hardState
+        self.sync = sync
+        self.seq = None
+
+
+@implementer(IStagedStorage)
 class DiskStorage:
     """
     Raft's log, HardState and latest snapshot in ``directory`` (created if
@@ -116,16 +131,17 @@ class DiskStorage:
 
     ``segmentSize``: a new log segment is started once the current one
     holds this many bytes; whole segments are deleted once compaction or a
-    snapshot leaves nothing in them that a restart needs.
+    snapshot leaves nothing in them that a restart needs.  ``onSync(seconds)``
+    hears the duration of every fdatasync of the log.
     """
 
-    def __init__(self, directory, segmentSize=64 << 20, fsync=True):
+    def __init__(self, directory, segmentSize=64 << 20, fsync=True, onSync=None):
         self.directory = directory
         self.fsync = fsync
         if not os.path.isdir(directory):
             os.makedirs(directory)
             wal.fsyncDirectory(os.path.dirname(os.path.abspath(directory)))
-        self._log = wal.SegmentedLog(directory, self._checkpoint, segmentSize)
+        self._log = wal.SegmentedLog(directory, self._checkpoint, segmentSize, onSync=onSync)
         try:
             self._load(self._log.open())
             self._removeSegments()
@@ -139,7 +155,7 @@ class DiskStorage:
         hardState, meta, offset = HardState(), SnapshotMetadata(), (0, 0)
         # index -> (entry, size, seq); all above offset, below high + 1, and
         # with a gap at the start until compaction passes the deleted segments.
-        byIndex = {}
+        byIndex: dict[Any, Any] = {}
         high = 0
         for n, segment in enumerate(segments):
             checkpoint = wal.decodeCheckpoint(segment.checkpoint)
@@ -232,11 +248,11 @@ class DiskStorage:
 
     # -- reading (IStorage) ----------------------------------------------------
 
-    def initialState(self):
+    def initialState(self) -> tuple[HardState, ConfState]:
         return (_copy(HardState, self._hardState),
                 _copy(ConfState, self._snapshot.metadata.conf_state))
 
-    def entries(self, lo, hi, maxSize=None):
+    def entries(self, lo: int, hi: int, maxSize: int | None = None) -> list[Entry]:
         offset = self._ents[0].Index
         if lo <= offset:
             raise CompactedError(lo)
@@ -247,7 +263,7 @@ class DiskStorage:
         return limitSize(self._ents[lo - offset:hi - offset],
                          self._sizes[lo - offset:hi - offset], maxSize)
 
-    def term(self, index):
+    def term(self, index: int) -> int:
         offset = self._ents[0].Index
         if index < offset:
             raise CompactedError(index)
@@ -255,13 +271,13 @@ class DiskStorage:
             raise UnavailableError(index)
         return self._ents[index - offset].Term
 
-    def lastIndex(self):
+    def lastIndex(self) -> int:
         return self._ents[0].Index + len(self._ents) - 1
 
-    def firstIndex(self):
+    def firstIndex(self) -> int:
         return self._ents[0].Index + 1
 
-    def snapshot(self):
+    def snapshot(self) -> Snapshot:
         return self._snapshot
 
     # -- writing ---------------------------------------------------------------
@@ -295,7 +311,7 @@ class DiskStorage:
         self._sizes.extend(len(data) for data in encoded)
         self._segs.extend([seq] * len(entries))
 
-    def append(self, entries):
+    def append(self, entries: Sequence[Entry]) -> None:
         """
         Store ``entries`` (consecutive indexes): compacted ones are
         skipped, a conflict replaces the stored tail, a gap after the last
@@ -303,13 +319,25 @@ class DiskStorage:
         """
         self.save(entries=entries)
 
-    def setHardState(self, hardState):
+    def setHardState(self, hardState: HardState) -> None:
         self.save(hardState=hardState)
 
-    def save(self, hardState=None, entries=()):
+    def save(self, hardState: HardState | None = None, entries: Sequence[Entry] = ()) -> None:
         """
         ``append(entries)`` then ``setHardState(hardState)`` with one write
         and (with ``fsync``) one fsync: what a driver does with a Ready.
+        """
+        pending = self.prepareSave(hardState, entries, sync=self.fsync)
+        if pending is not None:
+            self.writeSave(pending)
+            self.finishSave(pending)
+
+    def prepareSave(self, hardState=None, entries=(), sync=True):
+        """
+        ``save`` in three steps (``IStagedStorage``): this one checks and
+        encodes, ``writeSave`` (any thread) writes and syncs the log file
+        only, ``finishSave`` updates what the storage answers.  Until then
+        readers see the storage as it was.
         """
         prepared = self._prepareAppend(entries)
         records = []
@@ -319,18 +347,23 @@ class DiskStorage:
             hardState = _copy(HardState, hardState)
             records.append((wal.HARDSTATE, wal.encodeHardState(hardState)))
         if not records:
-            return
-        seq = self._log.write(records, sync=self.fsync)
-        if prepared is not None:
-            self._applyAppend(prepared, seq)
-        if hardState is not None:
-            self._hardState = hardState
+            return None
+        return _PendingSave(prepared, records, hardState, sync)
 
-    def sync(self):
+    def writeSave(self, pending):
+        pending.seq = self._log.write(pending.records, sync=pending.sync)
+
+    def finishSave(self, pending):
+        if pending.prepared is not None:
+            self._applyAppend(pending.prepared, pending.seq)
+        if pending.hardState is not None:
+            self._hardState = pending.hardState
+
+    def sync(self) -> None:
         """Make every write so far durable (needed only with ``fsync=False``)."""
         self._log.sync()
 
-    def applySnapshot(self, snapshot):
+    def applySnapshot(self, snapshot: Snapshot) -> None:
         """Replace the log with ``snapshot``; the HardState is kept."""
         if self._snapshot.metadata.index >= snapshot.metadata.index:
             raise SnapshotOutOfDateError(snapshot.metadata.index)
@@ -345,7 +378,7 @@ class DiskStorage:
         self._removeSnapshotFiles()
         self._removeSegments()
 
-    def createSnapshot(self, index, confState, data):
+    def createSnapshot(self, index: int, confState: ConfState | None, data: bytes) -> Snapshot:
         """
         Keep a snapshot of the state machine at ``index`` (stored, and newer
         than the current snapshot).  Entries are kept; ``compact`` drops them.
@@ -368,7 +401,7 @@ class DiskStorage:
         self._removeSnapshotFiles()
         return snapshot
 
-    def compact(self, compactIndex):
+    def compact(self, compactIndex: int) -> None:
         """Drop the entries before ``compactIndex``; it becomes the dummy."""
         offset = self._ents[0].Index
         if compactIndex <= offset:

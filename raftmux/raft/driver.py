@@ -18,23 +18,46 @@ serialized, in etcd's order:
 2. send: ``transport.send(rd.messages)``;
 3. apply: ``stateMachine.restoreSnapshot(rd.snapshot)``, then each
    committed entry: normal entries with data go to
-   ``stateMachine.applyEntry(entry)``, conf changes to
-   ``rawNode.applyConfChange`` and then ``stateMachine.confChangeApplied``;
-   proposals and reads waiting on the applied index fire;
-   ``stateMachine.appliedTo(index)``;
+   ``stateMachine.applyEntry(entry)``, conf changes are offered to
+   ``stateMachine.validateConfChange`` and then applied by
+   ``rawNode.applyConfChange`` (as a no-op when refused) and, when
+   accepted, announced to ``stateMachine.confChangeApplied``; proposals and
+   reads waiting on the applied index fire; ``stateMachine.appliedTo(index)``;
 4. ``rawNode.advance(rd)``.
 
-The storage calls are blocking and run on the reactor thread: an fsync
-(about 0.3 ms on the development VM, see ``docs/storage.md``) stalls the
-reactor for its duration.  ``persistSeconds`` keeps the time of the last
-persist step.
+Observers (``IRaftObserver``) hear of a new leader when a Ready's soft
+state says so (before its entries are applied), and of this member's own
+leadership once it has applied the first entry of its term (after them).
+
+Two departures from that order, both etcd's server's:
+
+* ``leaderSendsFirst``: on the leader, step 2 comes before step 1, so its
+  own disk write runs while the followers write theirs (etcd 3.4's
+  ``raftNode``: a leader learns of a commit only from a later Ready, after
+  this one's entries are on its disk, so no acknowledgement can precede
+  its own write);
+* ``persistInThread`` (with an ``IStagedStorage``): the write and fsync of
+  step 1 run on a thread from the reactor's pool while the reactor goes on
+  stepping messages and queueing proposals; steps 2 (on a follower), 3 and
+  4 follow once it is done.  Only one Ready is in flight at a time.
+
+Otherwise the storage calls run on the reactor thread: an fsync (about
+0.3 ms on the development VM, 5 ms on a busy shared disk; see
+``docs/storage.md``) stalls the reactor for its duration.
+``persistSeconds`` keeps the time of the last persist step.
 """
+
+from __future__ import annotations
 
 import struct
 import time
+from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -45,12 +68,14 @@ from raftmux.raft.core import (
     StepLocalMsgError,
     confChangeToV2Changes,
 )
-from raftmux.raft.interfaces import IStateMachine, IStorage
+from raftmux.raft.interfaces import IRaftObserver, IStagedStorage, IStateMachine, IStorage
+from raftmux.raft.rawnode import RawNode
 from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, IRaft, ITransporter
 from raftmux.raftpb import (
     ConfChange,
     ConfChangeRemoveNode,
     ConfChangeV2,
+    Entry,
     EntryConfChange,
     EntryConfChangeV2,
     Message,
@@ -60,7 +85,7 @@ from raftmux.raftpb import (
 
 __all__ = [
     "DriverStopped", "NotLeader", "NullStateMachine", "ProposalOverwritten",
-    "ProposalTimeout", "RaftDriver", "ReadIndexTimeout", "RemovedMemberError",
+    "ProposalTimeout", "RaftDriver", "RaftStatus", "ReadIndexTimeout", "RemovedMemberError",
 ]
 
 
@@ -106,6 +131,9 @@ class NullStateMachine:
     def restoreSnapshot(self, snapshot):
         pass
 
+    def validateConfChange(self, confChange, entry):
+        return True
+
     def confChangeApplied(self, confChange, entry, confState):
         pass
 
@@ -117,6 +145,19 @@ def _require(interface, value, what):
     if not interface.providedBy(value):
         raise TypeError("%s must provide %s: %r" % (what, interface.__name__, value))
     return value
+
+
+class RaftStatus(namedtuple("RaftStatus", (
+        "id term lead isLeader isLearner committed applied"))):
+    """
+    What a member's raft says now: its ``term``, the ``lead`` it knows (0:
+    none), whether it ``isLeader`` or ``isLearner``, its ``committed`` and
+    ``applied`` indexes.
+    """
+
+
+# A proposal queued by ``submit``: stepped from any member, tracked by nobody.
+_SUBMITTED = "submitted"
 
 
 class _Proposal:
@@ -174,10 +215,16 @@ class RaftDriver:
 
     log = Logger()
 
-    def __init__(self, rawNode, storage, transport, reactor, stateMachine=None,
-                 tickInterval=0.1, requestTimeout=5.0, maxBatch=256, snapshotDatabase=None):
+    def __init__(self, rawNode: RawNode, storage: IStorage, transport: ITransporter,
+                 reactor: Any, stateMachine: IStateMachine | None = None,
+                 tickInterval: float = 0.1, requestTimeout: float = 5.0, maxBatch: int = 256,
+                 snapshotDatabase: Callable[[Message], str | None] | None = None,
+                 leaderSendsFirst: bool = False, persistInThread: bool = False) -> None:
         self.rawNode = rawNode
-        self.storage = _require(IStorage, storage, "storage")
+        self.storage = _require(IStagedStorage if persistInThread else IStorage, storage,
+                                "storage")
+        self.leaderSendsFirst = leaderSendsFirst
+        self.persistInThread = persistInThread
         self.transport = _require(ITransporter, transport, "transport")
         self.stateMachine = _require(
             IStateMachine, stateMachine if stateMachine is not None else NullStateMachine(),
@@ -188,25 +235,30 @@ class RaftDriver:
         self.maxBatch = maxBatch
         self.snapshotDatabase = snapshotDatabase
         self.applied = rawNode.raft.raftLog.applied
-        self.removed = set()
+        self.removed: set[int] = set()
         self.running = False
         self.persistSeconds = 0.0
-        self.error = None
-        self._ticker = None
-        self._scheduled = None
+        self.error: Failure | None = None   # what stopped the driver, if it failed
+        self._ticker: Any = None
+        self._scheduled: Any = None
         self._handling = False
         self._stepped = 0
-        self._readyWaiters = []
-        self._proposals = {}
+        self._readyWaiters: list[Deferred[Any]] = []
+        self._proposals: dict[int, Any] = {}
         self._readSeq = 0
-        self._reads = {}
-        self._readsWaitingApply = []
-        self._readBatch = None
-        self._queued = []
+        self._reads: dict[bytes, _ReadBatch] = {}
+        self._readsWaitingApply: list[Any] = []
+        self._readBatch: Any = None
+        self._queued: list[Any] = []
+        self._observers: list[Any] = []
+        self._inFlight: Any = None
+        self._lead = rawNode.raft.lead
+        self._leading = False
+        self._appliedTerm = 0
 
     # -- IService-like --------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         if self.running:
             return
         self.running = True
@@ -215,7 +267,7 @@ class RaftDriver:
         self._ticker.start(self.tickInterval, now=False)
         self._scheduleReady()
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop ticking and handling Ready; fail everything still waiting."""
         if not self.running:
             return
@@ -241,6 +293,55 @@ class RaftDriver:
         waiters, self._readyWaiters = self._readyWaiters, []
         for d in waiters:
             d.errback(DriverStopped("driver stopped"))
+        if self._leading:
+            self._leading = False
+            for o in list(self._observers):
+                o.leadershipChanged(False)
+
+    # -- observers ------------------------------------------------------------
+
+    def addObserver(self, observer):
+        """Tell ``observer`` (an ``IRaftObserver``) about leadership from now on."""
+        self._observers.append(_require(IRaftObserver, observer, "observer"))
+
+    def removeObserver(self, observer):
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    @property
+    def leading(self):
+        """Does this member lead, having applied the first entry of its term?"""
+        return self._leading
+
+    def status(self):
+        """A L{RaftStatus} of this member now."""
+        raft = self.rawNode.raft
+        return RaftStatus(raft.id, raft.term, raft.lead, raft.state == StateLeader,
+                          raft.isLearner, raft.raftLog.committed, self.applied)
+
+    @property
+    def lead(self):
+        """The leader this member knows (0: none)."""
+        return self.rawNode.raft.lead
+
+    @property
+    def term(self):
+        return self.rawNode.raft.term
+
+    @property
+    def isLeader(self):
+        return self.rawNode.raft.state == StateLeader
+
+    @property
+    def committed(self):
+        return self.rawNode.raft.raftLog.committed
+
+    def progress(self):
+        """On the leader, member ID -> the highest index known to be there; else None."""
+        raft = self.rawNode.raft
+        if raft.state != StateLeader:
+            return None
+        return {id: pr.match for id, pr in raft.prs.progress.items()}
 
     def _tick(self):
         self.rawNode.tick()
@@ -248,7 +349,7 @@ class RaftDriver:
 
     # -- IRaft ----------------------------------------------------------------
 
-    def process(self, message):
+    def process(self, message: Message) -> Deferred[Any]:
         sender = getattr(message, "from")
         if sender in self.removed:
             return fail(RemovedMemberError("message from removed member %x" % (sender,)))
@@ -266,25 +367,25 @@ class RaftDriver:
         self._stepped += 1
         self._scheduleReady()
         if self._stepped >= self.maxBatch:
-            d = Deferred()
+            d: Deferred[Any] = Deferred()
             self._readyWaiters.append(d)
             return d
         return succeed(None)
 
-    def isIDRemoved(self, id):
+    def isIDRemoved(self, id: int) -> bool:
         return id in self.removed
 
-    def reportUnreachable(self, id):
+    def reportUnreachable(self, id: int) -> None:
         self.rawNode.reportUnreachable(id)
         self._scheduleReady()
 
-    def reportSnapshot(self, id, status):
+    def reportSnapshot(self, id: int, status: int) -> None:
         self.rawNode.reportSnapshot(id, failed=status == SNAPSHOT_FAILURE)
         self._scheduleReady()
 
     # -- local requests -------------------------------------------------------
 
-    def propose(self, data):
+    def propose(self, data: bytes) -> Deferred[Entry]:
         """
         Propose ``data`` on this member, which must be the leader
         (``NotLeader`` otherwise).  Fires with the applied ``Entry`` once it
@@ -293,9 +394,26 @@ class RaftDriver:
         """
         return self._queue(data, False)
 
-    def proposeForResult(self, data):
+    def proposeForResult(self, data: bytes) -> Deferred[tuple[Entry, Any]]:
         """As ``propose``, firing with ``(entry, what apply(entry) returned)``."""
         return self._queue(data, True)
+
+    def submit(self, data):
+        """
+        Propose ``data`` from any member, as etcd's server does: batched
+        with the turn's other proposals into one MsgProp, which the leader
+        appends and a follower's core hands to the leader.  Fires (None)
+        once stepped; the outcome is for the caller to learn from the
+        applied entry (etcd waits on its request ID).  Fails with
+        ``ProposalDropped`` (no leader known, a leadership transfer) or
+        ``DriverStopped``.
+        """
+        if not self.running:
+            return fail(DriverStopped("driver not running"))
+        d: Deferred[Any] = Deferred()
+        self._queued.append((data, d, _SUBMITTED))
+        self._scheduleReady()
+        return d
 
     def _queue(self, data, withResult):
         """
@@ -308,7 +426,7 @@ class RaftDriver:
         raft = self.rawNode.raft
         if raft.state != StateLeader:
             return fail(NotLeader(raft.lead))
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._queued.append((data, d, withResult))
         self._scheduleReady()
         return d
@@ -316,24 +434,31 @@ class RaftDriver:
     def _flushProposals(self):
         queued, self._queued = self._queued, []
         raft = self.rawNode.raft
-        if raft.state != StateLeader:
-            for _data, d, _withResult in queued:
-                d.errback(NotLeader(raft.lead))
-            return
+        leading = raft.state == StateLeader
+        if not leading:
+            for _data, d, kind in queued:
+                if kind is not _SUBMITTED:
+                    d.errback(NotLeader(raft.lead))
+            queued = [q for q in queued if q[2] is _SUBMITTED]
+            if not queued:
+                return
         m = Message(**{"type": MsgProp, "from": raft.id})
-        for data, _d, _withResult in queued:
+        for data, _d, _kind in queued:
             m.entries.add(Data=data)
         try:
             raft.step(m)
         except RaftError as e:
-            for _data, d, _withResult in queued:
+            for _data, d, _kind in queued:
                 d.errback(e)
             return
         last, term = raft.raftLog.lastIndex(), raft.term
-        for offset, (_data, d, withResult) in enumerate(queued):
-            self._track(last - len(queued) + 1 + offset, term, d, withResult)
+        for offset, (_data, d, kind) in enumerate(queued):
+            if kind is _SUBMITTED:
+                d.callback(None)
+            else:
+                self._track(last - len(queued) + 1 + offset, term, d, kind)
 
-    def forwardProposal(self, data):
+    def forwardProposal(self, data: bytes) -> bool:
         """
         Propose ``data`` from any member, fire and forget: a follower's core
         hands it to the leader (etcd's forwarding).  False when it was
@@ -348,9 +473,34 @@ class RaftDriver:
         self._scheduleReady()
         return True
 
-    def proposeConfChange(self, cc):
+    def proposeConfChange(self, cc: Any) -> Deferred[Entry]:
         """As ``propose``, for a ``ConfChange`` (applied by the driver)."""
         return self._propose(self.rawNode.proposeConfChange, cc)
+
+    def submitConfChange(self, cc):
+        """
+        As ``submit``, for a ``ConfChange``: from any member, untracked (its
+        ``ID`` tells the state machine whose it is).  Fails at once with
+        ``ProposalDropped`` or ``DriverStopped``.
+        """
+        if not self.running:
+            return fail(DriverStopped("driver not running"))
+        try:
+            self.rawNode.proposeConfChange(cc)
+        except RaftError as e:
+            return fail(e)
+        self._scheduleReady()
+        return succeed(None)
+
+    def transferLeadership(self, transferee):
+        """
+        Ask raft to hand leadership to ``transferee`` (etcd's
+        ``TransferLeadership``); observers hear when it happened.
+        """
+        if not self.running:
+            raise DriverStopped("driver not running")
+        self.rawNode.transferLeader(transferee)
+        self._scheduleReady()
 
     def _propose(self, method, arg, withResult=False):
         if not self.running:
@@ -362,7 +512,7 @@ class RaftDriver:
             method(arg)
         except RaftError as e:
             return fail(e)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._track(raft.raftLog.lastIndex(), raft.term, d, withResult)
         self._scheduleReady()
         return d
@@ -375,7 +525,7 @@ class RaftDriver:
                 index, term, self.requestTimeout)))
         self._proposals[index] = p
 
-    def readIndex(self):
+    def readIndex(self) -> Deferred[int]:
         """
         A linearizable read point: fires with the read index once this
         member has applied up to it.  Fails with ``ReadIndexTimeout`` (no
@@ -387,7 +537,7 @@ class RaftDriver:
         batch = self._readBatch
         if batch is None:
             batch = self._readBatch = _ReadBatch()
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         batch.waiters.append(d)
         self._scheduleReady()
         return d
@@ -409,7 +559,7 @@ class RaftDriver:
 
     def _failProposal(self, p, error):
         if self._proposals.get(p.index) is p:
-            del self._proposals[p.index]
+            del self._proposals[p.index]  # type: ignore[union-attr]
         if p.timeout is not None and p.timeout.active():
             p.timeout.cancel()
         if not p.deferred.called:
@@ -443,17 +593,44 @@ class RaftDriver:
             if self._readBatch is not None:
                 self._flushReads()
             if self.rawNode.hasReady():
-                self._handleReady(self.rawNode.ready())
+                rd = self.rawNode.ready()
+                writing, sent = self._beginReady(rd)
+                if writing is not None:
+                    # The rest once the write is on disk; _handling stays set.
+                    self._inFlight = writing
+                    writing.addCallbacks(self._written, self._readyFailed, (rd, sent))
+                    return
+                self._finishReady(rd, sent)
         except Exception:
-            # A failed write or fsync leaves the log in an unknown state
-            # (docs/storage.md): stop rather than go on with this Ready.
-            self.error = Failure()
-            self.log.failure("Ready handling failed; raft driver stopped", self.error)
-            self._handling = False
-            self.stop()
+            self._readyFailed(Failure())
             return
-        finally:
+        self._readyDone()
+
+    def _written(self, _, rd, sent):
+        self._inFlight = None
+        if not self.running:
             self._handling = False
+            return
+        try:
+            self._finishReady(rd, sent)
+        except Exception:
+            self._readyFailed(Failure())
+            return
+        self._readyDone()
+
+    def _readyFailed(self, failure):
+        # A failed write or fsync leaves the log in an unknown state
+        # (docs/storage.md): stop rather than go on with this Ready.
+        self._inFlight = None
+        self._handling = False
+        if not self.running:
+            return
+        self.error = failure
+        self.log.failure("Ready handling failed; raft driver stopped", failure)
+        self.stop()
+
+    def _readyDone(self):
+        self._handling = False
         self._stepped = 0
         waiters, self._readyWaiters = self._readyWaiters, []
         for d in waiters:
@@ -461,12 +638,70 @@ class RaftDriver:
         if self.running and self.rawNode.hasReady():
             self._scheduleReady()
 
-    def _handleReady(self, rd):
+    def idle(self):
+        """A Deferred firing once no storage write of a Ready is in flight."""
+        writing = self._inFlight
+        if writing is None:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+
+        def passOn(result):
+            d.callback(None)
+            return result
+        writing.addBoth(passOn)
+        return d
+
+    def _beginReady(self, rd):
+        """
+        Soft state, the leader's early send, and the persist step:
+        ``(writing, sent)``, ``writing`` None once persisted here, or a
+        Deferred of the write running on a thread.
+        """
+        if rd.softState is not None:
+            self._softStateChanged(rd.softState)
+        sent = False
+        if self.leaderSendsFirst and rd.messages \
+                and self.rawNode.raft.state == StateLeader:
+            self._send(rd.messages)
+            sent = True
+        if self.persistInThread and rd.snapshot is None:
+            pending = self.storage.prepareSave(rd.hardState, rd.entries, sync=rd.mustSync)
+            if pending is not None:
+                storage = self.storage
+                began = time.perf_counter()
+
+                def finish(_):
+                    storage.finishSave(pending)
+                    self.persistSeconds = time.perf_counter() - began
+                return deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                         storage.writeSave, pending).addCallback(finish), sent
+            return None, sent
         self._persist(rd)
-        if rd.messages:
+        return None, sent
+
+    def _finishReady(self, rd, sent):
+        """After the persist step: send (a follower), apply, advance."""
+        self._checkOverwritten(rd)
+        if rd.messages and not sent:
             self._send(rd.messages)
         self._apply(rd)
         self.rawNode.advance(rd)
+        if not self._leading and self.rawNode.raft.state == StateLeader \
+                and self._appliedTerm == self.rawNode.raft.term:
+            self._leading = True
+            for o in list(self._observers):
+                o.leadershipChanged(True)
+
+    def _softStateChanged(self, soft):
+        raft = self.rawNode.raft
+        if soft.lead != self._lead:
+            self._lead = soft.lead
+            for o in list(self._observers):
+                o.leaderChanged(soft.lead, raft.term)
+        if self._leading and soft.raftState != StateLeader:
+            self._leading = False
+            for o in list(self._observers):
+                o.leadershipChanged(False)
 
     def _send(self, messages):
         if self.snapshotDatabase is not None:
@@ -496,8 +731,9 @@ class RaftDriver:
         if rd.mustSync:
             storage.sync()
         self.persistSeconds = time.perf_counter() - began
-        # A tracked proposal whose index now holds another term was
-        # overwritten by a new leader.
+
+    def _checkOverwritten(self, rd):
+        """A tracked proposal whose index now holds another term was overwritten."""
         for e in rd.entries:
             p = self._proposals.get(e.Index)
             if p is not None and p.term != e.Term:
@@ -512,7 +748,9 @@ class RaftDriver:
                 if p.index <= snapIndex:
                     self._failProposal(p, ProposalOverwritten(
                         "entry %d@%d covered by snapshot at %d" % (p.index, p.term, snapIndex)))
-            self.applied = max(self.applied, snapIndex)
+            if snapIndex >= self.applied:
+                self.applied = snapIndex
+                self._appliedTerm = rd.snapshot.metadata.term
         for e in rd.committedEntries:
             result = None
             if e.Type == EntryConfChange:
@@ -522,6 +760,7 @@ class RaftDriver:
             elif e.Data:
                 result = self.stateMachine.applyEntry(e)
             self.applied = e.Index
+            self._appliedTerm = e.Term
             p = self._proposals.pop(e.Index, None)
             if p is not None:
                 if p.timeout.active():
@@ -547,6 +786,18 @@ class RaftDriver:
                 batch.finish(batch.index)
 
     def _applyConfChange(self, cc, entry):
+        if not self.stateMachine.validateConfChange(cc, entry):
+            # etcd applies a refused change with no node: raft's
+            # configuration stays as it is on every member.
+            refused = type(cc)()
+            refused.CopyFrom(cc)
+            if isinstance(refused, ConfChange):
+                refused.node_id = 0
+            else:
+                for change in refused.changes:
+                    change.node_id = 0
+            self.rawNode.applyConfChange(refused)
+            return
         confState = self.rawNode.applyConfChange(cc)
         self.stateMachine.confChangeApplied(cc, entry, confState)
         for ctype, nodeID in confChangeToV2Changes(cc):

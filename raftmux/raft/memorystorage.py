@@ -9,6 +9,10 @@ dummy's index + 1.  Nothing is copied on read: the core never mutates an
 entry it was given, and neither may callers.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 from zope.interface import implementer
 
 from raftmux.raft.errors import (
@@ -45,21 +49,21 @@ class MemoryStorage:
         self._snapshot = Snapshot()
         self._entries = [Entry()]
 
-    def initialState(self):
+    def initialState(self) -> tuple[HardState, ConfState]:
         hs = HardState()
         hs.CopyFrom(self.hardState)
         cs = ConfState()
         cs.CopyFrom(self._snapshot.metadata.conf_state)
         return hs, cs
 
-    def setHardState(self, hardState):
+    def setHardState(self, hardState: HardState) -> None:
         self.hardState = HardState()
         self.hardState.CopyFrom(hardState)
 
     def _offset(self):
         return self._entries[0].Index
 
-    def entries(self, lo, hi, maxSize=None):
+    def entries(self, lo: int, hi: int, maxSize: int | None = None) -> list[Entry]:
         offset = self._offset()
         if lo <= offset:
             raise CompactedError(lo)
@@ -69,7 +73,7 @@ class MemoryStorage:
             raise UnavailableError((lo, hi))
         return limitSize(self._entries[lo - offset:hi - offset], maxSize)
 
-    def term(self, index):
+    def term(self, index: int) -> int:
         offset = self._offset()
         if index < offset:
             raise CompactedError(index)
@@ -77,16 +81,16 @@ class MemoryStorage:
             raise UnavailableError(index)
         return self._entries[index - offset].Term
 
-    def lastIndex(self):
+    def lastIndex(self) -> int:
         return self._entries[0].Index + len(self._entries) - 1
 
-    def firstIndex(self):
+    def firstIndex(self) -> int:
         return self._entries[0].Index + 1
 
-    def snapshot(self):
+    def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    def applySnapshot(self, snapshot):
+    def applySnapshot(self, snapshot: Snapshot) -> None:
         if self._snapshot.metadata.index >= snapshot.metadata.index:
             raise SnapshotOutOfDateError(snapshot.metadata.index)
         self._snapshot = Snapshot()
@@ -94,7 +98,7 @@ class MemoryStorage:
         self._entries = [Entry(Term=snapshot.metadata.term,
                                Index=snapshot.metadata.index)]
 
-    def createSnapshot(self, index, confState, data):
+    def createSnapshot(self, index: int, confState: ConfState | None, data: bytes) -> Snapshot:
         """
         Keep a snapshot of the state machine at ``index`` (which must be
         stored and newer than the current snapshot).  Entries are not
@@ -114,7 +118,7 @@ class MemoryStorage:
         self._snapshot = snap
         return snap
 
-    def compact(self, compactIndex):
+    def compact(self, compactIndex: int) -> None:
         """Drop entries before ``compactIndex``; it becomes the dummy."""
         offset = self._offset()
         if compactIndex <= offset:
@@ -125,17 +129,17 @@ class MemoryStorage:
         dummy = Entry(Index=self._entries[i].Index, Term=self._entries[i].Term)
         self._entries = [dummy] + self._entries[i + 1:]
 
-    def save(self, hardState=None, entries=()):
+    def save(self, hardState: HardState | None = None, entries: Sequence[Entry] = ()) -> None:
         """``append(entries)``, then ``setHardState(hardState)``."""
         if entries:
             self.append(entries)
         if hardState is not None:
             self.setHardState(hardState)
 
-    def sync(self):
+    def sync(self) -> None:
         """Nothing to do: memory is as durable as it gets."""
 
-    def append(self, entries):
+    def append(self, entries: Sequence[Entry]) -> None:
         """
         Store ``entries``: those already compacted are skipped, those past
         a conflict replace the stored tail.  A gap after the last stored

@@ -7,6 +7,7 @@ learners (no joint consensus).
 """
 
 from collections import deque
+from typing import Any
 
 from raftmux.raftpb import ConfState
 
@@ -27,7 +28,7 @@ class Inflights:
 
     def __init__(self, size):
         self.size = size
-        self._buffer = deque()
+        self._buffer: deque[Any] = deque()
 
     @property
     def count(self):

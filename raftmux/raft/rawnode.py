@@ -14,6 +14,12 @@ The driver loop, with no threads:
 3. ``advance(rd)``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from raftmux.raft.config import Config
 from raftmux.raft.core import (
     NONE,
     Raft,
@@ -26,6 +32,7 @@ from raftmux.raftpb import (
     ConfChange,
     ConfChangeAddNode,
     ConfChangeV2,
+    ConfState,
     Entry,
     EntryConfChange,
     EntryConfChangeV2,
@@ -55,7 +62,7 @@ _responseTypes = frozenset([MsgAppResp, MsgVoteResp, MsgHeartbeatResp, MsgUnreac
 class Peer:
     """A member of the initial configuration for ``bootstrap``."""
 
-    def __init__(self, id, context=b""):
+    def __init__(self, id: int, context: bytes = b"") -> None:
         self.id = id
         self.context = context
 
@@ -87,12 +94,12 @@ class Ready:
             self.hardState is not None and (
                 hard.term != prevHardState.term or hard.vote != prevHardState.vote))
 
-    def containsUpdates(self):
+    def containsUpdates(self) -> bool:
         return bool(self.softState is not None or self.hardState is not None
                     or self.snapshot is not None or self.entries
                     or self.committedEntries or self.messages or self.readStates)
 
-    def appliedCursor(self):
+    def appliedCursor(self) -> int:
         """The index the application will have applied after this Ready."""
         if self.committedEntries:
             return self.committedEntries[-1].Index
@@ -108,12 +115,12 @@ def _sameHardState(a, b):
 class RawNode:
     """A ``Raft`` with etcd's RawNode API: feed it, take Ready, advance."""
 
-    def __init__(self, config):
+    def __init__(self, config: Config) -> None:
         self.raft = Raft(config)
         self.prevSoftState = self.raft.softState()
         self.prevHardState = self.raft.hardState()
 
-    def bootstrap(self, peers):
+    def bootstrap(self, peers: Sequence[Peer]) -> None:
         """
         Start a new cluster of ``peers`` on empty storage, as etcd's
         ``StartNode`` does: term 1 and one committed ConfChange(AddNode)
@@ -140,14 +147,14 @@ class RawNode:
 
     # -- input --------------------------------------------------------------
 
-    def tick(self):
+    def tick(self) -> None:
         self.raft.tick()
 
-    def tickQuiesced(self):
+    def tickQuiesced(self) -> None:
         """Advance the election clock only (no heartbeats, no elections)."""
         self.raft.electionElapsed += 1
 
-    def setCampaignAllowed(self, allowed):
+    def setCampaignAllowed(self, allowed: bool) -> None:
         """
         May this member start an election when its election timeout
         passes?  True by default.  False keeps it a follower that still
@@ -156,27 +163,27 @@ class RawNode:
         """
         self.raft.campaignAllowed = bool(allowed)
 
-    def campaign(self):
+    def campaign(self) -> None:
         self.raft.step(Message(type=MsgHup))
 
-    def propose(self, data):
+    def propose(self, data: bytes) -> None:
         """Propose ``data``; raises ``ProposalDropped`` if it cannot be."""
         m = Message(**{"type": MsgProp, "from": self.raft.id})
         m.entries.add(Data=data)
         self.raft.step(m)
 
-    def proposeConfChange(self, cc):
+    def proposeConfChange(self, cc: Any) -> None:
         """Propose a ``ConfChange`` (one at a time; later ones become no-ops)."""
         entryType = EntryConfChangeV2 if isinstance(cc, ConfChangeV2) else EntryConfChange
         m = Message(**{"type": MsgProp, "from": self.raft.id})
         m.entries.add(Type=entryType, Data=encode(cc))
         self.raft.step(m)
 
-    def applyConfChange(self, cc):
+    def applyConfChange(self, cc: Any) -> ConfState:
         """Apply a committed conf change; returns the new ``ConfState``."""
         return self.raft.applyConfChange(cc)
 
-    def step(self, m):
+    def step(self, m: Message) -> None:
         """
         Step a message received from a peer.  Local message types raise
         ``StepLocalMsgError``; responses from unknown members raise
@@ -195,24 +202,24 @@ class RawNode:
             return
         self.raft.step(m)
 
-    def readIndex(self, rctx):
+    def readIndex(self, rctx: bytes) -> None:
         """Ask for a linearizable read; ``rctx`` comes back in a ReadState."""
         m = Message(type=MsgReadIndex)
         m.entries.add(Data=rctx)
         self.raft.step(m)
 
-    def transferLeader(self, transferee):
+    def transferLeader(self, transferee: int) -> None:
         self.raft.step(Message(**{"type": MsgTransferLeader, "from": transferee}))
 
-    def reportUnreachable(self, id):
+    def reportUnreachable(self, id: int) -> None:
         self.raft.step(Message(**{"type": MsgUnreachable, "from": id}))
 
-    def reportSnapshot(self, id, failed=False):
+    def reportSnapshot(self, id: int, failed: bool = False) -> None:
         self.raft.step(Message(**{"type": MsgSnapStatus, "from": id, "reject": failed}))
 
     # -- output -------------------------------------------------------------
 
-    def hasReady(self):
+    def hasReady(self) -> bool:
         raft = self.raft
         if raft.softState() != self.prevSoftState:
             return True
@@ -225,7 +232,7 @@ class RawNode:
         return bool(raft.msgs or raftLog.unstable.entries or raftLog.hasNextEnts()
                     or raft.readStates)
 
-    def ready(self):
+    def ready(self) -> Ready:
         rd = Ready(self.raft, self.prevSoftState, self.prevHardState)
         if rd.softState is not None:
             self.prevSoftState = rd.softState
@@ -233,7 +240,7 @@ class RawNode:
         self.raft.readStates = []
         return rd
 
-    def advance(self, rd):
+    def advance(self, rd: Ready) -> None:
         """Everything in ``rd`` was persisted, sent and applied."""
         raft = self.raft
         if rd.hardState is not None:
@@ -249,7 +256,7 @@ class RawNode:
 
     # -- inspection ---------------------------------------------------------
 
-    def status(self):
+    def status(self) -> dict[str, Any]:
         """A plain dict: id, hard and soft state, applied, and progress when leading."""
         raft = self.raft
         st = {"id": raft.id, "hardState": raft.hardState(), "softState": raft.softState(),

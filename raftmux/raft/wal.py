@@ -45,7 +45,9 @@ repaired: only an operator can tell which records were acknowledged.
 import os
 import re
 import struct
+import time
 import zlib
+from typing import Any
 
 from raftmux.raft.errors import CorruptLogError
 from raftmux.raftpb import DecodeError, Entry, HardState, SnapshotMetadata, encode
@@ -282,14 +284,18 @@ class SegmentedLog:
     After an ``OSError`` while writing, the log refuses further writes: the
     file's state is unknown, and an fsync that failed cannot be retried
     (the kernel may have dropped the dirty pages).
+
+    ``onSync(seconds)``, when given, hears how long each fdatasync of the
+    newest segment took (etcd's ``wal_fsync_duration_seconds``).
     """
 
-    def __init__(self, directory, checkpoint, segmentSize=64 << 20):
+    def __init__(self, directory, checkpoint, segmentSize=64 << 20, onSync=None):
         self.directory = directory
         self.segmentSize = segmentSize
+        self.onSync = onSync
         self._checkpoint = checkpoint
         self._seqs = []
-        self._fd = None
+        self._fd: Any = None
         self._size = 0
         self._dirty = False
         self._failed = None
@@ -376,12 +382,15 @@ class SegmentedLog:
         """fdatasync the newest segment if anything was written unsynced."""
         self._checkUsable()
         if self._dirty:
+            began = time.perf_counter()
             try:
                 _datasync(self._fd)
             except OSError as e:
                 self._failed = e
                 raise
             self._dirty = False
+            if self.onSync is not None:
+                self.onSync(time.perf_counter() - began)
 
     def _checkUsable(self):
         if self._failed is not None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_peer -*-
 """
 etcd v3.4's peer transport (rafthttp), for Twisted.
 

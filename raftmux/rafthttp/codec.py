@@ -26,6 +26,7 @@ Messages are protobuf objects; equality of two messages is best judged as
 """
 
 from struct import Struct
+from typing import Any
 
 from raftmux.raftpb import DecodeError, Message, MsgApp, MsgHeartbeat, encode
 
@@ -148,7 +149,7 @@ class _StreamDecoder:
     def __init__(self, maxSize):
         self.maxSize = maxSize
         self._buf = bytearray()
-        self._out = []
+        self._out: list[Any] = []
         self._boundary = True
         self._dead = None
         self._parserGen = self._parser()
@@ -160,7 +161,8 @@ class _StreamDecoder:
             raise self._dead
         if not isinstance(data, bytes):
             data = bytes(data)
-        self._out = out = []
+        out: list[Any] = []
+        self._out = out
         buf = self._buf
         send = self._parserGen.send
         need = self._need

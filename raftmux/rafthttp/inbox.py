@@ -5,6 +5,7 @@ to ``IRaft.process`` one at a time.
 """
 
 from collections import deque
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -29,7 +30,7 @@ class Inbox:
         self.raft = raft
         self.size = size
         self.name = name
-        self._queue = deque()
+        self._queue: deque[Any] = deque()
         self._busy = False
 
     def __len__(self):

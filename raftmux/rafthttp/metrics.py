@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_metrics -*-
 """
 rafthttp's metrics with etcd's names (``etcd_network_*``), on a registry the
 caller owns (never the global one).  Counters are bumped per batch or per

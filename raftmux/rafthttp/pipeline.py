@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_pipeline -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_client -*-
 """
 The pipeline (spec 4): one Message per ``POST /raft``, at most 4 in flight
 and 64 waiting; the 69th message is refused (the caller drops it and tells
@@ -6,6 +6,7 @@ raft the peer is unreachable).
 """
 
 from collections import deque
+from typing import Any
 
 from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
@@ -31,7 +32,7 @@ class Pipeline:
         self.peer = peer
         self.connections = connections
         self.bufferSize = bufferSize
-        self._queue = deque()
+        self._queue: deque[Any] = deque()
         self._inFlight = set()
         self._stopped = False
         transport = peer.transport

@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_prober -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_client -*-
 """
 etcd's prober (spec 8): ``GET <url>/raft/probing`` every 4 s per peer,
 smoothed RTT, clock difference, and the RTT histogram.  Diagnostic only:

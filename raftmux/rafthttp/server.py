@@ -15,6 +15,7 @@ replies look like Go's ``http.Error``.  The Resources call back into their
 
 import json
 import time
+from typing import Any
 
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
@@ -169,13 +170,13 @@ class RaftResource(Resource):
         d = maybeDeferred(transport.raft.process, message)
         if d.called:
             # The usual case: raft took the step at once.
-            result = []
+            result: list[Any] = []
             d.addBoth(result.append)
             if isinstance(result[0], Failure):
                 return self._failed(result[0], request, message, finish=False)
             request.setResponseCode(204)
             return b""
-        gone = []
+        gone: list[Any] = []
         request.notifyFinish().addErrback(gone.append)
         d.addCallbacks(self._processed, self._failed, callbackArgs=(request, gone),
                        errbackArgs=(request, message, True, gone))
@@ -289,7 +290,7 @@ class SnapshotResource(Resource):
         log.info("received and saved database snapshot from {peer:x} (index {index}, "
                  "{size} bytes) at {path}", peer=peerID,
                  index=message.snapshot.metadata.index, size=size, path=path)
-        gone = []
+        gone: list[Any] = []
         request.notifyFinish().addErrback(gone.append)
         d = maybeDeferred(transport.raft.process, message)
 

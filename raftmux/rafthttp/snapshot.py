@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_snapshot -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_client -*-
 """
 Snapshots over ``POST /raft/snapshot`` (spec 1.8, 3.3, 4): the sender, a
 streaming request body (the MsgSnap head, then the database file), and the
@@ -169,7 +169,7 @@ def receiveSnapshot(content, directory, maxMessageSize):
         out.flush()
         os.fsync(out.fileno())
         out.close()
-        path = snapshotPath(directory, message.snapshot.metadata.index)
+        path = snapshotPath(directory, message.snapshot.metadata.index)  # type: ignore[union-attr]
         if os.path.exists(path):
             os.unlink(out.name)
         else:

@@ -20,6 +20,7 @@ Errors map to etcd's replies (spec 1.8): a ``CodecError`` other than
 """
 
 from struct import Struct
+from typing import Any
 
 from raftmux.rafthttp.codec import (
     READ_BYTES_LIMIT,
@@ -112,7 +113,7 @@ class SnapshotBodyDecoder:
             raise
 
     def _receiveHead(self, data):
-        events = []
+        events: list[Any] = []
         pos = 0
         end = len(data)
         while self._state != _DATABASE:

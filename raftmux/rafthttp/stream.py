@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_stream -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_client -*-
 """
 rafthttp streams (spec 2): data flows from the server to the dialler only.
 
@@ -15,10 +15,11 @@ rafthttp streams (spec 2): data flows from the server to the dialler only.
 """
 
 from collections import deque
+from typing import Any
 
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
@@ -97,7 +98,7 @@ class StreamWriter:
         self.kind = kind
         self.clock = peer.transport.reactor
         self.queueSize = queueSize
-        self._queue = deque()
+        self._queue: deque[Any] = deque()
         self._conn = None
         self._flush = None
         self._beat = None
@@ -230,6 +231,8 @@ class StreamWriter:
 class _StreamBody(Protocol):
     """Feeds a stream response body to the decoder."""
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     def __init__(self, reader, decoder):
         self.reader = reader
         self.decoder = decoder
@@ -263,7 +266,7 @@ class _StreamBody(Protocol):
                 reader.log.warn("dropped incoming message type {type} from {peer:x}: "
                                 "receive buffer full", type=t, peer=reader.peer.id)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         error = self.error
         if error is None and reason.check(ResponseDone, PotentialDataLoss):
             try:
@@ -395,6 +398,7 @@ class StreamReader:
     def _connected(self, response):
         peer = self.peer
         transport = peer.transport
+        decoder: Any
         if self.kind == MSGAPP:
             decoder = MsgAppV2Decoder(transport.id, peer.id, transport.maxMessageSize)
         else:
@@ -441,6 +445,8 @@ class StreamReader:
 
 class _Closer(Protocol):
     """Drop a response we do not want, closing its connection."""
+
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
 
     def connectionMade(self):
         self.transport.stopProducing()

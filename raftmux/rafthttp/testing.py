@@ -1,9 +1,13 @@
-# -*- test-case-name: raftmux.test.test_rafthttp_transport -*-
+# -*- test-case-name: raftmux.test.test_rafthttp_peer -*-
 """
 Test helpers for code built on ``Transport``: a recording ``IRaft``, a
 bounded wait for a condition on a real reactor, and a process protocol
 that keeps a real peer's (etcd's) output in a log file.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, fail, succeed
@@ -11,6 +15,7 @@ from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from raftmux.rafthttp.interfaces import IRaft
+from raftmux.raftpb import Message
 
 __all__ = ["FakeRaft", "LoggedProcess", "waitFor"]
 
@@ -24,16 +29,16 @@ class FakeRaft:
     fires once ``n`` messages arrived.
     """
 
-    def __init__(self):
-        self.messages = []
-        self.unreachable = []
-        self.snapshots = []
-        self.removed = set()
-        self.processResult = None
-        self.onMessage = None
-        self._waiters = []
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.unreachable: list[int] = []
+        self.snapshots: list[tuple[int, int]] = []
+        self.removed: set[int] = set()
+        self.processResult: Any = None
+        self.onMessage: Any = None
+        self._waiters: list[tuple[int, Deferred[Any]]] = []
 
-    def process(self, message):
+    def process(self, message: Message) -> Deferred[Any]:
         self.messages.append(message)
         if self.onMessage is not None:
             self.onMessage(message)
@@ -49,19 +54,19 @@ class FakeRaft:
             return result
         return succeed(None)
 
-    def isIDRemoved(self, id):
+    def isIDRemoved(self, id: int) -> bool:
         return id in self.removed
 
-    def reportUnreachable(self, id):
+    def reportUnreachable(self, id: int) -> None:
         self.unreachable.append(id)
 
-    def reportSnapshot(self, id, status):
+    def reportSnapshot(self, id: int, status: int) -> None:
         self.snapshots.append((id, status))
 
-    def waitForMessages(self, n):
+    def waitForMessages(self, n: int) -> Deferred[list[Message]]:
         if len(self.messages) >= n:
             return succeed(self.messages)
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._waiters.append((n, d))
         return d
 
@@ -87,7 +92,7 @@ class LoggedProcess(protocol.ProcessProtocol):
 
     def __init__(self, log):
         self.log = log
-        self.ended = Deferred()
+        self.ended: Deferred[Any] = Deferred()
 
     def outReceived(self, data):
         self.log.write(data)

@@ -17,7 +17,7 @@ the Twisted way; see ``docs/sniff.md``.
 """
 
 from raftmux.sniff._metrics import REGISTRY, SniffMetrics, metricsFor
-from raftmux.sniff._results import MATCH, NEED_MORE, NO_MATCH
+from raftmux.sniff._results import MATCH, NEED_MORE, NO_MATCH, Result
 from raftmux.sniff.factory import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
@@ -43,6 +43,7 @@ __all__ = [
     "NEED_MORE",
     "NO_MATCH",
     "REGISTRY",
+    "Result",
     "Matcher",
     "SniffMetrics",
     "SniffingFactory",

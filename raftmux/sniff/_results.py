@@ -1,7 +1,7 @@
 """The three answers a matcher gives; identity is what counts."""
 
 
-class _Result:
+class Result:
     __slots__ = ("_name",)
 
     def __init__(self, name):
@@ -14,6 +14,6 @@ class _Result:
         raise TypeError("compare matcher results with 'is', not truthiness")
 
 
-MATCH = _Result("MATCH")
-NO_MATCH = _Result("NO_MATCH")
-NEED_MORE = _Result("NEED_MORE")
+MATCH = Result("MATCH")
+NO_MATCH = Result("NO_MATCH")
+NEED_MORE = Result("NEED_MORE")

@@ -26,9 +26,9 @@ def buildH2Connection(site):
     from twisted.web._http2 import H2Connection
 
     connection = H2Connection(site.reactor)
-    connection.requestFactory = site.requestFactory
+    connection.requestFactory = site.requestFactory  # type: ignore[attr-defined]
     connection.site = site
     connection.factory = site
     connection.timeOut = site.timeOut
-    connection.callLater = site.reactor.callLater
+    connection.callLater = site.reactor.callLater  # type: ignore[method-assign]
     return connection

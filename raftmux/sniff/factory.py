@@ -14,11 +14,19 @@ straight to it and no wrapper is left in the data path.  On transports it
 cannot rebind, it forwards ``dataReceived``/``connectionLost`` instead.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
 from twisted.internet.interfaces import (
     IHandshakeListener,
+    IProtocolFactory,
     IProtocolNegotiationFactory,
+    IReactorTime,
 )
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -38,6 +46,7 @@ class _Route:
     """One (matcher, factory) pair, with its metric label and hand-off style."""
 
     __slots__ = ("matcher", "factory", "label", "h2Site", "matched")
+    matched: Any
 
     def __init__(self, matcher, factory, label, protocolName):
         self.matcher = matcher
@@ -62,6 +71,8 @@ class SniffingProtocol(Protocol):
     or while it removes the client's ACK of its own HTTP/2 SETTINGS.
     """
 
+    transport: Any  # set by makeConnection; used beyond ITransport (producer, abort)
+
     _state = _SNIFFING
     _buffer = b""
     _greeted = False
@@ -69,7 +80,7 @@ class SniffingProtocol(Protocol):
     _handshakeDone = False
     _awaitHandshake = False
     _rebound = False
-    proto = None
+    proto: Any = None
 
     def __init__(self, factory, addr=None):
         self.factory = factory
@@ -122,7 +133,7 @@ class SniffingProtocol(Protocol):
         if not self._awaitHandshake:
             self._evaluate(final=False)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         state, self._state = self._state, _CLOSED
         if state is _SWITCHED:
             proto, self.proto = self.proto, None
@@ -310,8 +321,11 @@ class SniffingFactory(ServerFactory):
     noisy = False
     protocol = SniffingProtocol
 
-    def __init__(self, routes, timeout=DEFAULT_TIMEOUT, maxBytes=DEFAULT_MAX_BYTES, alpn=None,
-                 clock=None, registry=None, name="sniff", maxSniffing=None):
+    def __init__(self, routes: Sequence[tuple[Any, ...]], timeout: float | None = DEFAULT_TIMEOUT,
+                 maxBytes: int = DEFAULT_MAX_BYTES,
+                 alpn: Mapping[bytes, IProtocolFactory] | None = None,
+                 clock: IReactorTime | None = None, registry: CollectorRegistry | None = None,
+                 name: str = "sniff", maxSniffing: int | None = None) -> None:
         built = []
         for index, route in enumerate(routes):
             if len(route) == 3:
@@ -347,12 +361,12 @@ class SniffingFactory(ServerFactory):
                        ("unmatched", "timedOut", "overLimit", "refused", "lost")}
         # Read at scrape time: no per-connection cost.
         metrics.sniffing.labels(name).set_function(lambda: len(self._sniffing))
-        for route in self._routes + tuple(self._alpnRoutes.values()):
-            route.matched = metrics.matched.labels(name, route.label)
+        for each in self._routes + tuple(self._alpnRoutes.values()):
+            each.matched = metrics.matched.labels(name, each.label)
         # Connections being sniffed -> their deadline, in accept order; one
         # timer for the earliest (a callLater per connection cost more than
         # the rest of the sniff together).
-        self._sniffing = {}
+        self._sniffing: dict[Any, Any] = {}
         self._sweeper = None
 
     @property
@@ -364,11 +378,11 @@ class SniffingFactory(ServerFactory):
         return self._clock
 
     @property
-    def sniffing(self):
+    def sniffing(self) -> int:
         """How many connections are being sniffed now."""
         return len(self._sniffing)
 
-    def acceptableProtocols(self):
+    def acceptableProtocols(self) -> list[bytes]:
         return list(self._alpnRoutes)
 
     def buildProtocol(self, addr):
@@ -404,7 +418,7 @@ class SniffingFactory(ServerFactory):
             protocol._timedOut()
 
     def _factories(self):
-        seen = []
+        seen: list[Any] = []
         for route in self._routes + tuple(self._alpnRoutes.values()):
             if not any(route.factory is f for f in seen):
                 seen.append(route.factory)
@@ -421,7 +435,7 @@ class SniffingFactory(ServerFactory):
         for factory in self._factories():
             factory.doStop()
 
-    def closeSniffing(self):
+    def closeSniffing(self) -> None:
         """
         Close every connection still being sniffed; connections already
         handed off are their protocols' business.  Called when the last port

@@ -26,7 +26,10 @@ protocol matchers (``http1``, ``http2``, ``tls``, ``muxado``) never both
 match the same bytes.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Iterable
 
 from hpack import Decoder
 from hpack.exceptions import HPACKError
@@ -34,6 +37,7 @@ from hpack.exceptions import HPACKError
 from raftmux.muxado.generation import DEFAULT_V2_MAX_LENGTH, NEITHER, firstFrameVersion
 from raftmux.muxado.generation import firstBytes as muxadoFirstBytes
 from raftmux.sniff import _h2, _results, _tls
+from raftmux.sniff._results import Result
 
 MATCH, NO_MATCH, NEED_MORE = _results.MATCH, _results.NO_MATCH, _results.NEED_MORE
 
@@ -44,14 +48,14 @@ class Matcher:
     """Base class: subclasses set ``name`` and ``maxBytes`` and define ``match``."""
 
     name = "matcher"
-    protocolName = None
+    protocolName: bytes | None = None
     maxBytes = 0
-    firstBytes = None
+    firstBytes: frozenset[int] | None = None
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         raise NotImplementedError()
 
-    def greeting(self, data):
+    def greeting(self, data: bytes) -> bytes:
         return b""
 
     def __repr__(self):
@@ -61,11 +65,11 @@ class Matcher:
 class _AnyBytes(Matcher):
     name = "any"
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         return MATCH
 
 
-def anyBytes():
+def anyBytes() -> Matcher:
     """
     Match every connection at once, even one that has sent nothing yet (cmux's
     ``Any()``): put it last, as a fallback, or first to disable sniffing.
@@ -83,7 +87,7 @@ class _Prefix(Matcher):
         self.maxBytes = max(len(p) for p in prefixes)
         self.firstBytes = frozenset(p[0] for p in prefixes)
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         waiting = False
         for p in self._prefixes:
             if data.startswith(p):
@@ -93,7 +97,7 @@ class _Prefix(Matcher):
         return NEED_MORE if waiting else NO_MATCH
 
 
-def prefix(*prefixes):
+def prefix(*prefixes: bytes) -> Matcher:
     """
     Match when the connection starts with one of ``prefixes`` (bytes).  Unlike
     cmux it reads no byte past the longest prefix and decides as early as the
@@ -133,11 +137,11 @@ class _HTTP1(Matcher):
     def __init__(self, maxBytes):
         self.maxBytes = maxBytes
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         return _requestLine(data)[0]
 
 
-def http1(maxBytes=DEFAULT_HEADER_BYTES):
+def http1(maxBytes: int = DEFAULT_HEADER_BYTES) -> Matcher:
     """
     Match an HTTP/1.0 or 1.1 request line: any method token (PATCH included,
     unlike cmux's ``HTTP1Fast``), a target, ``HTTP/1.x`` and a line end.
@@ -165,7 +169,7 @@ class _HTTP1HeaderField(Matcher):
         self._valuePrefix = valuePrefix
         self.maxBytes = maxBytes
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         result, pos = _requestLine(data)
         if result is not MATCH:
             return result
@@ -184,7 +188,8 @@ class _HTTP1HeaderField(Matcher):
             pos = end + 1
 
 
-def http1HeaderField(name, value, valuePrefix=False, maxBytes=DEFAULT_HEADER_BYTES):
+def http1HeaderField(name: bytes | str, value: bytes | str, valuePrefix: bool = False,
+                     maxBytes: int = DEFAULT_HEADER_BYTES) -> Matcher:
     """
     Match an HTTP/1.x request whose first ``name`` header field (any case)
     has exactly ``value`` (or starts with it, with ``valuePrefix=True``).
@@ -209,11 +214,11 @@ class _HTTP2(Matcher):
     firstBytes = frozenset(_h2.PREFACE[:1])
     maxBytes = len(_h2.PREFACE)
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         return _preface(data)
 
 
-def http2():
+def http2() -> Matcher:
     """
     Match the 24-byte HTTP/2 client connection preface (prior knowledge,
     h2c).  Needs nothing from the server, so it never waits on clients that
@@ -234,7 +239,7 @@ class _HTTP2HeaderField(Matcher):
         self._sendSettings = sendSettings
         self.maxBytes = maxBytes
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         prefaceResult = _preface(data)
         if prefaceResult is not MATCH:
             return prefaceResult
@@ -252,14 +257,14 @@ class _HTTP2HeaderField(Matcher):
                 return MATCH if _valueMatches(value, self._value, self._valuePrefix) else NO_MATCH
         return NO_MATCH
 
-    def greeting(self, data):
+    def greeting(self, data: bytes) -> bytes:
         if self._sendSettings and _h2.sawClientSettings(data):
             return _h2.EMPTY_SETTINGS
         return b""
 
 
-def http2HeaderField(name, value, valuePrefix=False, sendSettings=False,
-                     maxBytes=DEFAULT_HEADER_BYTES):
+def http2HeaderField(name: bytes | str, value: bytes | str, valuePrefix: bool = False,
+                     sendSettings: bool = False, maxBytes: int = DEFAULT_HEADER_BYTES) -> Matcher:
     """
     Match h2c whose first header block carries ``name`` (lower case on the
     wire) with ``value`` (or a value starting with it).  The block is
@@ -290,7 +295,7 @@ class _TLS(Matcher):
         self._parse = validate or self._serverNames is not None or self._alpn is not None
         self.maxBytes = maxBytes if self._parse else _tls.RECORD_START
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         start = _tls.recordStart(data)
         if start is not MATCH or not self._parse:
             return start
@@ -306,7 +311,8 @@ class _TLS(Matcher):
         return MATCH
 
 
-def tls(serverNames=None, alpn=None, validate=True, maxBytes=_tls.MAX_HELLO_BYTES):
+def tls(serverNames: Iterable[str] | None = None, alpn: Iterable[bytes] | None = None,
+        validate: bool = True, maxBytes: int = _tls.MAX_HELLO_BYTES) -> Matcher:
     """
     Match a TLS connection: handshake records (``16 03 00..04``, a sane
     length) holding a well-formed ClientHello, parsed across records within
@@ -335,14 +341,14 @@ class _Muxado(Matcher):
         self._maxLength = maxLength
         self.firstBytes = muxadoFirstBytes(maxLength)
 
-    def match(self, data):
+    def match(self, data: bytes) -> Result:
         version = firstFrameVersion(data, self._maxLength)
         if version is None:
             return NEED_MORE
         return NO_MATCH if version == NEITHER else MATCH
 
 
-def muxado(maxLength=DEFAULT_MUXADO_WINDOW):
+def muxado(maxLength: int = DEFAULT_MUXADO_WINDOW) -> Matcher:
     """
     Match a muxado client's first frame, of either generation (see
     ``raftmux.muxado.generation``): v2's DATA with SYN (or SYN|FIN), v1's

@@ -608,7 +608,7 @@ class RaftmuxClientNodeTests(TestCase):
         self.assertIs(await client.cas("k", "x y", "z"), True)
         self.assertIs(await client.cas("k", "x y", "w"), False)
         self.assertEqual(await client.read("k"), "z")
-        await waitFor(reactor, lambda: nodes[follower].kv.get(b"k") == b"z", what="apply")
+        await waitFor(reactor, lambda: nodes[follower].keySpace.get(b"k").value == b"z", what="apply")
         self.assertEqual(await client.read("k", serializable=True), "z")
         await deferLater(reactor, 0, lambda: None)
 

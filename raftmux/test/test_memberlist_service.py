@@ -37,9 +37,7 @@ from raftmux.memberlist.messages import (
 from raftmux.memberlist.stream import StreamDecoder
 from raftmux.memberlist.suspicion import suspicionTimeout
 from raftmux.test.test_memberlist_interop import Delegate, Events, config, waitUntil
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-EXAMPLE = os.path.join(HERE, "..", "..", "docs", "examples", "memberlist_local.py")
+from raftmux.testing.tree import ROOT, repositoryFile
 
 
 @implementer(IMemberlistTransport)
@@ -223,8 +221,9 @@ class ExampleTests(TestCase):
 
     def test_docsExampleRuns(self):
         """docs/examples/memberlist_local.py starts 3 members that converge, then exits 0."""
-        env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", ".."))
-        result = subprocess.run([sys.executable, EXAMPLE], capture_output=True, text=True,
+        example = repositoryFile("docs", "examples", "memberlist_local.py")
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        result = subprocess.run([sys.executable, example], capture_output=True, text=True,
                                 timeout=50, env=env)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("3 members alive everywhere", result.stdout)

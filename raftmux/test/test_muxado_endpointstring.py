@@ -68,12 +68,18 @@ class TwistdWebTests(TestCase):
         from twisted.internet import defer, protocol
         from twisted.python.filepath import FilePath
 
+        from raftmux.cluster import childEnvironment
         from raftmux.rafthttp.testing import waitFor
 
         root = FilePath(self.mktemp())
         root.makedirs()
         root.child("hello.txt").setContent(b"static file\n")
-        sock = os.path.abspath(self.mktemp() + ".sock")
+        # A unix socket path must fit 107 bytes: not under trial's deep temp dirs.
+        import shutil
+        import tempfile
+        short = tempfile.mkdtemp(prefix="rmx")
+        self.addCleanup(shutil.rmtree, short, True)
+        sock = os.path.join(short, "web.sock")
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         ended = defer.Deferred()
 
@@ -83,10 +89,11 @@ class TwistdWebTests(TestCase):
         process = reactor.spawnProcess(
             Watch(), twistd, [twistd, "-n", "--pidfile=", "web", "--listen",
                               r"muxado:unix\:%s" % (sock,), "--path", root.path],
-            env=dict(os.environ))
+            env=childEnvironment())  # this tree's raftmux, whatever is installed
         self.addCleanup(lambda: ended.called or (process.signalProcess("TERM"), ended)[1])
-        yield defer.ensureDeferred(waitFor(reactor, lambda: os.path.exists(sock), timeout=45,
-                                           what="twistd's socket"))
+        yield defer.ensureDeferred(waitFor(reactor, lambda: os.path.exists(sock) or ended.called,
+                                           timeout=45, what="twistd's socket"))
+        self.assertFalse(ended.called, "twistd web exited before listening")
         endpoint = clientFromString(reactor, r"muxado:unix\:%s:version=1" % (sock,))
         response = yield Agent.usingEndpointFactory(reactor, _Fixed(endpoint)).request(
             b"GET", b"http://peer/hello.txt")

@@ -190,3 +190,27 @@ class BadPeerTests(TestCase):
             closed = good.whenClosed()
             good.close()
             yield closed
+
+
+class SessionLimitTests(TestCase):
+    """Past maxSessions, new connections are closed at once; the others go on."""
+
+    @inlineCallbacks
+    def test_maxSessions(self):
+        serverFactory = MuxadoServerFactory(Site(Hello(b"server")), maxSessions=2)
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(serverFactory)
+        self.addCleanup(port.stopListening)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        sessions = []
+        for _ in range(3):
+            sessions.append((yield connectSession(endpoint)))
+        refused = yield sessions[2].whenClosed()
+        self.assertEqual(refused.localCode, 15)   # PEER_EOF: the server just closed
+        self.assertEqual(serverFactory.sessionsRefused, 1)
+        for session in sessions[:2]:
+            agent = Agent.usingEndpointFactory(reactor, SessionEndpoint(session))
+            response = yield agent.request(b"GET", b"http://peer/ok")
+            self.assertEqual((yield readBody(response)), b"server: /ok from 127.0.0.1")
+            closed = session.whenClosed()
+            session.close()
+            yield closed

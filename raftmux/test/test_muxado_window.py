@@ -119,3 +119,19 @@ class ConnectionGrowthTests(SynchronousTestCase):
         conn.acknowledgeReceivedData(5, 950)
         self.assertEqual(self.credits(FrameDecoder().receiveData(b"".join(conn.dataToSend()))),
                          [1950])
+
+    def test_echoingStreamKeepsItsWindow(self):
+        """A stream whose own sends wait for the peer's credit does not grow its window."""
+        conn = MuxadoConnection(client=False, window=1000, maxWindow=4000, windowBudget=4000)
+        conn.receiveData(encodeData(3, b"x" * 950, syn=True))
+        conn.dataToSend()
+        self.assertEqual(conn.sendData(3, b"y" * 1500), 1000)   # cut short by the peer's window
+        conn.dataToSend()
+        conn.acknowledgeReceivedData(3, 950)
+        self.assertEqual(self.credits(FrameDecoder().receiveData(b"".join(conn.dataToSend()))),
+                         [950])
+        # Once its sends flow again (no new cut), saturation grows it as usual.
+        conn.receiveData(encodeData(3, b"x" * 950))
+        conn.acknowledgeReceivedData(3, 950)
+        self.assertEqual(self.credits(FrameDecoder().receiveData(b"".join(conn.dataToSend()))),
+                         [1950])

@@ -34,7 +34,7 @@ import tempfile
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from raftmux.cluster import (
     LocalCluster,
@@ -45,6 +45,7 @@ from raftmux.cluster import (
 )
 from raftmux.raft import wal
 from raftmux.rafthttp.testing import waitFor
+from raftmux.testing.tree import repositoryFile
 
 # Fast elections keep the outages short; a client retries while there is none.
 FAST = ["--heartbeat-interval", "50", "--election-timeout", "500"]
@@ -538,8 +539,7 @@ class FailedStartTests(TestCase):
         """
         async def go():
             directory = scratchDirectory(self)
-            here = os.path.dirname(os.path.abspath(__file__))
-            with open(os.path.join(here, "..", "..", "docs", "examples", "raftmux.tac")) as f:
+            with open(repositoryFile("docs", "examples", "raftmux.tac")) as f:
                 tac = f.read()
             peer, client = freePort(), freePort()
             self.takePort(client)
@@ -574,11 +574,7 @@ class ProcfileTests(SynchronousTestCase):
         (12379/12380, 22379/22380, 32379/32380, token raftmux-cluster, data
         in raftmux-cluster/<name>).
         """
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        path = os.path.join(root, "Procfile")
-        if not os.path.exists(path):
-            raise SkipTest("no Procfile beside the package (not a source checkout)")
-        with open(path) as f:
+        with open(repositoryFile("Procfile")) as f:
             entries = dict(line.split(":", 1) for line in f.read().splitlines()
                            if line.strip() and not line.startswith("#"))
         self.assertEqual(sorted(entries), ["n1", "n2", "n3"])

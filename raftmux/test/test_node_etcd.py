@@ -8,12 +8,15 @@ is missing.
 
 etcd elects itself with p2's vote and commits ``etcdctl put`` through p2's
 acknowledgements; a linearizable ``etcdctl get`` needs p2 to echo the
-heartbeat context.  p2 never proposes (its ``PUT /kv/x`` is a 503 JSON
-error, it never publishes its client URLs).  After a kill -9 of p2 and a
-restart from its data directory, p2 recovers its log and etcd commits
-again.
+heartbeat context.  p2 applies etcd's entries to its own MVCC key space
+(the same revisions as etcd's), and what p2 proposes (its writes, its
+published attributes) are etcd's requests that etcd applies: p2 never
+campaigns beside etcd, but it writes through it.  After a kill -9 of p2
+and a restart from its data directory, p2 recovers its log and key space
+and etcd commits again.
 """
 
+import base64
 import json
 import os
 import re
@@ -69,6 +72,36 @@ class MixedClusterTests(TestCase):
                     key, timeout, out, self.e1.tail()))
             await deferLater(reactor, 0.1, lambda: None)
 
+    async def etcdGet(self, key):
+        """``etcdctl get -w json``: ``(value, mod_revision)`` or None."""
+        code, out = await self.ctl("get", key, "-w", "json")
+        self.assertEqual(code, 0, out)
+        kvs = json.loads(out).get("kvs") or []
+        if not kvs:
+            return None
+        return base64.b64decode(kvs[0]["value"]), int(kvs[0]["mod_revision"])
+
+    async def p2Range(self, key):
+        """p2's own key space through its JSON gateway (serializable)."""
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode(),
+                           "serializable": True})
+        code, answer, _ = await self.cluster.request("p2", "POST", "/v3/kv/range", body)
+        self.assertEqual(code, 200, answer)
+        kvs = json.loads(answer).get("kvs") or []
+        if not kvs:
+            return None
+        return base64.b64decode(kvs[0]["value"]), int(kvs[0]["mod_revision"])
+
+    async def untilP2Has(self, key, expected, timeout=10.0):
+        deadline = reactor.seconds() + timeout
+        while True:
+            got = await self.p2Range(key)
+            if got == expected:
+                return
+            if reactor.seconds() > deadline:
+                self.fail("p2 has %r for %s, etcd %r" % (got, key, expected))
+            await deferLater(reactor, 0.05, lambda: None)
+
     async def memberList(self):
         code, out = await self.ctl("member", "list")
         self.assertEqual(code, 0, out)
@@ -78,10 +111,11 @@ class MixedClusterTests(TestCase):
 
     def test_etcdCommitsBesideARaftmuxMember(self):
         """
-        etcd leads and commits with the raftmux member; the raftmux member
-        refuses writes with a 503 JSON error and never publishes; after
-        its kill -9 and a restart from the same data directory, it
-        recovers its log and etcd commits again.
+        etcd leads and commits with the raftmux member; the raftmux
+        member's key space holds what etcdctl put, at etcd's revisions; its
+        writes and its attributes reach etcd through raft; after its kill
+        -9 and a restart from the same data directory, it recovers its log
+        and key space and etcd commits again.
         """
         async def go():
             cluster = self.cluster
@@ -91,24 +125,40 @@ class MixedClusterTests(TestCase):
             code, out = await self.ctl("get", "k")
             self.assertEqual((code, out.split()), (0, ["k", "v"]), out)
 
-            # The raftmux member never proposes: its leader is not a
-            # raftmux node, so its writes are refused, and it never
-            # published its client URLs (an etcd member could not apply it).
+            # p2 applied etcd's entry to its key space, at etcd's revision.
+            inEtcd = await self.etcdGet("k")
+            self.assertEqual(inEtcd[0], b"v")
+            await self.untilP2Has("k", inEtcd)
+            code, body, _ = await cluster.request("p2", "GET", "/kv/k")
+            self.assertEqual((code, body), (200, b"v"))
+            # What p2 proposes is etcd's request: raft takes it to etcd.
             code, body, _ = await cluster.request("p2", "PUT", "/kv/x", "y")
-            self.assertEqual(code, 503, body)
-            self.assertEqual(list(json.loads(body)), ["error"])
+            self.assertEqual(code, 200, body)
+            code, body, _ = await cluster.request("p2", "POST", "/v3/kv/put", json.dumps(
+                {"key": base64.b64encode(b"g").decode(), "value": base64.b64encode(b"w").decode()}))
+            self.assertEqual(code, 200, body)
+            inEtcd = await self.etcdGet("g")
+            self.assertEqual(inEtcd[0], b"w")
+            self.assertEqual(json.loads(body)["header"]["revision"], str(inEtcd[1]))
+            self.assertEqual((await self.etcdGet("x"))[0], b"y")
             code, body, _ = await cluster.request("p2", "GET", "/cluster/members")
             listing = json.loads(body)
             names = {m["id"]: m["name"] for m in listing["members"]}
             self.assertEqual(names[listing["leader"]], "e1")
             self.assertEqual(sorted(names.values()), ["e1", "p2"])
 
-            members = await self.memberList()
+            # etcd applies p2's attributes (a v2 PUT, as etcd publishes them).
+            deadline = reactor.seconds() + 10
+            while True:
+                members = await self.memberList()
+                if members["p2"][4] == self.p2.clientURL or reactor.seconds() > deadline:
+                    break
+                await deferLater(reactor, 0.1, lambda: None)
             self.assertEqual(sorted(members), ["e1", "p2"])
             for m in members.values():
                 self.assertEqual(m[1], "started", m)
             self.assertEqual(members["p2"][3], self.p2.peerURL)
-            self.assertEqual(members["p2"][4], "", "p2 published its client URLs")
+            self.assertEqual(members["p2"][4], self.p2.clientURL)
             self.assertEqual(members["e1"][4], self.e1.clientURL)
 
             # kill -9 of the raftmux member; a restart from its data directory.
@@ -126,6 +176,9 @@ class MixedClusterTests(TestCase):
             self.assertEqual((code, out.split()), (0, ["k2", "v2"]), out)
             code, out = await self.ctl("get", "k")
             self.assertEqual((code, out.split()), (0, ["k", "v"]), out)
+            # p2's key space came back from its log, and follows on.
+            for key in ("k", "x", "g", "k2"):
+                await self.untilP2Has(key, await self.etcdGet(key))
 
             etcdLog = self.e1.output()
             self.assertNotIn("panic", etcdLog)

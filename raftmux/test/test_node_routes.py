@@ -450,7 +450,7 @@ class SplitPortsClusterTests(TestCase):
                                        None, BytesProducer(b"forwarded"))
         body = await readBody(response, 1 << 20)
         self.assertEqual(response.code, 200, body)
-        await waitFor(reactor, lambda: all(n.kv.get(b"f") == b"forwarded" for n in nodes),
+        await waitFor(reactor, lambda: all(n.keySpace.get(b"f") is not None and n.keySpace.get(b"f").value == b"forwarded" for n in nodes),
                       what="applied everywhere")
         self.assertEqual(nodes[follower].registry.get_sample_value(
             "raftmux_node_forwarded_requests_total"), 1)

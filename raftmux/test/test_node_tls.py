@@ -172,7 +172,7 @@ class HTTPSClusterTests(TestCase):
                       what="n1 and n2 elect")
         code, body = await self.request(b"PUT", 0, "/kv/a", b"1")
         self.assertEqual(code, 200, body)
-        self.assertEqual(self.nodes[2].kv.get(b"a"), None)
+        self.assertIsNone(self.nodes[2].keySpace.get(b"a"))
 
         def refused():
             return [e for e in self.events

@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_badinput -*-
 """
 Whatever a peer sends, ``RawNode.step`` either handles it or raises one of
 etcd's documented errors, and the member's persistent promises hold: its

@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_core -*-
 """
 The classic scenarios of etcd raft's ``raft_test.go`` for elections,
 pre-vote, check-quorum and the leader lease, replication and flow control,

@@ -14,7 +14,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from raftmux.raft.config import Config
-from raftmux.raft.core import StateLeader
+from raftmux.raft.core import ProposalDropped, StateLeader
 from raftmux.raft.diskstorage import DiskStorage
 from raftmux.raft.driver import (
     DriverStopped,
@@ -25,12 +25,14 @@ from raftmux.raft.driver import (
     RaftDriver,
     RemovedMemberError,
 )
+from raftmux.raft.interfaces import IRaftObserver
 from raftmux.raft.memorystorage import MemoryStorage
 from raftmux.raft.rawnode import RawNode
 from raftmux.rafthttp.interfaces import SNAPSHOT_FAILURE, SNAPSHOT_FINISH, IRaft, ITransporter
 from raftmux.rafthttp.testing import waitFor
 from raftmux.raftpb import (
     ConfChange,
+    ConfChangeAddNode,
     ConfChangeRemoveNode,
     EntryConfChange,
     Message,
@@ -580,6 +582,329 @@ class ClusterTests(SynchronousTestCase):
             RemovedMemberError)
         self.assertEqual({(t, frm, typ) for t, frm, typ in self.network.rejected} - {
             (id, gone, RemovedMemberError) for id in (1, 2, 3)}, set())
+
+
+@implementer(IRaftObserver)
+class LeadershipLog:
+    """Records what a driver tells its observers, with the applied index then."""
+
+    def __init__(self, driver):
+        self.driver = driver
+        self.events = []
+
+    def leaderChanged(self, leaderID, term):
+        self.events.append(("leader", leaderID, term))
+
+    def leadershipChanged(self, isLeader):
+        self.events.append(("leading", isLeader, self.driver.applied,
+                            self.driver.rawNode.raft.raftLog.lastIndex()))
+
+
+class Refusing(NullStateMachine):
+    """Refuses every conf change, as etcd's member table refuses a bad one."""
+
+    def __init__(self):
+        self.refused = []
+        self.applied = []
+
+    def validateConfChange(self, confChange, entry):
+        self.refused.append((confChange.node_id, entry.Index))
+        return False
+
+    def confChangeApplied(self, confChange, entry, confState):
+        self.applied.append(confChange)
+
+
+class _ThreeDrivers:
+    """Three drivers on one clock, each with a ``LeadershipLog`` observer."""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.network = Network(self.clock)
+        self.applied = {}
+        self.logs = {}
+        self.machines = {}
+        ids = [1, 2, 3]
+        for id in ids:
+            storage = MemoryStorage()
+            self.applied[id] = []
+            machine = self.machines[id] = self.machineFor(id)
+            driver = RaftDriver(makeNode(id, ids, storage), storage,
+                                self.network.transportFor(id), self.clock,
+                                stateMachine=machine, tickInterval=TICK)
+            self.logs[id] = LeadershipLog(driver)
+            driver.addObserver(self.logs[id])
+            self.network.drivers[id] = driver
+            driver.start()
+            self.addCleanup(driver.stop)
+
+    def machineFor(self, id):
+        return Applier(self.applied[id].append)
+
+    def spin(self, turns=5):
+        for _ in range(turns):
+            self.clock.advance(TICK)
+            turn(self.clock, 10)
+
+    def leaders(self):
+        return [id for id, d in self.network.drivers.items()
+                if d.rawNode.raft.state == StateLeader]
+
+    def elect(self):
+        for _ in range(40):
+            self.spin(1)
+            if self.leaders():
+                break
+        [leader] = self.leaders()
+        self.spin(2)
+        return leader
+
+
+class SubmitTests(_ThreeDrivers, SynchronousTestCase):
+    """
+    What an etcd-style server needs from the driver: proposals from any
+    member (``submit``, ``submitConfChange``), leadership told to
+    observers only once the term's first entry is applied, and a status
+    snapshot.
+    """
+
+    def test_observersAreChecked(self):
+        driver = self.network.drivers[1]
+        self.assertRaises(TypeError, driver.addObserver, object())
+
+    def test_leadershipAfterTheTermsFirstEntry(self):
+        """
+        The new leader's observers hear ``leadershipChanged(True)`` once its
+        empty entry is applied (applied == the entry's index, never
+        before), every member hears of the new leader; a leader that
+        loses its quorum and steps down hears False.
+        """
+        leader = self.elect()
+        driver = self.network.drivers[leader]
+        term = driver.rawNode.raft.term
+        leading = [e for e in self.logs[leader].events if e[0] == "leading"]
+        self.assertEqual(len(leading), 1)
+        _, isLeader, applied, _ = leading[0]
+        self.assertTrue(isLeader)
+        self.assertEqual(driver.rawNode.raft.raftLog.term(applied), term)
+        self.assertEqual(driver.rawNode.raft.raftLog.term(applied - 1), 0)
+        self.assertTrue(driver.leading)
+        for id, log in self.logs.items():
+            self.assertIn(("leader", leader, term), log.events)
+            if id != leader:
+                self.assertFalse([e for e in log.events if e[0] == "leading"])
+        # Cut the leader off: check-quorum is off here, so it leads on until
+        # it hears of a higher term; the others elect, then it rejoins.
+        self.network.dropped.add(leader)
+        for _ in range(40):
+            self.spin(1)
+            if [id for id in self.leaders() if id != leader]:
+                break
+        self.network.dropped.discard(leader)
+        self.spin(5)
+        self.assertEqual(self.logs[leader].events[-1][:2], ("leading", False))
+        self.assertFalse(driver.leading)
+
+    def test_submitFromAFollower(self):
+        """
+        ``submit`` on a follower forwards the proposal; every member
+        applies it; proposals of one turn go as one MsgProp.
+        """
+        leader = self.elect()
+        follower = [id for id in (1, 2, 3) if id != leader][0]
+        fdriver = self.network.drivers[follower]
+        ds = [fdriver.submit(b"f%d" % (i,)) for i in range(3)]
+        turn(self.clock)
+        for d in ds:
+            self.assertIsNone(self.successResultOf(d))
+        self.spin(3)
+        for id in (1, 2, 3):
+            self.assertEqual([e.Data for e in self.applied[id]], [b"f0", b"f1", b"f2"])
+        # On the leader, too, and beside tracked proposals.
+        ldriver = self.network.drivers[leader]
+        tracked = ldriver.propose(b"t")
+        untracked = ldriver.submit(b"u")
+        turn(self.clock)
+        self.assertIsNone(self.successResultOf(untracked))
+        self.spin(2)
+        self.assertEqual(self.successResultOf(tracked).Data, b"t")
+        self.assertEqual([e.Data for e in self.applied[follower]][-2:], [b"t", b"u"])
+
+    def test_submitWithoutLeaderIsDropped(self):
+        d = self.network.drivers[1].submit(b"x")
+        turn(self.clock)
+        self.failureResultOf(d, ProposalDropped)
+        self.network.drivers[2].stop()
+        self.failureResultOf(self.network.drivers[2].submit(b"x"), DriverStopped)
+        self.failureResultOf(self.network.drivers[3].submitConfChange(
+            ConfChange(type=ConfChangeRemoveNode, node_id=2)), ProposalDropped)
+
+    def test_submitConfChangeFromAFollower(self):
+        leader = self.elect()
+        follower = [id for id in (1, 2, 3) if id != leader][0]
+        gone = [id for id in (1, 2, 3) if id not in (leader, follower)][0]
+        d = self.network.drivers[follower].submitConfChange(
+            ConfChange(type=ConfChangeRemoveNode, node_id=gone, id=77))
+        self.assertIsNone(self.successResultOf(d))
+        self.spin(3)
+        for id in (leader, follower):
+            self.assertTrue(self.network.drivers[id].isIDRemoved(gone))
+
+    def test_status(self):
+        leader = self.elect()
+        self.spin(2)
+        driver = self.network.drivers[leader]
+        status = driver.status()
+        self.assertEqual((status.id, status.lead, status.isLeader, status.isLearner),
+                         (leader, leader, True, False))
+        self.assertEqual(status.applied, status.committed)
+        self.assertEqual((driver.lead, driver.term, driver.isLeader, driver.committed),
+                         (leader, status.term, True, status.committed))
+        progress = driver.progress()
+        self.assertEqual(sorted(progress), [1, 2, 3])
+        self.assertEqual(set(progress.values()), {status.committed})
+        follower = [id for id in (1, 2, 3) if id != leader][0]
+        fdriver = self.network.drivers[follower]
+        fstatus = fdriver.status()
+        self.assertEqual((fstatus.lead, fstatus.isLeader, fdriver.progress()),
+                         (leader, False, None))
+        self.assertEqual(fstatus.term, status.term)
+
+    def test_transferLeadership(self):
+        leader = self.elect()
+        target = [id for id in (1, 2, 3) if id != leader][0]
+        self.network.drivers[leader].transferLeadership(target)
+        self.spin(5)
+        self.assertEqual(self.leaders(), [target])
+        self.assertTrue(self.network.drivers[target].leading)
+        self.network.drivers[leader].stop()
+        self.assertRaises(DriverStopped, self.network.drivers[leader].transferLeadership, 1)
+
+
+class RefusedConfChangeTests(_ThreeDrivers, SynchronousTestCase):
+    """Conf changes the state machines refuse change no member's raft."""
+
+    def machineFor(self, id):
+        return Refusing()
+
+    def test_refusedEverywhere(self):
+        leader = self.elect()
+        gone = [id for id in (1, 2, 3) if id != leader][0]
+        d = self.network.drivers[leader].proposeConfChange(
+            ConfChange(type=ConfChangeRemoveNode, node_id=gone))
+        self.spin(3)
+        entry = self.successResultOf(d)
+        for id, driver in self.network.drivers.items():
+            self.assertEqual(self.machines[id].refused, [(gone, entry.Index)])
+            self.assertEqual(self.machines[id].applied, [])
+            self.assertFalse(driver.isIDRemoved(gone))
+            self.assertIn(gone, driver.rawNode.raft.prs.voters)
+        # A refused add leaves no trace either.
+        self.network.drivers[leader].proposeConfChange(
+            ConfChange(type=ConfChangeAddNode, node_id=9))
+        self.spin(3)
+        for driver in self.network.drivers.values():
+            self.assertNotIn(9, driver.rawNode.raft.prs.voters)
+
+
+class WatchedDiskStorage(DiskStorage):
+    """A ``DiskStorage`` noting the last entry index each write put on disk."""
+
+    def __init__(self, directory):
+        DiskStorage.__init__(self, directory, fsync=False)
+        self.written = 0
+        self.threads = set()
+
+    def writeSave(self, pending):
+        import threading
+        DiskStorage.writeSave(self, pending)
+        self.threads.add(threading.current_thread().name)
+        if pending.prepared is not None:
+            self.written = max(self.written, pending.prepared[1][-1].Index)
+
+
+class ThreadedPersistTests(TestCase):
+    """
+    ``persistInThread`` and ``leaderSendsFirst`` on the real reactor, three
+    drivers on disk: what followers acknowledge is on their disk when the
+    acknowledgement leaves; the leader sends entries before its own write
+    completes; proposals replicate; ``idle()`` waits for a write in flight.
+    """
+
+    timeout = 30
+
+    async def test_replicateWithWritesOnAThread(self):
+        ids = [1, 2, 3]
+        drivers, storages, applied, violations, early = {}, {}, {}, [], []
+
+        def transportFor(id):
+            class Transport(NoPeers):
+                def send(self, messages):
+                    storage = storages[id]
+                    for m in messages:
+                        if m.type == MsgAppResp and not m.reject and m.index > storage.written:
+                            violations.append((id, m.index, storage.written))
+                        if m.entries and m.entries[-1].Index > storage.written:
+                            early.append((id, m.entries[-1].Index))
+                        reactor.callLater(0, deliver, m)
+            return Transport()
+
+        def deliver(m):
+            driver = drivers.get(m.to)
+            if driver is not None and driver.running:
+                driver.process(m).addErrback(lambda f: None)
+
+        for id in ids:
+            storage = storages[id] = WatchedDiskStorage(self.mktemp())
+            self.addCleanup(storage.close)
+            applied[id] = []
+            node = makeNode(id, ids, storage)
+            driver = drivers[id] = RaftDriver(
+                node, storage, transportFor(id), reactor,
+                stateMachine=Applier(applied[id].append), tickInterval=0.01,
+                leaderSendsFirst=True, persistInThread=True)
+            driver.start()
+            self.addCleanup(driver.stop)
+        await waitFor(reactor, lambda: any(d.leading for d in drivers.values()),
+                      what="a leader")
+        (leader,) = [d for d in drivers.values() if d.leading]
+        for round in range(5):
+            ds = [leader.propose(b"r%d-%d" % (round, i)) for i in range(10)]
+            for d in ds:
+                await d
+        await waitFor(reactor, lambda: all(len(a) == 50 for a in applied.values()),
+                      what="applied everywhere")
+        self.assertEqual(violations, [])
+        # The leader's MsgApps left before its own write of their entries.
+        self.assertTrue([i for i, _ in early if i == leader.rawNode.raft.id])
+        self.assertEqual({e.Data for e in applied[1]}, {e.Data for e in applied[2]})
+        self.assertNotIn("MainThread", set().union(*(s.threads for s in storages.values())))
+        for driver in drivers.values():
+            await driver.idle()
+
+    async def test_idleWaitsForAWriteInFlight(self):
+        from twisted.internet.defer import Deferred
+        storage = WatchedDiskStorage(self.mktemp())
+        self.addCleanup(storage.close)
+        release = Deferred()
+        original = storage.writeSave
+
+        def slowWrite(pending):
+            from twisted.internet.threads import blockingCallFromThread
+            blockingCallFromThread(reactor, lambda: release)
+            original(pending)
+        storage.writeSave = slowWrite
+        node = makeNode(1, [1], storage)
+        driver = RaftDriver(node, storage, NoPeers(), reactor, tickInterval=0.01,
+                            persistInThread=True)
+        driver.start()
+        await waitFor(reactor, lambda: not driver.idle().called, what="a write in flight")
+        idle = driver.idle()
+        self.assertFalse(idle.called)
+        driver.stop()
+        release.callback(None)
+        await idle
+        self.assertTrue(driver.idle().called)
 
 
 @implementer(IRaft)

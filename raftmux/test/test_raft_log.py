@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_log -*-
 """
 ``MemoryStorage``, ``Unstable`` and ``RaftLog`` (etcd's storage_test.go and
 log_test.go / log_unstable_test.go scenarios).

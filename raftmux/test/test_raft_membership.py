@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_membership -*-
 """
 Membership changes and learners (etcd raft_test.go's conf-change and
 learner scenarios): one change at a time, add/remove voters, learners that

@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_network -*-
 """
 A deterministic in-memory network of raft cores for the raft tests (etcd's
 ``network`` from ``raft_test.go``), and tests of its controls.

@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_paper -*-
 """
 The raft paper's section 5 rules, one test each, ported from the scenarios
 of etcd raft's ``raft_paper_test.go``.  Each builds a core in a known

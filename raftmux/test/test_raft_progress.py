@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_progress -*-
 """
 ``Progress``, ``Inflights`` and the majority rules of ``ProgressTracker``
 (etcd's tracker/progress_test.go, inflights_test.go and quorum tests).

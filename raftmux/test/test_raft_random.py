@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_random -*-
 """
 Random schedules on a cluster of 3-5 ``RawNode``s with ``MemoryStorage``:
 messages dropped, delayed, duplicated and reordered, partitions, nodes that

@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_rawnode -*-
 """
 ``RawNode``: the Ready/advance cycle, bootstrap, restart from storage, and
 the errors ``step`` raises (etcd's rawnode_test.go scenarios).

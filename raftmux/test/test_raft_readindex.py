@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_readindex -*-
 """
 Linearizable reads: ReadIndex in safe mode (heartbeat quorum carrying the
 request's context) and lease-based mode (etcd raft_test.go's ReadOnly

@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_snapshot -*-
 """
 Snapshots: restoring from one, a leader sending one to a follower whose
 entries are compacted, the snapshot progress state and MsgSnapStatus, and

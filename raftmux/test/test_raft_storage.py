@@ -311,6 +311,21 @@ class DiskStorageTests(SynchronousTestCase):
         storage.sync()
         self.assertEqual(len(calls), 1)
 
+    def test_onSyncHearsEveryDatasync(self):
+        """``onSync`` gets one duration per fdatasync of the log, none otherwise."""
+        heard = []
+        storage = self.open(fsync=False, onSync=heard.append)
+        storage.append([entry(1, 1)])
+        self.assertEqual(heard, [])
+        storage.sync()
+        storage.sync()
+        self.assertEqual(len(heard), 1)
+        self.assertTrue(all(isinstance(t, float) and t >= 0 for t in heard))
+        storage = self.reopen(storage, onSync=heard.append)
+        storage.append([entry(2, 1)])
+        storage.sync()
+        self.assertEqual(len(heard), 2)
+
     def test_failedWriteChangesNothing(self):
         storage = self.open()
         storage.append([entry(1, 1)])

@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_raft_transfer -*-
 """
 Leader transfer with MsgTransferLeader/MsgTimeoutNow (etcd raft_test.go's
 TestLeaderTransfer* scenarios).

@@ -115,7 +115,7 @@ class StalledReaderTests(TestCase):
             reactor, lambda: healthy.received > before, what="peer 3's message"))
 
         yield defer.ensureDeferred(waitFor(
-            reactor, lambda: not writer.working, timeout=CONN_TIMEOUT + 10,
+            reactor, lambda: not writer.working, timeout=CONN_TIMEOUT + 40,
             what="the stalled stream to be aborted"))
         self.assertGreaterEqual(reactor.seconds() - pausedAt, CONN_TIMEOUT - 0.5)
         self.assertEqual(len(writer._queue), 0)

@@ -190,10 +190,13 @@ class OneOfEachOnOnePort(TestCase):
         if not hasattr(raftmux.muxado, "connectSession"):
             raise SkipTest("raftmux.muxado sessions are not written yet "
                            "(no MuxadoServerFactory/connectSession)")
-        for endpoint in [TCP4ClientEndpoint(reactor, HOST, self.port),
-                         wrapClientTLS(self.ca.clientOptions(HOST, acceptableProtocols=[b"muxado"]),
-                                       TCP4ClientEndpoint(reactor, HOST, self.port))]:
-            session = yield raftmux.muxado.connectSession(endpoint)
+        for endpoint, version in [
+                (TCP4ClientEndpoint(reactor, HOST, self.port), 2),
+                (TCP4ClientEndpoint(reactor, HOST, self.port), 1),
+                (wrapClientTLS(self.ca.clientOptions(HOST, acceptableProtocols=[b"muxado"]),
+                               TCP4ClientEndpoint(reactor, HOST, self.port)), 2)]:
+            session = yield raftmux.muxado.connectSession(
+                endpoint, config=raftmux.muxado.MuxadoConfig(version=version))
             client = Client(b"ping over muxado")
             yield session.openStream(client)
             while client.received != b"ping over muxado":
@@ -206,7 +209,7 @@ class OneOfEachOnOnePort(TestCase):
             session.transport.abortConnection()
             yield session.whenClosed()
         yield defer.gatherResults([s.whenClosed() for s in self.serverSessions])
-        self.assertEqual(self.matched("4-muxado"), 1)
+        self.assertEqual(self.matched("4-muxado"), 2)
         self.assertEqual(self.matched("alpn-muxado", "tls"), 1)
 
 

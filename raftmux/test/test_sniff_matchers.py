@@ -360,6 +360,19 @@ class MuxadoTests(SynchronousTestCase):
         for i in range(8):
             self.assertIs(m.match(MUXADO_SYN[:i]), NEED_MORE)
 
+    def test_v1SynFrames(self):
+        """Generation 1's first frames: Go's heartbeat SYN, a bare SYN, one with a type."""
+        m = muxado()
+        for hexed in ("00080601 00000003 7fffffff fffffeff", "00000001 00000003",
+                      "00040401 00000005 00000007"):
+            frame = bytes.fromhex(hexed)
+            self.assertIs(m.match(frame), MATCH, hexed)
+            for i in range(8):
+                self.assertIs(m.match(frame[:i]), NEED_MORE)
+        self.assertIs(m.match(bytes.fromhex("00000001 00000002")), NO_MATCH, "v1, even stream")
+        self.assertIs(m.match(bytes.fromhex("00000601 00000003")), NO_MATCH, "v1, bad length")
+        self.assertIs(m.match(bytes.fromhex("00000005 00000003")), NO_MATCH, "v1 PRI")
+
     def test_rejections(self):
         m = muxado()
         self.assertIs(m.match(bytes.fromhex("0000051300000002")), NO_MATCH, "even stream")

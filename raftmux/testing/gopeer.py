@@ -18,11 +18,12 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+from typing import Any
 
 GOCODE = "/usr/share/gocode"
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_built = {}
+_built: dict[Any, Any] = {}
 _importBlock = re.compile(r"^import\s*\(\s*(.*?)\)", re.S | re.M)
 _importLine = re.compile(r'^import\s+(?:\w+\s+)?"([^"]+)"', re.M)
 _quoted = re.compile(r'"([^"]+)"')

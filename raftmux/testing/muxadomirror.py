@@ -13,11 +13,13 @@ raftmux unchanged, in tests and in ``python -m raftmux.bench muxado``:
 """
 
 from struct import Struct
+from typing import Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
+from raftmux._quiet import QuietFactory
 from raftmux.muxado import MuxadoServerFactory
 
 __all__ = ["GREETING", "MirrorStream", "mirrorServerFactory"]
@@ -40,6 +42,7 @@ class Echo(Protocol):
     window, we stop reading and the peer stops at ours: memory stays bounded.
     """
 
+    transport: Any  # a muxado stream (streamType, priority, session, loseWriteConnection)
     greeting = b""
 
     def connectionMade(self):
@@ -132,5 +135,5 @@ class MirrorStream(Echo):
 
 def mirrorServerFactory(config=None, version=None, reactor=None):
     """A ``MuxadoServerFactory`` whose streams are ``MirrorStream``s."""
-    return MuxadoServerFactory(Factory.forProtocol(MirrorStream), config=config,
+    return MuxadoServerFactory(QuietFactory.forProtocol(MirrorStream), config=config,
                                version=version, reactor=reactor)

@@ -31,9 +31,13 @@ certificates carry the clientAuth usage and their name as a DNS SAN (what
 Never use this outside tests: nothing here is kept secret.
 """
 
+from __future__ import annotations
+
 import datetime
 import ipaddress
 import os
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -99,7 +103,8 @@ class CertificateAuthority:
     ``issuer`` it is an intermediate CA signed by that one.
     """
 
-    def __init__(self, commonName="raftmux test CA", days=7, issuer=None):
+    def __init__(self, commonName: str = "raftmux test CA", days: int = 7,
+                 issuer: CertificateAuthority | None = None) -> None:
         now = datetime.datetime.now(datetime.timezone.utc)
         self._key = ec.generate_private_key(ec.SECP256R1())
         self._days = days
@@ -127,17 +132,19 @@ class CertificateAuthority:
         if issuer is not None:
             builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 issuer._key.public_key()), critical=False)
-        self._cert = builder.sign(signingKey, hashes.SHA256())
+        self._cert: x509.Certificate = builder.sign(signingKey, hashes.SHA256())
         self.certificate = ssl.Certificate.loadPEM(
             self._cert.public_bytes(serialization.Encoding.PEM))
 
     @property
-    def pem(self):
+    def pem(self) -> bytes:
         """The CA certificate as PEM bytes (write it out for curl/openssl)."""
         return self.certificate.dumpPEM()
 
-    def issue(self, commonName, dnsNames=(), ipAddresses=(), client=False, usage=None,
-              expired=False, notBefore=None, notAfter=None):
+    def issue(self, commonName: str, dnsNames: Iterable[str] = (), ipAddresses: Iterable[str] = (),
+              client: bool = False, usage: Any = None, expired: bool = False,
+              notBefore: datetime.datetime | None = None,
+              notAfter: datetime.datetime | None = None) -> ssl.PrivateCertificate:
         """
         A ``PrivateCertificate`` signed by this CA.  ``commonName`` is also a
         DNS SAN.  ``usage`` is ``"server"`` (serverAuth, the default),
@@ -156,7 +163,8 @@ class CertificateAuthority:
         if notAfter is None:
             notAfter = now + datetime.timedelta(days=self._days)
         key = ec.generate_private_key(ec.SECP256R1())
-        names = [x509.DNSName(n) for n in dict.fromkeys((commonName,) + tuple(dnsNames))]
+        names: list[x509.GeneralName] = [
+            x509.DNSName(n) for n in dict.fromkeys((commonName,) + tuple(dnsNames))]
         names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ipAddresses]
         cert = (
             x509.CertificateBuilder()
@@ -183,11 +191,12 @@ class CertificateAuthority:
         impostor = CertificateAuthority(self.commonName, days=self._days)
         return impostor.issue(commonName, **kwargs)
 
-    def intermediate(self, commonName="raftmux test intermediate CA"):
+    def intermediate(self, commonName: str = "raftmux test intermediate CA",
+                     ) -> CertificateAuthority:
         """A CA signed by this one (chains: leaf, intermediate, root)."""
         return CertificateAuthority(commonName, days=self._days, issuer=self)
 
-    def writeCAFile(self, directory, name="ca"):
+    def writeCAFile(self, directory: str, name: str = "ca") -> str:
         """Write this CA's certificate as ``<name>.crt`` in ``directory``; returns the path."""
         os.makedirs(directory, exist_ok=True)
         return _write(os.path.join(directory, name + ".crt"), self.pem)
@@ -211,8 +220,9 @@ class CertificateAuthority:
                        trustedCAFile=root.writeCAFile(directory, name + "-ca"),
                        role=role, **kwargs)
 
-    def serverOptions(self, certificate=None, requireClientCertificate=False,
-                      acceptableProtocols=None):
+    def serverOptions(self, certificate: ssl.PrivateCertificate | None = None,
+                      requireClientCertificate: bool = False,
+                      acceptableProtocols: Sequence[bytes] | None = None) -> Any:
         """
         ``CertificateOptions`` for a server.  Without ``certificate`` one is
         issued for ``localhost`` with IP SAN 127.0.0.1.  ALPN normally comes
@@ -221,7 +231,7 @@ class CertificateAuthority:
         """
         if certificate is None:
             certificate = self.issue("localhost", ipAddresses=["127.0.0.1"])
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if requireClientCertificate:
             kwargs["trustRoot"] = self.certificate
         if acceptableProtocols is not None:
@@ -230,8 +240,9 @@ class CertificateAuthority:
             privateKey=certificate.privateKey.original,
             certificate=certificate.original, **kwargs)
 
-    def clientOptions(self, hostname="127.0.0.1", clientCertificate=None,
-                      acceptableProtocols=None):
+    def clientOptions(self, hostname: str = "127.0.0.1",
+                      clientCertificate: ssl.PrivateCertificate | None = None,
+                      acceptableProtocols: Sequence[bytes] | None = None) -> Any:
         """``optionsForClientTLS`` trusting only this CA."""
         return ssl.optionsForClientTLS(
             hostname, trustRoot=self.certificate, clientCertificate=clientCertificate,

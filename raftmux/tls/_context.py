@@ -5,12 +5,14 @@ the callers then add their own verify, info and ALPN callbacks before the
 context is used (pyOpenSSL freezes a context once a connection uses it).
 """
 
+from typing import Any
+
 from OpenSSL import SSL, crypto
 from twisted.internet.ssl import CertificateOptions
 
 
 def buildContext(material):
-    kwargs = {}
+    kwargs: dict[Any, Any] = {}
     if material.certificate is not None:
         kwargs.update(certificate=material.certificate, privateKey=material.key)
         if material.chain:
@@ -19,7 +21,7 @@ def buildContext(material):
     if material.authorities:
         store = context.get_cert_store()
         for authority in material.authorities:
-            store.add_cert(crypto.X509.from_cryptography(authority))
+            store.add_cert(crypto.X509.from_cryptography(authority))  # type: ignore[union-attr]
     return context
 
 

@@ -7,8 +7,11 @@ polls the files' stat and reloads when they change.  Connections hold
 their own context, so existing ones are untouched; new ones use the new.
 """
 
+from typing import Any
+
 from OpenSSL import SSL
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 
 from raftmux.tls.errors import TLSConfigError
 from raftmux.tls.material import fileSignature, loadMaterial
@@ -24,7 +27,11 @@ class Reloadable:
     """
 
     side = "TLS"
+    log: Logger
     _watcher = None
+
+    def _build(self, material: Any) -> Any:
+        raise NotImplementedError()
 
     def __init__(self, tlsInfo):
         self.tlsInfo = tlsInfo

@@ -15,6 +15,10 @@ its alert; under TLS 1.3 that alert can come after our handshake looked
 complete, so only a response proves a peer accepted us.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from OpenSSL import SSL
@@ -29,6 +33,7 @@ from raftmux.tls._context import VERIFY_REQUIRE, buildContext, peerOf
 from raftmux.tls._reload import Reloadable
 from raftmux.tls.alpn import HTTP11
 from raftmux.tls.errors import TLSVerificationError
+from raftmux.tls.info import TLSInfo
 from raftmux.tls.names import serverNameProblem
 from raftmux.tls.reasons import alertText, verifyFailure
 
@@ -101,9 +106,9 @@ class ClientPolicy(Reloadable):
     log = Logger()
     side = "TLS client"
 
-    def __init__(self, tlsInfo, acceptableProtocols=(HTTP11,)):
+    def __init__(self, tlsInfo: TLSInfo, acceptableProtocols: Iterable[bytes] = (HTTP11,)) -> None:
         self.acceptableProtocols = tuple(acceptableProtocols)
-        self._dials = WeakKeyDictionary()
+        self._dials: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
         Reloadable.__init__(self, tlsInfo)
 
     def _build(self, material):
@@ -114,11 +119,12 @@ class ClientPolicy(Reloadable):
         context.set_info_callback(self._info)
         return context
 
-    def creatorForNetloc(self, hostname, port):
+    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
         """``IPolicyForHTTPS``: the creator for ``https://hostname:port``."""
         return self.creatorFor(hostname)
 
-    def creatorFor(self, host, acceptableProtocols=None):
+    def creatorFor(self, host: str | bytes, acceptableProtocols: Iterable[bytes] | None = None,
+                   ) -> IOpenSSLClientConnectionCreator:
         """
         An ``IOpenSSLClientConnectionCreator`` for ``host`` (text or bytes;
         an IP address or a DNS name), offering ``acceptableProtocols``
@@ -173,7 +179,9 @@ class ClientPolicy(Reloadable):
             self.log.failure("TLS client: while reading an alert")
 
 
-def clientCreator(tlsInfo, hostname, acceptableProtocols=(HTTP11,)):
+def clientCreator(tlsInfo: TLSInfo, hostname: str | bytes,
+                  acceptableProtocols: Iterable[bytes] = (HTTP11,),
+                  ) -> IOpenSSLClientConnectionCreator:
     """
     A one-off client connection creator for ``hostname`` (for code that
     dials once; long-lived code keeps a ``ClientPolicy`` and its reloads).

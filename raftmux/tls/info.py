@@ -11,6 +11,10 @@ one (``--peer-cert-file`` ... ``--peer-client-cert-auth``, plus
 flag names the operator typed.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from raftmux.tls.errors import TLSConfigError
@@ -72,8 +76,10 @@ class TLSInfo:
     @param role: ``CLIENT`` or ``PEER``: which etcd flags these are.
     """
 
-    def __init__(self, certFile=None, keyFile=None, trustedCAFile=None, clientCertAuth=False,
-                 allowedCN=(), allowedHostnames=(), role=CLIENT):
+    def __init__(self, certFile: str | None = None, keyFile: str | None = None,
+                 trustedCAFile: str | None = None, clientCertAuth: bool = False,
+                 allowedCN: str | Iterable[str] | None = (),
+                 allowedHostnames: str | Iterable[str] | None = (), role: str = CLIENT) -> None:
         if role not in (CLIENT, PEER):
             raise ValueError("role must be %r or %r, not %r" % (CLIENT, PEER, role))
         self.role = role
@@ -86,31 +92,31 @@ class TLSInfo:
         self._checkCombination()
 
     @classmethod
-    def fromFlags(cls, flags, role=PEER):
+    def fromFlags(cls, flags: Mapping[str, Any], role: str = PEER) -> TLSInfo:
         """
         A ``TLSInfo`` from a mapping of etcd flag names to values (a twistd
         ``usage.Options``, or a dict): ``flags["peer-cert-file"]`` and so on.
         Missing flags count as unset.
         """
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for attribute, names in _FLAGS.items():
             name = names[role == PEER]
             if name is not None and flags.get(name) is not None:
                 kwargs[attribute] = flags.get(name)
         return cls(role=role, **kwargs)
 
-    def flag(self, attribute):
+    def flag(self, attribute: str) -> str:
         """The etcd flag (``--peer-cert-file``) for an attribute (``certFile``)."""
         name = _FLAGS[attribute][self.role == PEER]
         return "--" + name if name else attribute
 
     @property
-    def configured(self):
+    def configured(self) -> bool:
         """Is any TLS material given (a certificate or a trusted CA)?"""
         return bool(self.certFile or self.trustedCAFile)
 
     @property
-    def hasCertificate(self):
+    def hasCertificate(self) -> bool:
         return bool(self.certFile and self.keyFile)
 
     def _checkCombination(self):
@@ -130,7 +136,7 @@ class TLSInfo:
             raise TLSConfigError("%s and %s are mutually exclusive"
                                  % (flag("allowedCN"), flag("allowedHostnames")))
 
-    def validate(self):
+    def validate(self) -> None:
         """
         Check the combination and read every file; raises ``TLSConfigError``
         naming the flag, the file and the problem.  Returns the loaded
@@ -146,7 +152,7 @@ class TLSInfo:
         return "TLSInfo(%s)" % ", ".join(["role=%r" % (self.role,)] + fields)
 
 
-def checkURLs(urls, tlsInfo, flagName):
+def checkURLs(urls: str | Iterable[str], tlsInfo: TLSInfo, flagName: str) -> list[str]:
     """
     Refuse ``https`` URLs in ``flagName`` (a listen flag such as
     ``--listen-peer-urls``) when ``tlsInfo`` has no certificate and key.
@@ -166,7 +172,7 @@ def checkURLs(urls, tlsInfo, flagName):
     return secure
 
 
-def optParameters(role=PEER):
+def optParameters(role: str = PEER) -> list[list[Any]]:
     """The role's file and name flags, as ``usage.Options.optParameters`` rows."""
     rows = []
     for attribute, names in _FLAGS.items():
@@ -176,7 +182,7 @@ def optParameters(role=PEER):
     return rows
 
 
-def optFlags(role=PEER):
+def optFlags(role: str = PEER) -> list[list[Any]]:
     """The role's boolean flag (``--peer-client-cert-auth``), as ``optFlags`` rows."""
     name = _FLAGS["clientCertAuth"][role == PEER]
     return [[name, None, _HELP["clientCertAuth"] % (_WHO[role],)]]

@@ -8,6 +8,7 @@ bundle not empty), and only then handed to OpenSSL, so a bad file is a
 
 import datetime
 import os
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -110,7 +111,7 @@ def fileSignature(info):
     a poller can tell a change without reading them; missing files show as
     ``None``.
     """
-    signature = []
+    signature: list[tuple[Any, ...]] = []
     for path in (info.certFile, info.keyFile, info.trustedCAFile):
         if path is None:
             continue

@@ -21,12 +21,22 @@ when the handshake ends without completing, using that record or the
 OpenSSL error (no certificate at all never reaches the callback).
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from OpenSSL import SSL
-from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from prometheus_client import CollectorRegistry
+from twisted.internet.interfaces import (
+    IOpenSSLServerConnectionCreator,
+    IProtocolFactory,
+    IReactorTime,
+)
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from raftmux.sniff import SniffingFactory, tls
@@ -34,6 +44,7 @@ from raftmux.tls._context import VERIFY_REQUIRE, buildContext, peerOf
 from raftmux.tls._reload import Reloadable
 from raftmux.tls.alpn import DEFAULT_PROTOCOLS, chooseProtocol, serverProtocols
 from raftmux.tls.errors import TLSConfigError
+from raftmux.tls.info import TLSInfo
 from raftmux.tls.names import allowedNameProblem
 from raftmux.tls.reasons import failureText, verifyFailure
 
@@ -60,14 +71,14 @@ class ServerContextFactory(Reloadable):
     log = Logger()
     side = "TLS server"
 
-    def __init__(self, tlsInfo, acceptableProtocols=DEFAULT_PROTOCOLS,
-                 optionalClientCertificates=False):
+    def __init__(self, tlsInfo: TLSInfo, acceptableProtocols: Iterable[bytes] = DEFAULT_PROTOCOLS,
+                 optionalClientCertificates: bool = False) -> None:
         if not tlsInfo.hasCertificate:
             raise TLSConfigError("a TLS server needs %s and %s"
                                  % (tlsInfo.flag("certFile"), tlsInfo.flag("keyFile")))
         self.acceptableProtocols = tuple(acceptableProtocols)
         self.optionalClientCertificates = optionalClientCertificates
-        self._refusals = WeakKeyDictionary()
+        self._refusals: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
         Reloadable.__init__(self, tlsInfo)
 
     def _build(self, material):
@@ -129,23 +140,24 @@ class ServerContextFactory(Reloadable):
         return chosen
 
 
-def serverContextFactory(tlsInfo, acceptableProtocols=DEFAULT_PROTOCOLS,
-                         optionalClientCertificates=False):
+def serverContextFactory(tlsInfo: TLSInfo, acceptableProtocols: Iterable[bytes] = DEFAULT_PROTOCOLS,
+                         optionalClientCertificates: bool = False) -> ServerContextFactory:
     """A ``ServerContextFactory`` for ``tlsInfo``; ``TLSConfigError`` if it cannot work."""
     return ServerContextFactory(tlsInfo, acceptableProtocols, optionalClientCertificates)
 
 
-class _LoggingTLSProtocol(TLSMemoryBIOFactory.protocol):
+class _LoggingTLSProtocol(TLSMemoryBIOProtocol):
     """Reports a handshake that ends unfinished to its factory, once."""
 
     _lossReported = False
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason=connectionDone):
         if not self._lossReported:
             self._lossReported = True
             if not self._handshakeDone:
                 # _reason: the TLS error that ended it (Twisted's documented ivar).
-                self.factory.handshakeFailed(self, self._reason or reason)
+                factory: Any = self.factory
+                factory.handshakeFailed(self, self._reason or reason)
         super().connectionLost(reason)
 
 
@@ -159,11 +171,12 @@ class TLSServerFactory(TLSMemoryBIOFactory):
     log = Logger()
     protocol = _LoggingTLSProtocol
 
-    def __init__(self, contextFactory, wrappedFactory, clock=None):
+    def __init__(self, contextFactory: ServerContextFactory, wrappedFactory: IProtocolFactory,
+                 clock: IReactorTime | None = None) -> None:
         super().__init__(contextFactory, False, wrappedFactory, clock=clock)
         self.contextFactory = contextFactory
 
-    def reload(self):
+    def reload(self) -> bool:
         """Re-read the TLS files (see ``ServerContextFactory.reload``)."""
         return self.contextFactory.reload()
 
@@ -178,8 +191,10 @@ class TLSServerFactory(TLSMemoryBIOFactory):
              reason=detail, certificateRefused=aboutCertificate)
 
 
-def tlsServerFactory(tlsInfo, innerFactory, acceptableProtocols=DEFAULT_PROTOCOLS,
-                     clock=None, optionalClientCertificates=False):
+def tlsServerFactory(tlsInfo: TLSInfo | ServerContextFactory, innerFactory: IProtocolFactory,
+                     acceptableProtocols: Iterable[bytes] = DEFAULT_PROTOCOLS,
+                     clock: IReactorTime | None = None,
+                     optionalClientCertificates: bool = False) -> TLSServerFactory:
     """
     Terminate TLS for ``innerFactory`` (typically a ``SniffingFactory`` with
     ``alpn={token: factory}`` routes, whose tokens are offered after
@@ -197,8 +212,9 @@ def tlsServerFactory(tlsInfo, innerFactory, acceptableProtocols=DEFAULT_PROTOCOL
     return TLSServerFactory(contextFactory, innerFactory, clock=clock)
 
 
-def tlsOnlyFactory(tlsFactory, timeout=10.0, name="tls-only", registry=None, clock=None,
-                   maxSniffing=None):
+def tlsOnlyFactory(tlsFactory: IProtocolFactory, timeout: float = 10.0, name: str = "tls-only",
+                   registry: CollectorRegistry | None = None, clock: IReactorTime | None = None,
+                   maxSniffing: int | None = None) -> SniffingFactory:
     """
     A port that speaks only TLS: a ``SniffingFactory`` whose one route is
     ``tls()`` (a well-formed ClientHello) to ``tlsFactory``.  Plaintext,
