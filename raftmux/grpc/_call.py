@@ -18,9 +18,10 @@ resumed by the stream.
 """
 
 from collections import deque
+from typing import Any
 
 from google.protobuf.message import DecodeError
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
@@ -67,7 +68,7 @@ class CallBase:
 
     # Scalar state starts at these class-level values (one unary call
     # touches few of them; not assigning them all per call is measurable).
-    transport = None
+    transport: Any = None
     _held = 0
     _receiver = None
     _ended = False          # the peer sent its last message
@@ -83,9 +84,9 @@ class CallBase:
     def __init__(self, messageClass, maxReceiveMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
         self._messageClass = messageClass
         self._decoder = MessageDecoder(maxReceiveMessageSize)
-        self._inbox = deque()
-        self._readers = deque()
-        self._sendWaiters = []
+        self._inbox: deque[Any] = deque()
+        self._readers: deque[Deferred[Any]] = deque()
+        self._sendWaiters: list[Deferred[None]] = []
 
     # -- receiving --------------------------------------------------------------
 
@@ -201,10 +202,8 @@ class CallBase:
             return succeed(None)
         failure = self.receiveFailure()
         if failure is not None:
-            d = Deferred()
-            d.errback(failure)
-            return d
-        d = Deferred(self._readers.remove)
+            return fail(failure)
+        d: Deferred[Any] = Deferred(self._readers.remove)
         self._readers.append(d)
         return d
 
@@ -263,7 +262,7 @@ class CallBase:
         """A Deferred firing once the stream takes more (at once if it does now)."""
         if not self.congested or self._closed:
             return succeed(None)
-        d = Deferred(self._sendWaiters.remove)
+        d: Deferred[None] = Deferred(self._sendWaiters.remove)
         self._sendWaiters.append(d)
         self._ensureGate()
         return d

@@ -21,9 +21,12 @@ is reset); cancelling a call's Deferred, or ``call.cancel()``, resets the
 stream (RST_STREAM CANCEL).
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from h2.errors import ErrorCodes
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.web.client import URI
 from zope.interface import implementer
@@ -50,7 +53,7 @@ USER_AGENT = b"grpc-python-raftmux/0.1"
 _OK = [(b"grpc-status", b"0")]
 
 
-@implementer(IH2StreamHandler, IConsumer, IPushProducer)
+@implementer(IH2StreamHandler, IPushProducer)
 class ClientCall(CallBase):
     """
     One call in progress.  Sending: ``sendMessage(m)``, ``send(m)`` (a
@@ -161,7 +164,7 @@ class ClientCall(CallBase):
         """A Deferred firing (None) when the call ends OK, failing with its ``GRPCError``."""
         if self.finished:
             return fail(self.error) if self.error is not None else succeed(None)
-        d = Deferred()
+        d: Deferred[None] = Deferred()
         self._doneWaiters.append(d)
         return d
 
@@ -178,6 +181,9 @@ class ClientCall(CallBase):
         self._abandon(ErrorCodes.CANCEL)
 
     # -- the stream's calls ----------------------------------------------------------------
+
+    def connectionMade(self):
+        pass
 
     def makeConnection(self, transport):
         self.transport = transport
@@ -437,15 +443,19 @@ class Stub:
 
 
 def _bind(client, method):
+    rpc: Callable[..., Any]
     if method.clientStreaming:
-        def rpc(timeout=None, metadata=()):
+        def streaming(timeout=None, metadata=()):
             return client.call(method, timeout, metadata)
+        rpc = streaming
     elif method.serverStreaming:
-        def rpc(request, timeout=None, metadata=()):
+        def serverStreaming(request, timeout=None, metadata=()):
             return client.unaryStream(method, request, timeout, metadata)
+        rpc = serverStreaming
     else:
-        def rpc(request, timeout=None, metadata=()):
+        def unary(request, timeout=None, metadata=()):
             return client.unaryUnary(method, request, timeout, metadata)
+        rpc = unary
     rpc.__name__ = method.name
     rpc.__doc__ = method.path
     return rpc

@@ -14,15 +14,17 @@ with no leader such an rpc answers ``etcdserver: no leader``.
 
 from types import SimpleNamespace
 
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from raftmux.etcd.guard import Guard
+from raftmux.etcd.interfaces import IResponder
 from raftmux.etcdpb import METHODS
 from raftmux.grpc.server import GRPCServer
 from raftmux.grpc.service import Service
 from raftmux.grpc.status import GRPCError
+from raftmux.grpcpb import Method
 from raftmux.mvcc.errors import EtcdError
 
 __all__ = ["etcdServices", "etcdGRPCServer", "grpcError"]
@@ -44,7 +46,7 @@ def _translate(failure):
     return failure
 
 
-@implementer(IConsumer, IPushProducer)
+@implementer(IResponder, IPushProducer)
 class _Responder:
     """etcd's ``IResponder`` over a ``ServerCall``: errors become gRPC statuses."""
 
@@ -126,7 +128,7 @@ class _Binding:
 def etcdServices(api):
     """The ``Service``s serving ``api`` (an ``EtcdAPI``), one per etcd service."""
     guard = Guard(api.node)
-    byService = {}
+    byService: dict[str, list[Method]] = {}
     for method in METHODS.values():
         byService.setdefault(method.service, []).append(method)
     services = []

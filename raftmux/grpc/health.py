@@ -70,7 +70,7 @@ class HealthServicer:
 
     def _changed(self, service):
         waiters = self._waiters.setdefault(service, [])
-        d = Deferred(lambda d: _remove(waiters, d))
+        d: Deferred[None] = Deferred(lambda d: _remove(waiters, d))
         waiters.append(d)
         return d
 

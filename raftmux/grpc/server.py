@@ -19,9 +19,11 @@ connection's loss, cancels the handler: its Deferred is cancelled (an
 """
 
 import inspect
+from collections.abc import Sequence
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -57,7 +59,7 @@ def _isReceiver(result):
     return callable(getattr(result, "receive", None)) and callable(getattr(result, "cancel", None))
 
 
-@implementer(IH2StreamHandler, IConsumer, IPushProducer)
+@implementer(IH2StreamHandler, IPushProducer)
 class ServerCall(CallBase):
     """
     One rpc on the server.  For the handler:
@@ -85,12 +87,12 @@ class ServerCall(CallBase):
     cancelled = False
     _timer = None
     _headersSent = False
-    _initialMetadata = ()
-    _trailingMetadata = ()
+    _initialMetadata: Sequence[Any] = ()
+    _trailingMetadata: Sequence[Any] = ()
     _result = None
     _request = None
     _metadata = None
-    _clock = None
+    _clock: Any = None
 
     def __init__(self, method, handler, timeout=None, maxReceiveMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
         CallBase.__init__(self, method.requestClass, maxReceiveMessageSize)
@@ -139,7 +141,7 @@ class ServerCall(CallBase):
         """A Deferred firing (None) if the rpc is cancelled (reset, deadline, lost)."""
         if self.cancelled:
             return succeed(None)
-        d = Deferred()
+        d: Deferred[None] = Deferred()
         self._cancelWaiters.append(d)
         return d
 
@@ -213,6 +215,9 @@ class ServerCall(CallBase):
         if self.method.clientStreaming:
             self._invoke(self)
 
+    def connectionMade(self):
+        pass
+
     def headersReceived(self, headers):
         pass
 
@@ -282,11 +287,9 @@ class ServerCall(CallBase):
     def _sendHeaders(self):
         self._headersSent = True
         if self._initialMetadata:
-            block = list(_RESPONSE_HEADERS)
-            block.extend(self._initialMetadata)
+            self.transport.sendHeaders(_RESPONSE_HEADERS + tuple(self._initialMetadata))
         else:
-            block = _RESPONSE_HEADERS
-        self.transport.sendHeaders(block)
+            self.transport.sendHeaders(_RESPONSE_HEADERS)
 
     def _invoke(self, *args):
         try:

@@ -64,7 +64,7 @@ class MessageDecoder:
     def feed(self, data):
         if self.error is not None:
             raise self.error
-        out = []
+        out: list[tuple[int, bytes]] = []
         if self._have:
             self._parts.append(data)
             data = b"".join(self._parts)
