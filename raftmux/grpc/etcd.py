@@ -21,6 +21,7 @@ from zope.interface import implementer
 from raftmux.etcd.guard import Guard
 from raftmux.etcd.interfaces import IResponder
 from raftmux.etcdpb import METHODS
+from raftmux.grpc.health import HealthServicer
 from raftmux.grpc.server import GRPCServer
 from raftmux.grpc.service import Service
 from raftmux.grpc.status import GRPCError
@@ -152,13 +153,21 @@ def etcdServices(api):
     return services
 
 
-def etcdGRPCServer(api, maxReceiveMessageSize=None, health=None):
+def etcdGRPCServer(api, maxReceiveMessageSize=None, health=None, leaderInterval=1.0):
     """
     A ``GRPCServer`` serving ``api``'s six services (and Health).  The
     largest request message defaults to etcd's: ``--max-request-bytes``
     plus 512 KiB of gRPC overhead (``api.proposer.maxRequestBytes``).
+    The server as a whole (Health's ``""``) is SERVING while the member
+    knows a leader and NOT_SERVING otherwise (read at each Check, polled
+    every ``leaderInterval`` seconds while someone watches).
     """
     if maxReceiveMessageSize is None:
         maxReceiveMessageSize = api.proposer.maxRequestBytes + 512 * 1024
-    return GRPCServer(etcdServices(api), maxReceiveMessageSize=maxReceiveMessageSize,
-                      health=health)
+    server = GRPCServer(etcdServices(api), maxReceiveMessageSize=maxReceiveMessageSize,
+                        health=health)
+    node = api.node
+    server.health.track(
+        "", lambda: HealthServicer.SERVING if node.leader() else HealthServicer.NOT_SERVING,
+        api.clock, leaderInterval)
+    return server

@@ -178,6 +178,24 @@ class EtcdGRPCTests(SynchronousTestCase):
         response = self.ok(health.Check(health_pb2.HealthCheckRequest(service="etcdserverpb.KV")))
         self.assertEqual(response.status, health_pb2.HealthCheckResponse.SERVING)
 
+    def test_healthFollowsTheLeader(self):
+        """The server as a whole is SERVING while the member knows a leader."""
+        health = self.memory.client.stub(HEALTH)
+        request = health_pb2.HealthCheckRequest()
+        response = health_pb2.HealthCheckResponse
+        self.assertEqual(self.ok(health.Check(request)).status, response.SERVING)
+        watch = health.Watch(request)
+        self.assertEqual(self.ok(watch.receive()).status, response.SERVING)
+        self.node.stepDown(0)
+        self.assertEqual(self.ok(health.Check(request)).status, response.NOT_SERVING)
+        self.assertEqual(self.ok(watch.receive()).status, response.NOT_SERVING)
+        self.node.stepDown(0x1234)      # a leader, not us: serving
+        changed = watch.receive()
+        self.memory.advance(1)
+        self.assertEqual(self.successResultOf(changed).status, response.SERVING)
+        watch.cancel()
+        self.memory.flush()
+
     def test_grpcError(self):
         self.assertEqual(grpcError(errors.ErrNoLeader).message, "etcdserver: no leader")
         self.assertEqual(grpcError(errors.ErrCompacted()).code, Code.OUT_OF_RANGE)

@@ -430,6 +430,34 @@ class HealthTests(_Memory):
         self.server.health.clearStatus("later")
         self.assertEqual(self.result(call.receive()).status, SERVICE_UNKNOWN)
 
+    def test_tracked(self):
+        """A tracked status is read at each Check and polled while watched."""
+        health = self.server.health
+        state = {"status": SERVING}
+        health.track("", lambda: state["status"], self.memory.clock, interval=2)
+        health.setStatus("", NOT_SERVING)     # ignored: the source decides
+        self.assertEqual(self.result(self.health.Check(health_pb2.HealthCheckRequest())).status,
+                         SERVING)
+        state["status"] = NOT_SERVING
+        self.assertEqual(self.result(self.health.Check(health_pb2.HealthCheckRequest())).status,
+                         NOT_SERVING)
+        call = self.health.Watch(health_pb2.HealthCheckRequest())
+        self.assertEqual(self.result(call.receive()).status, NOT_SERVING)
+        state["status"] = SERVING
+        changed = call.receive()
+        self.memory.advance(1.9)
+        self.assertNoResult(changed)
+        self.memory.advance(0.1)
+        self.assertEqual(self.successResultOf(changed).status, SERVING)
+        call.cancel()
+        self.memory.flush()
+        self.memory.advance(2)
+        self.assertEqual(self.memory.clock.getDelayedCalls(), [])
+        health.shutdown()
+        self.assertEqual(health.status(""), NOT_SERVING)
+        health.resume()
+        self.assertEqual(health.status(""), SERVING)
+
     def test_sharedServicer(self):
         health = HealthServicer()
         server = GRPCServer(health=health)
