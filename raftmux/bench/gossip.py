@@ -10,7 +10,7 @@ gossip benchmarks, each beside its baseline from the same run:
   notes).  The writer keeps the send queue topped up to half its size, so
   nothing is dropped; the run fails if a packet is lost or a POST fails.
 - ``message-post``: raw POSTs to ``/message``, one frame each, 16 in flight
-  (``H2ClientProtocol.request``); baseline: the same client POSTing the same
+  (``GossipClient.request``, on the HTTP/2 shell); baseline: the same client POSTing the same
   bodies to a twisted.web ``Site`` over h2c (Twisted's own HTTP/2 server).
 - ``message-seq``: the same with one request in flight (ckit's sender).
 - ``stream``: one ``/stream``'s throughput in MB/s (64 KiB writes).
@@ -137,16 +137,15 @@ def client(test, port, *args):
     from twisted.internet.protocol import Protocol
     from zope.interface import implementer
 
-    from raftmux.gossip import MESSAGE_PATH, STREAM_PATH, H2ClientPool, encodeFrame
+    from raftmux.gossip import MESSAGE_PATH, STREAM_PATH, GossipClient, encodeFrame
 
     address = "127.0.0.1:%s" % (port,)
-    pool = H2ClientPool(reactor)
+    pool = GossipClient(reactor)
     body = encodeFrame(b"p" * 100)
 
     @defer.inlineCallbacks
     def message(count, inFlight):
-        proto = yield pool.connectionFor(address)
-        yield proto.request(MESSAGE_PATH, body)  # warm up
+        yield pool.request(address, MESSAGE_PATH, body)  # warm up
         done = defer.Deferred()
         state = {"sent": 0, "answered": 0, "bad": 0}
 
@@ -161,7 +160,7 @@ def client(test, port, *args):
 
         def send():
             state["sent"] += 1
-            proto.request(MESSAGE_PATH, body).addCallbacks(answered, done.errback)
+            pool.request(address, MESSAGE_PATH, body).addCallbacks(answered, done.errback)
         start = time.perf_counter()
         for _ in range(inFlight):
             send()
@@ -234,9 +233,11 @@ def client(test, port, *args):
             self.sent = 0
             self.paused = False
             self.reply = defer.Deferred()
+            self.registered = False
 
         def connectionMade(self):
             self.transport.registerProducer(self, True)
+            self.registered = True
             self.resumeProducing()
 
         def resumeProducing(self):
@@ -245,7 +246,8 @@ def client(test, port, *args):
             while not self.paused and self.sent < self.total:
                 self.transport.write(chunk)
                 self.sent += len(chunk)
-            if self.sent >= self.total and self.transport.producer is self:
+            if self.sent >= self.total and self.registered:
+                self.registered = False
                 self.transport.unregisterProducer()
                 self.transport.write(b"done")
 

@@ -6,12 +6,13 @@ server, for Twisted: ``/api/v1/ckit/transport/message`` carries packets,
 ``docs/gossip.md``.
 
     gossip = GossipTransport(reactor, "10.0.0.1:7946", onPacket, onStream)
-    endpoint.listen(gossip.serverFactory())
+    endpoint.listen(gossip.serverFactory())   # or route h2Factory()/http1Resource()
     gossip.writeTo(b"packet", "10.0.0.2:7946")
     stream = yield gossip.dialTimeout("10.0.0.2:7946", 2.0)
     stream.attach(myProtocol)
 """
 
+from raftmux.gossip.client import GossipClient
 from raftmux.gossip.errors import ConnectionGoneAway, NotHTTP2, StreamRejected, StreamReset
 from raftmux.gossip.framing import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -24,15 +25,14 @@ from raftmux.gossip.framing import (
     encodeFrame,
     frameHeader,
 )
-from raftmux.gossip.h2client import H2ClientPool, H2ClientProtocol
-from raftmux.gossip.h2server import (
+from raftmux.gossip.metrics import GossipMetrics
+from raftmux.gossip.server import (
     CONTENT_TYPE,
     MESSAGE_PATH,
     STREAM_PATH,
-    GossipServerFactory,
-    GossipServerProtocol,
+    CkitHTTP1Resource,
+    GossipRouter,
 )
-from raftmux.gossip.metrics import GossipMetrics
 from raftmux.gossip.stream import GossipStream
 from raftmux.gossip.transport import MAX_BATCH_BYTES, MAX_BATCH_PACKETS, GossipTransport
 
@@ -42,19 +42,18 @@ __all__ = [
     "MESSAGE_PATH",
     "STREAM_PATH",
     "BadMagic",
+    "CkitHTTP1Resource",
     "ConnectionGoneAway",
     "FrameDecoder",
     "FrameTooLarge",
     "FramingError",
+    "GossipClient",
     "GossipMetrics",
-    "GossipServerFactory",
-    "GossipServerProtocol",
+    "GossipRouter",
     "GossipStream",
     "GossipTransport",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_PACKETS",
-    "H2ClientPool",
-    "H2ClientProtocol",
     "NotHTTP2",
     "StreamRejected",
     "StreamReset",

@@ -1,12 +1,8 @@
-"""Errors the gossip client and streams report."""
+"""Errors the gossip client and streams report (the HTTP/2 ones are the shell's)."""
 
+from raftmux.h2.errors import ConnectionGoneAway, NotHTTP2, StreamReset
 
-class StreamReset(Exception):
-    """The peer (or we, on a timeout or limit) reset an HTTP/2 stream."""
-
-    def __init__(self, code):
-        Exception.__init__(self, "HTTP/2 stream reset (error code %s)" % (code,))
-        self.code = code
+__all__ = ["ConnectionGoneAway", "NotHTTP2", "StreamRejected", "StreamReset"]
 
 
 class StreamRejected(Exception):
@@ -15,18 +11,3 @@ class StreamRejected(Exception):
     def __init__(self, status):
         Exception.__init__(self, "peer answered HTTP status %s" % (status,))
         self.status = status
-
-
-class ConnectionGoneAway(Exception):
-    """
-    The connection closed or sent GOAWAY before this request completed.
-    ``retryable`` is true when the peer never processed the request.
-    """
-
-    def __init__(self, message, retryable=False):
-        Exception.__init__(self, message)
-        self.retryable = retryable
-
-
-class NotHTTP2(Exception):
-    """TLS negotiated something other than ``h2`` through ALPN."""

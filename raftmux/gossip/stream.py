@@ -1,7 +1,8 @@
 # -*- test-case-name: raftmux.test.test_gossip -*-
 """
-A ckit ``/stream`` as a Twisted transport: a ``StreamTransport`` hosted by
-the HTTP/2 connection, whose payload is framed.
+A ckit ``/stream`` as a Twisted transport: a body stream of the HTTP/2
+shell (``raftmux.h2.H2Stream``, itself on the one stream-transport base)
+whose payload is framed.
 
 Each ``write`` is one frame in our half of the HTTP/2 stream (request body
 on the dialing side, response body on the accepting side); frames the peer
@@ -13,16 +14,16 @@ bytes wait, unacknowledged.
 """
 
 from h2.errors import ErrorCodes
-from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from raftmux.gossip.errors import StreamRejected, StreamReset
+from raftmux.gossip.errors import StreamRejected
 from raftmux.gossip.framing import FrameDecoder, FramingError, frameHeader
-from raftmux.streamtransport import StreamTransport
+from raftmux.h2 import H2Stream, StreamReset, statusOf
 
 
-class GossipStream(StreamTransport):
+class GossipStream(H2Stream):
     """
     One ckit stream.  ``onResponse(stream, failure)`` (the dialing side) is
     called once with the answer to our POST: ``(self, None)`` on 200, else
@@ -31,8 +32,9 @@ class GossipStream(StreamTransport):
 
     log = Logger()
 
-    def __init__(self, connection, streamId, maxFrameSize, metrics=None, onResponse=None):
-        StreamTransport.__init__(self, connection, streamId)
+    def __init__(self, connection, streamId, maxFrameSize, metrics=None, onResponse=None,
+                 request=None):
+        H2Stream.__init__(self, connection, streamId, request)
         self._decoder = FrameDecoder(maxFrameSize)
         self._partialBytes = 0
         self._metrics = metrics
@@ -48,17 +50,19 @@ class GossipStream(StreamTransport):
         """h2's spelling of ``streamId``."""
         return self.streamId
 
-    # -- events from the HTTP/2 connection ------------------------------------
+    # -- the answer to our POST (dialing side) -------------------------------------
 
-    def responseReceived(self, status):
-        """The dialing side: the answer to our POST arrived (ckit never checked it)."""
+    def headersReceived(self, headers):
+        H2Stream.headersReceived(self, headers)
         onResponse, self._onResponse = self._onResponse, None
         if onResponse is None:
             return
+        status = statusOf(headers)
         if status == 200:
             onResponse(self, None)
             return
         reason = Failure(StreamRejected(status))
+        self.resetCode = ErrorCodes.CANCEL
         self.host.resetStream(self)
         self.host.flush()
         self.streamLost(reason)
@@ -68,20 +72,6 @@ class GossipStream(StreamTransport):
         """Stop waiting for the answer (the dial was cancelled) and reset the stream."""
         self._onResponse = None
         self.abortConnection()
-
-    # The HTTP/2 connection's stream-handler calls.
-
-    def ended(self):
-        self.readEnded()
-
-    def reset(self, code):
-        self.streamLost(Failure(StreamReset(code)))
-
-    def lost(self, reason):
-        self.streamLost(reason if reason is not None else Failure(ConnectionLost()))
-
-    def writable(self, flag):
-        """Unused: a stream transport's own queue waits for the window."""
 
     # -- framing -----------------------------------------------------------------
 
@@ -95,7 +85,7 @@ class GossipStream(StreamTransport):
     def write(self, data):
         if not self.writeOpen and data and self._metrics is not None:
             self._metrics.streamTxFailed.inc()
-        StreamTransport.write(self, data)
+        H2Stream.write(self, data)
 
     def deliverIncoming(self, data):
         before = self._decoder.buffered
@@ -116,6 +106,7 @@ class GossipStream(StreamTransport):
 
     def endIncoming(self):
         self._decoder.end()
+        H2Stream.endIncoming(self)
 
     def _hold(self, delta):
         """Partial frames kept here count against the connection's limit."""
@@ -128,9 +119,10 @@ class GossipStream(StreamTransport):
 
     def _fail(self, error, code=ErrorCodes.PROTOCOL_ERROR):
         self.log.info("gossip stream {stream!r} failed: {error}", stream=self, error=error)
-        self.host.resetStreamWith(self, code)
+        self.resetCode = code
+        self.host.resetStream(self)
         self.host.flush()
-        self.streamLost(Failure(StreamReset(code)))
+        self.streamLost(Failure(StreamReset(code, remote=False)))
 
     def connectionClosed(self, reason):
         self.host.holdBytes(-self._partialBytes)

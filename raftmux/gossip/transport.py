@@ -29,11 +29,15 @@ from collections import deque
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from raftmux.gossip.client import GossipClient
 from raftmux.gossip.errors import StreamRejected
 from raftmux.gossip.framing import DEFAULT_MAX_FRAME_SIZE, frameHeader
-from raftmux.gossip.h2client import H2ClientPool
-from raftmux.gossip.h2server import MESSAGE_PATH, STREAM_PATH, GossipServerFactory
 from raftmux.gossip.metrics import GossipMetrics
+from raftmux.gossip.server import MESSAGE_PATH, STREAM_PATH, CkitHTTP1Resource, GossipRouter
+from raftmux.h2 import H2Config, H2ServerFactory
+
+#: the server's connections: keepalive finds dead peers, idle ones are closed
+SERVER_CONFIG = H2Config(pingInterval=60.0, pingTimeout=20.0, idleTimeout=600.0)
 
 QUEUE_SIZE = 1000
 PACKET_TIMEOUT = 5.0
@@ -49,7 +53,8 @@ class GossipTransport:
     def __init__(self, reactor, advertiseAddress, onPacket, onStream, contextFactory=None,
                  packetTimeout=PACKET_TIMEOUT, maxInFlight=16, maxFrameSize=DEFAULT_MAX_FRAME_SIZE,
                  registry=None, queueSize=QUEUE_SIZE, endpointFactory=None, serverOptions=None,
-                 maxBatchBytes=MAX_BATCH_BYTES, maxBatchPackets=MAX_BATCH_PACKETS):
+                 maxBatchBytes=MAX_BATCH_BYTES, maxBatchPackets=MAX_BATCH_PACKETS,
+                 serverConfig=None, clientConfig=None):
         self.reactor = reactor
         self.advertiseAddress = advertiseAddress
         self.onPacket = onPacket
@@ -66,14 +71,53 @@ class GossipTransport:
         self.metrics.trackTxQueue(self._queue)
         self._inFlight = {}
         self._pumping = False
-        self._serverOptions = dict(serverOptions or {}, maxFrameSize=maxFrameSize)
-        self.pool = H2ClientPool(reactor, contextFactory=contextFactory,
-                                 endpointFactory=endpointFactory, metrics=self.metrics,
-                                 maxFrameSize=maxFrameSize)
+        if serverConfig is None:
+            serverConfig = SERVER_CONFIG.replace(**(serverOptions or {}))
+        self.serverConfig = serverConfig
+        self.router = GossipRouter(self, maxFrameSize)
+        self.client = GossipClient(reactor, contextFactory=contextFactory,
+                                   endpointFactory=endpointFactory, metrics=self.metrics,
+                                   maxFrameSize=maxFrameSize, config=clientConfig)
+        self._h2Factory = None
+        self._serverFactory = None
+
+    @property
+    def pool(self):
+        """The client side (``GossipClient``): POSTs and stream dials."""
+        return self.client
+
+    def h2Factory(self):
+        """
+        The HTTP/2 server factory for the ckit routes (the shell's
+        ``H2ServerFactory``): for a sniffer's HTTP/2 route, or inside TLS
+        with ALPN h2.  It takes HTTP/2 only.
+        """
+        if self._h2Factory is None:
+            self._h2Factory = H2ServerFactory(self.router, self.serverConfig, clock=self.reactor)
+        return self._h2Factory
+
+    def http1Resource(self):
+        """ckit's answers to HTTP/1.x (505, or 404/503): serve it at ``/api`` of a Site."""
+        return CkitHTTP1Resource(self)
 
     def serverFactory(self):
-        """A factory serving the ckit routes: h2c prior knowledge, ALPN h2, HTTP/1.x -> 505."""
-        return GossipServerFactory(self, **self._serverOptions)
+        """
+        A factory serving the ckit routes on a port of their own: a sniffer
+        sending h2c (and ALPN h2) to ``h2Factory()`` and HTTP/1.x (and ALPN
+        http/1.1) to a Site answering as ckit does (505).  Next to other
+        services, route to ``h2Factory()`` and ``http1Resource()`` instead.
+        """
+        if self._serverFactory is None:
+            from twisted.web.server import Site
+
+            from raftmux.sniff import SniffingFactory, http1, http2
+            site = Site(self.http1Resource(), reactor=self.reactor)
+            site.log = lambda request: None
+            self._serverFactory = SniffingFactory(
+                [(http2(), self.h2Factory(), "h2"), (http1(), site, "http1")],
+                alpn={b"h2": self.h2Factory(), b"http/1.1": site},
+                clock=self.reactor, registry=self.metrics.registry, name="gossip")
+        return self._serverFactory
 
     # -- packets out --------------------------------------------------------
 
@@ -158,8 +202,8 @@ class GossipTransport:
         metrics.txRequests.inc()
         token = object()
         try:
-            d = self.pool.request(address, MESSAGE_PATH, b"".join(parts),
-                                  timeout=self.packetTimeout)
+            d = self.client.request(address, MESSAGE_PATH, b"".join(parts),
+                                    timeout=self.packetTimeout)
         except Exception:
             d = defer.fail()
         self._inFlight[token] = d
@@ -212,7 +256,8 @@ class GossipTransport:
         """A Deferred firing with a ``GossipStream`` to ``address``; attach a protocol to it."""
         if self.shutDown:
             return defer.fail(RuntimeError("transport is shut down"))
-        return self.pool.openStream(address, STREAM_PATH, timeout=timeout if timeout > 0 else None)
+        return self.client.openStream(address, STREAM_PATH,
+                                      timeout=timeout if timeout > 0 else None)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -242,6 +287,6 @@ class GossipTransport:
         self._queue.clear()
         waits = list(self._inFlight.values())
         d = defer.DeferredList(waits, consumeErrors=True)
-        d.addCallback(lambda _: self.pool.closeAll())
+        d.addCallback(lambda _: self.client.closeAll())
         d.addCallback(lambda _: None)
         return d

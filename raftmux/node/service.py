@@ -481,7 +481,7 @@ class RaftNode(service.MultiService):
     def _peerRoutes(self):
         return self._grpcRoutes() + [
             (http2HeaderField(b"content-type", b"application/x.ckit"),
-             self.gossip.serverFactory(), "gossip"),
+             self.gossip.h2Factory(), "gossip"),
             (http2(), self.peerSite, "h2c"),
             (http1(), self.peerSite, "http1"),
             (muxado(), self._muxadoFactory(), "muxado"),
@@ -658,6 +658,9 @@ class RaftNode(service.MultiService):
         lessor asks the leader's).
         """
         return {
+            # ckit's answer (505) to gossip over HTTP/1.1: the sniffer sends
+            # HTTP/1.x here, and only h2 with ckit's content type to gossip.
+            b"api": self.gossip.http1Resource(),
             b"members": MembersResource(
                 self.clusterID, lambda: list(self.members.members.values())),
             b"leases": self.etcdAPI.leaseResource(),

@@ -210,8 +210,9 @@ class TransportLoopbackTests(LoopbackMixin, TestCase):
         proto = yield client.pool.connectionFor(address)
         stream = yield client.dialTimeout(address, 5)  # known done: a round trip later
         stream.loseConnection()
+        closed = proto.whenClosed()
         proto.transport.loseConnection()
-        yield proto.whenLost
+        yield closed
         stream = yield client.dialTimeout(address, 5)
         stream.loseConnection()
         self.assertIsNot((yield client.pool.connectionFor(address)), proto)

@@ -202,6 +202,27 @@ class OnePortTests(TestCase):
         sender.writeTo(b"hello", "127.0.0.1:%d" % (self.port.getHost().port,))
         await waitFor(reactor, lambda: self.node.gossipPackets == 1, what="gossip packet")
 
+    async def test_gossipOverHTTP1Gets505(self):
+        """
+        The shell takes HTTP/2 only; ckit's routes over HTTP/1.1 reach the
+        node's Site through the sniffer, which answers as ckit does: 505
+        (404 for an unknown ckit path).  Over h2c without ckit's content
+        type, the Site's HTTP/2 answers ckit's 400.
+        """
+        agent = Agent(reactor)
+        for path, status in ((b"/api/v1/ckit/transport/message", 505),
+                             (b"/api/v1/ckit/transport/stream", 505),
+                             (b"/api/v1/ckit/transport/other", 404)):
+            response = await agent.request(b"POST", self.base + path)
+            await readBody(response)
+            self.assertEqual(response.code, status, path)
+        from raftmux.h2.agent import H2Agent
+        h2agent = H2Agent(reactor)
+        self.addCleanup(h2agent.closeCachedConnections)
+        response = await h2agent.request(b"POST", self.base + b"/api/v1/ckit/transport/message")
+        await readBody(response)
+        self.assertEqual((response.version, response.code), ((b"HTTP", 2, 0), 400))
+
     async def test_metrics(self):
         response = await Agent(reactor).request(b"GET", self.base + b"/metrics")
         body = await readBody(response)

@@ -2,7 +2,7 @@
 """
 The client side: ``ClientPolicy`` is twisted.web's ``IPolicyForHTTPS``
 (hand it to ``Agent``) and makes connection creators for anything else
-(``wrapClientTLS`` for muxado sessions, the gossip ``H2ClientPool``).
+(``wrapClientTLS`` for muxado sessions, the gossip transport's client, ``H2Agent``).
 
 Each connection verifies the server's chain against ``trustedCAFile`` (or
 the platform's CAs when none is given, as etcd does), its validity and
@@ -128,7 +128,7 @@ class ClientPolicy(Reloadable):
         """
         An ``IOpenSSLClientConnectionCreator`` for ``host`` (text or bytes;
         an IP address or a DNS name), offering ``acceptableProtocols``
-        (default: the policy's).  Also usable as ``H2ClientPool``'s
+        (default: the policy's).  Also usable as ``GossipTransport``'s
         ``contextFactory`` callable.
         """
         if acceptableProtocols is None:

@@ -1,0 +1,217 @@
+"""
+HTTP/2 benchmarks, each beside its baseline from the same run:
+
+- ``get``: GETs per second through ``H2Agent``, one HTTP/2 connection (h2c),
+  64 requests in flight, against Twisted's HTTP/1.1 ``Agent`` with a
+  persistent ``HTTPConnectionPool`` at the same concurrency (so up to 64
+  connections of its own).  Target: at least 1.5x.  Both talk to the same
+  server process and port: a ``raftmux.sniff`` sniffer sending h2c to the
+  HTTP/2 shell (``H2ServerFactory``) and HTTP/1.1 to a twisted.web
+  ``Site``, both answering the same 26-byte body.
+- gRPC rows come from ``grpcResults`` (a placeholder until the gRPC server
+  lands).
+
+Server and client run in separate processes on loopback:
+
+    python -m raftmux.bench.h2 server
+    python -m raftmux.bench.h2 client h2|http11 <port> <count> <inFlight>
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+from raftmux.bench._harness import Result, median, serverProcess
+
+MODULE = "raftmux.bench.h2"
+BODY = b"hello from the bench server"
+IN_FLIGHT = 64
+
+
+def measure(kind, port, count, inFlight):
+    out = subprocess.run([sys.executable, "-m", MODULE, "client", kind, port, str(count),
+                          str(inFlight)], capture_output=True, text=True, timeout=600)
+    lines = out.stdout.strip().splitlines()
+    figures = json.loads(lines[-1]) if lines else {"error": out.stderr[-2000:]}
+    if "error" in figures:
+        raise RuntimeError("%s failed: %s" % (kind, figures["error"]))
+    return figures
+
+
+def run(options):
+    repeats = 3 if options.quick else 5
+    count = 5000 if options.quick else 20000
+    results = []
+    runs = {"h2": [], "http11": []}
+    with serverProcess(MODULE, "server") as (proc, port):
+        for _ in range(repeats):
+            for kind in ("h2", "http11"):
+                runs[kind].append(measure(kind, port, count, IN_FLIGHT))
+
+    def med(kind, key):
+        return median([r[key] for r in runs[kind]])
+
+    results.append(Result(
+        "get", "requests/s", med("h2", "perSecond"), med("http11", "perSecond"), target=1.5,
+        notes="H2Agent, one h2c connection, %d GETs, %d in flight; baseline: Twisted Agent "
+              "(HTTP/1.1, persistent pool, same concurrency); same server port (sniffer: "
+              "h2c -> H2ServerFactory, HTTP/1.1 -> Site); medians of %d"
+              % (count, IN_FLIGHT, repeats),
+        extra={"runs": runs}))
+    for side in ("client", "server"):
+        key = side + "CPU"
+        results.append(Result(
+            "get-%s-cpu" % (side,), "us/request", med("h2", key), med("http11", key),
+            higherIsBetter=False,
+            notes="%s CPU per GET (process time), h2 vs HTTP/1.1: what the figures are on "
+                  "a machine whose cores are not shared" % (side,)))
+    results.extend(grpcResults(options))
+    return results
+
+
+def grpcResults(options):
+    """
+    The gRPC rows (unary calls per second over one connection, 64 in
+    flight, our server against grpcio's with the same client): added with
+    the gRPC server.
+    """
+    return []
+
+
+# -- the two sides ------------------------------------------------------------------
+
+
+def cpu():
+    """This process's CPU seconds so far (the bench server answers /cpu with it)."""
+    return b"%.6f" % (time.process_time(),)
+
+
+def serve():
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+    from zope.interface import implementer
+
+    from raftmux.h2 import H2ServerFactory, IH2HandlerFactory, IH2Router
+    from raftmux.h2.stream import H2Stream
+    from raftmux.sniff import SniffingFactory, http1, http2
+
+    answer = [(b"content-type", b"text/plain")]
+
+    @implementer(IH2HandlerFactory)
+    class Hello:
+        def buildStream(self, connection, streamId, request):
+            return H2Stream(connection, streamId, request)
+
+        def buildHandler(self, stream):
+            if stream.request.path == b"/cpu":
+                stream.respond(200, answer, cpu())
+            else:
+                stream.respond(200, answer, BODY)
+            return None
+
+    @implementer(IH2Router)
+    class Router:
+        hello = Hello()
+
+        def route(self, request):
+            return self.hello
+
+    class Page(Resource):
+        isLeaf = True
+
+        def render_GET(self, request):
+            request.setHeader(b"content-type", b"text/plain")
+            if request.path == b"/cpu":
+                return cpu()
+            return BODY
+
+    site = Site(Page())
+    site.log = lambda request: None
+    factory = SniffingFactory([(http2(), H2ServerFactory(Router()), "h2c"),
+                               (http1(), site, "http1")])
+    d = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1", backlog=1024).listen(factory)
+    d.addCallback(lambda port: print(port.getHost().port, flush=True))
+    reactor.run()
+
+
+def client(kind, port, count, inFlight):
+    from twisted.internet import defer, reactor
+    from twisted.web.client import Agent, HTTPConnectionPool, readBody
+
+    count, inFlight = int(count), int(inFlight)
+    url = b"http://127.0.0.1:%s/hello" % (port.encode(),)
+    if kind == "h2":
+        from raftmux.h2 import H2Agent
+        agent = H2Agent(reactor)
+        close = agent.closeCachedConnections
+    else:
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = inFlight
+        agent = Agent(reactor, pool=pool)
+        close = pool.closeCachedConnections
+
+    @defer.inlineCallbacks
+    def one():
+        response = yield agent.request(b"GET", url)
+        body = yield readBody(response)
+        if response.code != 200 or body != BODY:
+            raise RuntimeError("bad answer %d %r" % (response.code, body[:100]))
+
+    @defer.inlineCallbacks
+    def askServerCPU():
+        response = yield agent.request(b"GET", url.replace(b"/hello", b"/cpu"))
+        return float((yield readBody(response)))
+
+    @defer.inlineCallbacks
+    def bench():
+        yield defer.gatherResults([one() for _ in range(inFlight)])  # warm up, connect
+        serverBefore = yield askServerCPU()
+        clientBefore = time.process_time()
+        done = defer.Deferred()
+        state = {"sent": 0, "answered": 0}
+
+        def answered(_):
+            state["answered"] += 1
+            if state["answered"] == count:
+                done.callback(None)
+            elif state["sent"] < count:
+                send()
+
+        def send():
+            state["sent"] += 1
+            one().addCallbacks(answered, lambda f: done.called or done.errback(f))
+
+        start = time.perf_counter()
+        for _ in range(inFlight):
+            send()
+        yield done
+        elapsed = time.perf_counter() - start
+        clientCPU = time.process_time() - clientBefore
+        serverCPU = (yield askServerCPU()) - serverBefore
+        yield close()
+        return {"perSecond": count / elapsed, "seconds": elapsed,
+                "clientCPU": clientCPU / count * 1e6, "serverCPU": serverCPU / count * 1e6}
+
+    result = {}
+
+    def finish(value):
+        result.update(value)
+        reactor.stop()
+
+    def failed(f):
+        result["error"] = f.getErrorMessage()
+        reactor.stop()
+    reactor.callWhenRunning(lambda: bench().addCallbacks(finish, failed))
+    reactor.run()
+    print(json.dumps(result), flush=True)
+    return 1 if "error" in result else 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "server":
+        serve()
+    else:
+        sys.exit(client(*sys.argv[2:]))
