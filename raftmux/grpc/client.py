@@ -37,6 +37,7 @@ from raftmux.grpc.status import Code, GRPCError, codeForHTTPStatus, codeForReset
 from raftmux.grpc.wire import (
     DEFAULT_MAX_MESSAGE_SIZE,
     decodeMetadata,
+    encodeMessage,
     encodeMetadata,
     encodeTimeout,
     isGRPCContentType,
@@ -191,6 +192,12 @@ class ClientCall(CallBase):
             transport.reset(ErrorCodes.CANCEL)
             return
         outbox, self._outbox = self._outbox, []
+        if self._sendClosed and outbox:
+            # The last request and END_STREAM in one DATA frame (a unary call).
+            for message in outbox[:-1]:
+                self.writeMessage(message)
+            transport.writeFinal(encodeMessage(outbox[-1].SerializeToString()))
+            return
         for message in outbox:
             self.writeMessage(message)
         if self._sendClosed:

@@ -1,19 +1,20 @@
 """
-gRPC benchmarks: unary calls per second over one HTTP/2 connection with 64
+The gRPC rows of ``python -m raftmux.bench h2``: unary calls per second over one HTTP/2 connection with 64
 calls in flight, our server (``raftmux.grpc.GRPCServer`` on the
 ``raftmux.h2`` shell) against grpcio's own server (``grpc.server`` with a
 thread pool, the same rpc), each driven by the same client in a separate
 process.
 
-- ``unary``: ``grpc.health.v1.Health/Check`` from grpcio's asyncio client
-  (one channel, so one connection; 64 tasks each calling in a loop);
-- ``unary-ours-client``: the same with raftmux's ``GRPCClient`` (one
+- ``grpc-unary``: ``grpc.health.v1.Health/Check`` from grpcio's asyncio
+  client (one channel, so one connection; 64 tasks each calling in a loop);
+- ``grpc-unary-server-cpu``: the server process's CPU per call in those runs;
+- ``grpc-unary-ours-client``: the same with raftmux's ``GRPCClient`` (one
   connection, 64 calls kept in flight).
 
 Each figure is the median of several runs (3, or 1 with ``--quick``).
 
-    python -m raftmux.bench.grpc server ours|grpcio
-    python -m raftmux.bench.grpc client grpcio|ours <port> <seconds> <inflight>
+    python -m raftmux.bench._grpc server ours|grpcio
+    python -m raftmux.bench._grpc client grpcio|ours <port> <seconds> <inflight>
 """
 
 import json
@@ -24,7 +25,7 @@ import time
 
 from raftmux.bench._harness import Result, median, serverProcess
 
-MODULE = "raftmux.bench.grpc"
+MODULE = "raftmux.bench._grpc"
 CHECK = "/grpc.health.v1.Health/Check"
 IN_FLIGHT = 64
 #: sequential calls each client makes before it measures
@@ -70,7 +71,7 @@ def run(options):
     repeats = 1 if options.quick else 3
     seconds = 2 if options.quick else 5
     results = []
-    for name, client in (("unary", "grpcio"), ("unary-ours-client", "ours")):
+    for name, client in (("grpc-unary", "grpcio"), ("grpc-unary-ours-client", "ours")):
         runs = {"ours": [], "grpcio": []}
         for _ in range(repeats):
             for server in ("ours", "grpcio"):
@@ -88,9 +89,9 @@ def run(options):
                      _fmt(r["perSecond"] for r in runs["ours"]),
                      _fmt(r["perSecond"] for r in runs["grpcio"])),
             extra={"runs": runs}))
-        if name == "unary":
+        if name == "grpc-unary":
             results.append(Result(
-                "unary-server-cpu", "us/call", med("ours", "serverCPU"),
+                "grpc-unary-server-cpu", "us/call", med("ours", "serverCPU"),
                 med("grpcio", "serverCPU"), higherIsBetter=False,
                 notes="server process CPU per call (all threads), same runs: what decides "
                       "the rate when the server's cores are not shared"))
