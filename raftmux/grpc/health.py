@@ -46,6 +46,10 @@ class HealthServicer:
         self._refresh(service)
         return self._statuses.get(service)
 
+    def watchers(self, service=""):
+        """How many Watch rpcs wait for ``service``'s next change."""
+        return len(self._waiters.get(service, ()))
+
     def track(self, service, source, clock, interval=1.0):
         """
         ``service``'s status is ``source()`` from now on: read at each Check,

@@ -414,13 +414,14 @@ class HealthTests(_Memory):
         nothing = call.receive()
         self.memory.flush()
         self.assertNoResult(nothing)
+        self.assertEqual(health.watchers(""), 1)
         health.shutdown()
         health.setStatus("", SERVING)   # ignored after shutdown
         health.resume()
         self.assertEqual(self.result(nothing).status, SERVING)
         call.cancel()
         self.memory.flush()
-        self.assertEqual(health._waiters.get("", []), [])
+        self.assertEqual(health.watchers(""), 0)
 
     def test_watchUnknown(self):
         call = self.health.Watch(health_pb2.HealthCheckRequest(service="later"))
