@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_grpc_client -*-
+# -*- test-case-name: raftmux.test.test_grpc_server -*-
 """
 A Twisted-native gRPC client on the ``raftmux.h2`` connection pool: one
 HTTP/2 connection per target carries every call (another is dialled only
