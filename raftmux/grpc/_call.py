@@ -81,9 +81,11 @@ class CallBase:
     _outPaused = False
     _producer = None
 
+    _decoder: Any = None     # made when a message arrives split or with others
+
     def __init__(self, messageClass, maxReceiveMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
         self._messageClass = messageClass
-        self._decoder = MessageDecoder(maxReceiveMessageSize)
+        self._maxSize = maxReceiveMessageSize
         self._inbox: deque[Any] = deque()
         self._readers: deque[Deferred[Any]] = deque()
         self._sendWaiters: list[Deferred[None]] = []
@@ -96,6 +98,18 @@ class CallBase:
         for an oversized, compressed or unparseable message.
         """
         decoder = self._decoder
+        if decoder is None:
+            # The usual case: one whole, small, uncompressed message in one
+            # piece (a unary request or response): no decoder needed.
+            n = len(data)
+            if n >= 5 and data[0] == 0 and n - 5 <= self._maxSize and \
+                    int.from_bytes(data[1:5], "big") == n - 5:
+                try:
+                    return [self._messageClass.FromString(data[5:])]
+                except DecodeError as e:
+                    raise GRPCError(Code.INTERNAL,
+                                    "grpc: error unmarshalling message: %s" % (e,))
+            decoder = self._decoder = MessageDecoder(self._maxSize)
         frames = decoder.feed(data)
         held = decoder.buffered
         if held != self._held:
@@ -123,7 +137,7 @@ class CallBase:
     @property
     def partialMessage(self):
         """Is a message cut off at the end of what was received?"""
-        return not self._decoder.atBoundary
+        return self._decoder is not None and not self._decoder.atBoundary
 
     def releaseHeld(self):
         """Give back what the decoder held (the call is over)."""
