@@ -7,6 +7,7 @@ and process record, and ``planMembers`` for a new cluster's layout.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 from collections.abc import Iterable, Sequence
@@ -25,13 +26,40 @@ class ClusterError(Exception):
     """The cluster cannot do what was asked (the message says why)."""
 
 
+def _ephemeralRange():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(v) for v in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handedOut: set = set()
+
+
 def freePort(host: str = "127.0.0.1") -> int:
     """
-    A TCP port the kernel just gave out and that nobody listens on: bind,
-    read, release.  A child process must know its URLs before it starts,
-    so it cannot bind port 0 itself; another process may take the port in
-    between, which on loopback in a test run is rare enough.
+    A TCP port nobody listens on, for a child process that must know its
+    URLs before it starts (so it cannot bind port 0 itself).  The port is
+    drawn at random from below the kernel's ephemeral range: a port the
+    kernel hands out for port-0 listeners and outgoing connections (as
+    other tests running in parallel make) would be taken back before the
+    child binds it.  No port is handed out twice by one process.
     """
+    low, _ = _ephemeralRange()
+    floor = max(1024, low - 12000)
+    for _ in range(64):
+        port = random.randrange(floor, low)
+        if port in _handedOut:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handedOut.add(port)
+        return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

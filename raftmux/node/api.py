@@ -25,7 +25,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from raftmux.etcd.cluster import parsePeerURLs
 from raftmux.etcd.gateway import httpStatusFromCode
@@ -85,9 +85,13 @@ class NodeSite(Site):
 
     noisy = False
 
-    def __init__(self, node):
+    def __init__(self, node, maxBodyBytes=None):
         Site.__init__(self, _Starting())
         self.node = node
+        #: bodies larger than this are refused (413) before they are read
+        self.maxBodyBytes = maxBodyBytes
+        if maxBodyBytes is not None:
+            self.requestFactory = _boundedRequest(maxBodyBytes)
 
     def mount(self, root, children):
         for name, resource in children.items():
@@ -105,6 +109,51 @@ class NodeSite(Site):
 
     def log(self, request):
         pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _boundedRequest(limit):
+    """
+    A Request class refusing bodies over ``limit`` bytes: by the declared
+    Content-Length before any byte is read, or as a chunked body passes it.
+    The answer is a bare 413 and a closed connection (the rest of the body
+    is never read, as a Go server does past its limit).
+    """
+
+    class BoundedRequest(Request):
+        _received = 0
+        _refused = False
+
+        def gotLength(self, length):
+            if length is not None and length > limit:
+                self._refuse()
+                length = 0
+            Request.gotLength(self, length)
+
+        def handleContentChunk(self, data):
+            if self._refused:
+                return
+            self._received += len(data)
+            if self._received > limit:
+                self._refuse()
+                return
+            Request.handleContentChunk(self, data)
+
+        def _refuse(self):
+            self._refused = True
+            transport = self.channel.transport
+            transport.write(b"HTTP/1.1 413 Request Entity Too Large\r\n"
+                            b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            transport.loseConnection()
+
+        def requestReceived(self, command, path, version):
+            if not self._refused:
+                Request.requestReceived(self, command, path, version)
+
+    return BoundedRequest
 
 
 class _Refused(Exception):

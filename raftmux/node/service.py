@@ -41,7 +41,7 @@ from raftmux.etcd.idgen import IDGenerator
 from raftmux.etcd.leasehttp import LeaseHTTPForwarder
 from raftmux.gossip import GossipTransport
 from raftmux.metrics import MetricsResource
-from raftmux.muxado import MuxadoServerFactory
+from raftmux.muxado import MuxadoConfig, MuxadoServerFactory
 from raftmux.node import identity
 from raftmux.node.api import ClusterResource, HealthResource, KVResource, NodeSite
 from raftmux.node.config import addressOf
@@ -114,6 +114,18 @@ class _RaftLog:
         self.log.error("{message}", message=message)
 
 
+#: muxado sessions a node accepts at once, and streams per session: members
+#: dial one session per pair, each with a few streams (more only for
+#: requests forwarded in flight).
+MAX_PEER_SESSIONS = 64
+MAX_PEER_STREAMS = 256
+
+
+def clientBodyLimit(config):
+    """The largest request body a client route takes (the JSON gateway's base64, /kv's value)."""
+    return max(config.maxValueBytes, config.maxRequestBytes * 4 // 3) + 64 * 1024
+
+
 @implementer(IRaft)
 class RaftNode(service.MultiService):
     """
@@ -179,9 +191,12 @@ class RaftNode(service.MultiService):
         # What peers reach (rafthttp, /members and the client API they
         # forward), and what clients reach: see raftmux.node.listeners.
         self.peerSite = NodeSite(self)
-        self.clientSite = NodeSite(self)
+        # A client's request body is refused (413) from its declared length
+        # when it is larger than any client route takes: twisted.web would
+        # otherwise spool it to disk whatever its size.
+        self.clientSite = NodeSite(self, maxBodyBytes=clientBodyLimit(config))
         # --listen-metrics-urls: /metrics and /health only (etcd's metrics listener).
-        self.metricsSite = NodeSite(self)
+        self.metricsSite = NodeSite(self, maxBodyBytes=0)
         self.tlsPolicy = ClientPolicy(config.peerTLS) if config.usesTLS else None
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
@@ -363,7 +378,8 @@ class RaftNode(service.MultiService):
         self.etcd = EtcdNode(self.driver, self.stateMachine, self.reactor, self.id,
                              self.clusterID, requestTimeout=config.requestTimeout, ids=ids)
         self.etcdAPI = EtcdAPI(
-            self.etcd, self.reactor, electionTimeout=config.electionTicks *
+            self.etcd, self.reactor, maxRequestBytes=config.maxRequestBytes,
+            electionTimeout=config.electionTicks *
             config.heartbeatInterval, leaseForwarder=LeaseHTTPForwarder(self.agent, self.etcd),
             ids=ids)
         self._updateCampaign()
@@ -518,7 +534,11 @@ class RaftNode(service.MultiService):
 
     def _muxadoFactory(self):
         if self._muxadoServer is None:
-            self._muxadoServer = MuxadoServerFactory(self.peerSite, registry=self.registry)
+            # Between members a session carries a handful of streams; the
+            # caps keep a flood within MAX_PEER_SESSIONS x 256 streams x window.
+            self._muxadoServer = MuxadoServerFactory(
+                self.peerSite, MuxadoConfig(maxIncomingStreams=MAX_PEER_STREAMS),
+                registry=self.registry, maxSessions=MAX_PEER_SESSIONS)
         return self._muxadoServer
 
     def tlsContexts(self):
