@@ -10,6 +10,11 @@ service a responder (the ``ServerCall`` behind a thin adapter that turns
 ``finish(EtcdError)`` into the status) and feeds the handler it returns.
 etcd's ``hasleader`` metadata (``clientv3.WithRequireLeader``) is honoured:
 with no leader such an rpc answers ``etcdserver: no leader``.
+
+``EtcdGRPCRouter`` serves whatever ``EtcdAPI`` a member has *now* (a
+``RaftNode`` builds its API only once it starts, after its ports listen):
+Health answers from the first connection, the etcd services once the API
+exists (UNAVAILABLE before).
 """
 
 from types import SimpleNamespace
@@ -24,11 +29,14 @@ from raftmux.etcdpb import METHODS
 from raftmux.grpc.health import HealthServicer
 from raftmux.grpc.server import GRPCServer
 from raftmux.grpc.service import Service
-from raftmux.grpc.status import GRPCError
-from raftmux.grpcpb import Method
+from raftmux.grpc.status import Code, GRPCError
+from raftmux.grpc.wire import isGRPCContentType, statusHeaders
+from raftmux.grpcpb import HEALTH, Method
+from raftmux.h2 import HandlerFactory, StatusResponse
+from raftmux.h2.interfaces import IH2Router
 from raftmux.mvcc.errors import EtcdError
 
-__all__ = ["etcdServices", "etcdGRPCServer", "grpcError"]
+__all__ = ["EtcdGRPCRouter", "etcdServices", "etcdGRPCServer", "grpcError"]
 
 #: the metadata key clientv3.WithRequireLeader sets
 REQUIRE_LEADER = "hasleader"
@@ -160,14 +168,70 @@ def etcdGRPCServer(api, maxReceiveMessageSize=None, health=None, leaderInterval=
     plus 512 KiB of gRPC overhead (``api.proposer.maxRequestBytes``).
     The server as a whole (Health's ``""``) is SERVING while the member
     knows a leader and NOT_SERVING otherwise (read at each Check, polled
-    every ``leaderInterval`` seconds while someone watches).
+    every ``leaderInterval`` seconds while someone watches); a ``health``
+    given is the caller's to track (a node's also says NOT_SERVING once it
+    was removed).
     """
     if maxReceiveMessageSize is None:
         maxReceiveMessageSize = api.proposer.maxRequestBytes + 512 * 1024
+    tracked = health is None
     server = GRPCServer(etcdServices(api), maxReceiveMessageSize=maxReceiveMessageSize,
                         health=health)
-    node = api.node
-    server.health.track(
-        "", lambda: HealthServicer.SERVING if node.leader() else HealthServicer.NOT_SERVING,
-        api.clock, leaderInterval)
+    if tracked:
+        node = api.node
+        server.health.track(
+            "", lambda: HealthServicer.SERVING if node.leader() else HealthServicer.NOT_SERVING,
+            api.clock, leaderInterval)
     return server
+
+
+_HEALTH_PREFIX = ("/%s/" % (HEALTH.full_name,)).encode("ascii")
+
+
+def _unavailable(stream):
+    """Trailers-only UNAVAILABLE: the member has no etcd API yet (gRPC clients retry)."""
+    block = [(b"content-type", b"application/grpc")]
+    block.extend(statusHeaders(Code.UNAVAILABLE, "etcdserver: the member has not started yet"))
+    stream.respond(200, block)
+
+
+@implementer(IH2Router)
+class EtcdGRPCRouter:
+    """
+    The ``IH2Router`` of a member's gRPC port: etcd's six services over
+    ``getAPI()`` (an ``EtcdAPI`` or None), asked per request, and
+    ``health`` (a ``HealthServicer``, whose statuses the caller tracks).
+    The ``GRPCServer`` over an API is built the first time a request finds
+    it.  Not gRPC: 415, as grpc-go answers.
+    """
+
+    def __init__(self, getAPI, health):
+        self._getAPI = getAPI
+        self.health = health
+        self._api = None
+        self._server = None
+        self._healthOnly = GRPCServer(health=health)
+        self._notStarted = HandlerFactory(_unavailable)
+        self._notGRPC = StatusResponse(
+            415, [(b"content-type", b"text/plain; charset=utf-8")],
+            b"invalid gRPC request content-type\n")
+
+    def server(self):
+        """The ``GRPCServer`` over the current API (None until there is one)."""
+        api = self._getAPI()
+        if api is None:
+            return None
+        if api is not self._api:
+            self._api = api
+            self._server = etcdGRPCServer(api, health=self.health)
+        return self._server
+
+    def route(self, request):
+        if not isGRPCContentType(request.header(b"content-type")):
+            return self._notGRPC
+        server = self.server()
+        if server is not None:
+            return server
+        if (request.path or b"").startswith(_HEALTH_PREFIX):
+            return self._healthOnly
+        return self._notStarted
