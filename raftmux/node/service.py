@@ -62,6 +62,7 @@ from raftmux.node.listeners import (
 from raftmux.node.members import memberContext
 from raftmux.node.metrics import NodeMetrics
 from raftmux.node.peers import PeerSync
+from raftmux.node.promote import MembersWithPromote, PromoteForwarder
 from raftmux.node.state import NodeState
 from raftmux.node.statemachine import NodeStateMachine
 from raftmux.raft import Config, RawNode
@@ -391,7 +392,8 @@ class RaftNode(service.MultiService):
             persistInThread=self.persistInThread)
         ids = IDGenerator(self.id, self.reactor.seconds())
         self.etcd = EtcdNode(self.driver, self.stateMachine, self.reactor, self.id,
-                             self.clusterID, requestTimeout=config.requestTimeout, ids=ids)
+                             self.clusterID, requestTimeout=config.requestTimeout, ids=ids,
+                             promoteForwarder=PromoteForwarder(self.agent))
         self.etcdAPI = EtcdAPI(
             self.etcd, self.reactor, maxRequestBytes=config.maxRequestBytes,
             electionTimeout=config.electionTicks *
@@ -698,7 +700,8 @@ class RaftNode(service.MultiService):
 
     def peerResources(self):
         """
-        What only peers reach besides ``/raft``: etcd's ``/members`` and its
+        What only peers reach besides ``/raft``: etcd's ``/members`` (and
+        ``/members/promote/<id>``, where a follower forwards a promotion) and its
         lease endpoints (``/leases``, ``/leases/internal``: a follower's
         lessor asks the leader's).
         """
@@ -706,8 +709,8 @@ class RaftNode(service.MultiService):
             # ckit's answer (505) to gossip over HTTP/1.1: the sniffer sends
             # HTTP/1.x here, and only h2 with ckit's content type to gossip.
             b"api": self.gossip.http1Resource(),
-            b"members": MembersResource(
-                self.clusterID, lambda: list(self.members.members.values())),
+            b"members": MembersWithPromote(MembersResource(
+                self.clusterID, lambda: list(self.members.members.values())), self.etcd),
             b"leases": self.etcdAPI.leaseResource(),
         }
 

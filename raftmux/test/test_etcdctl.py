@@ -446,6 +446,26 @@ class EtcdctlTests(TestCase):
         out = await self.ok("member", "remove", added.group(1))
         self.assertEqual(out, "Member %s removed from cluster %s\n" % added.groups())
         self.assertEqual(len((await self.ok("member", "list")).splitlines()), 3)
+        # A learner that never started is not in sync: every member (the
+        # followers ask the leader, as etcd's do) refuses to promote it.
+        out = await self.ok("member", "add", "l1", "--learner", "--peer-urls",
+                            "http://127.0.0.1:%d" % (freePort(),))
+        learner = re.search(r"Member ([0-9a-f]+) added", out).group(1)
+        for url in self.ours:
+            code, out, err = await etcdctl([url], ["member", "promote", learner])
+            self.assertNotEqual(code, 0, out)
+            self.assertIn("Error: etcdserver: can only promote a learner member which is in "
+                          "sync with leader", err, url)
+        if self.theirs is not None:
+            out = (await etcdctl(self.theirs, ["member", "add", "l1", "--learner",
+                                               "--peer-urls", "http://127.0.0.1:1"]))[1]
+            theirs = re.search(r"Member ([0-9a-f]+) added", out).group(1)
+            code, out, theirErr = await etcdctl(self.theirs, ["member", "promote", theirs])
+            self.assertEqual(theirErr.splitlines()[-1], err.splitlines()[-1])
+            await etcdctl(self.theirs, ["member", "remove", theirs])
+        await self.ok("member", "remove", learner)
+        code, out, err = await self.same("member", "promote", learner)
+        self.assertIn("member not found", err)
         code, out, err = await self.same("member", "remove", "1234")
         self.assertNotEqual(code, 0)
         self.assertIn("member not found", err)
