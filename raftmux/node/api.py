@@ -145,6 +145,8 @@ def _boundedRequest(limit):
         def _refuse(self):
             self._refused = True
             transport = self.channel.transport
+            if transport is None:
+                return
             transport.write(b"HTTP/1.1 413 Request Entity Too Large\r\n"
                             b"Content-Length: 0\r\nConnection: close\r\n\r\n")
             transport.loseConnection()
