@@ -371,13 +371,17 @@ class EtcdctlTests(TestCase):
         rev = str(first["header"]["revision"])
         expected = "PUT\nwatch/k\na\nPUT\nwatch/k\nb\nDELETE\nwatch/k\n"
 
-        def seen(out):
-            return out.decode().count("\n") >= expected.count("\n")
-        code, out, err = await self.same("watch", "watch/k", "--rev", rev, until=seen)
+        def afterDelete(lines):
+            """Has the DELETE event and ``lines`` lines after it been printed?"""
+            return lambda out: b"DELETE" in out and \
+                out.split(b"DELETE", 1)[1].count(b"\n") >= lines
+        code, out, err = await self.same("watch", "watch/k", "--rev", rev,
+                                         until=afterDelete(2))
         self.assertEqual(out.rstrip("\n"), expected.rstrip("\n"), err)
-        # Prefix, previous values, JSON.
-        await self.same("watch", "watch/", "--prefix", "--rev", rev, "--prev-kv",
-                        until=seen)
+        # Prefix, previous values (the DELETE's previous value, then its key).
+        code, out, err = await self.same("watch", "watch/", "--prefix", "--rev", rev,
+                                         "--prev-kv", until=afterDelete(4))
+        self.assertTrue(out.rstrip("\n").endswith("DELETE\nwatch/k\nb\nwatch/k"), out)
         code, out, err = await self.same("watch", "watch/k", "--rev", rev, "-w", "json",
                                          until=lambda out: out.count(b"\n") >= 1)
         events = json.loads(out.splitlines()[0])["Events"]
@@ -430,7 +434,8 @@ class EtcdctlTests(TestCase):
         self.assertEqual(len(listed["members"]), 3)
         peer = "http://127.0.0.1:%d" % (freePort(),)
         out = await self.ok("member", "add", "n4", "--peer-urls", peer)
-        added = re.search(r"Member ([0-9a-f]+) added to cluster ([0-9a-f]+)", out)
+        # etcdctl pads IDs to 16 columns (%16x).
+        added = re.search(r"Member +([0-9a-f]+) added to cluster +([0-9a-f]+)", out)
         self.assertIsNotNone(added, out)
         self.assertIn('ETCD_INITIAL_CLUSTER_STATE="existing"', out)
         self.assertIn('ETCD_INITIAL_ADVERTISE_PEER_URLS="%s"' % (peer,), out)
@@ -444,13 +449,13 @@ class EtcdctlTests(TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("etcdserver: Peer URLs already exists", err)
         out = await self.ok("member", "remove", added.group(1))
-        self.assertEqual(out, "Member %s removed from cluster %s\n" % added.groups())
+        self.assertRegex(out, r"^Member +%s removed from cluster +%s\n$" % added.groups())
         self.assertEqual(len((await self.ok("member", "list")).splitlines()), 3)
         # A learner that never started is not in sync: every member (the
         # followers ask the leader, as etcd's do) refuses to promote it.
         out = await self.ok("member", "add", "l1", "--learner", "--peer-urls",
                             "http://127.0.0.1:%d" % (freePort(),))
-        learner = re.search(r"Member ([0-9a-f]+) added", out).group(1)
+        learner = re.search(r"Member +([0-9a-f]+) added", out).group(1)
         for url in self.ours:
             code, out, err = await etcdctl([url], ["member", "promote", learner])
             self.assertNotEqual(code, 0, out)
@@ -459,7 +464,7 @@ class EtcdctlTests(TestCase):
         if self.theirs is not None:
             out = (await etcdctl(self.theirs, ["member", "add", "l1", "--learner",
                                                "--peer-urls", "http://127.0.0.1:1"]))[1]
-            theirs = re.search(r"Member ([0-9a-f]+) added", out).group(1)
+            theirs = re.search(r"Member +([0-9a-f]+) added", out).group(1)
             code, out, theirErr = await etcdctl(self.theirs, ["member", "promote", theirs])
             self.assertEqual(theirErr.splitlines()[-1], err.splitlines()[-1])
             await etcdctl(self.theirs, ["member", "remove", theirs])
