@@ -156,6 +156,8 @@ def _boundedRequest(limitFor):
             self._refused = True
             if isinstance(self.channel, HTTPChannel):
                 transport: Any = self.channel.transport
+                if transport is None:
+                    return
                 transport.write(b"HTTP/1.1 413 Request Entity Too Large\r\n"
                                 b"Content-Length: 0\r\nConnection: close\r\n\r\n")
                 transport.loseConnection()
