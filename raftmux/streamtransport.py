@@ -521,7 +521,9 @@ class StreamTransport:
             return
         self.disconnected = True
         self.connected = False
-        self.disconnecting = False
+        # ``disconnecting`` stays as it was, as on TCP: a protocol that asked
+        # to close (LineReceiver, twisted.web's HTTPChannel) checks it to
+        # stop handling the rest of the bytes it was given.
         self._lostReason = reason
         self._writeState = _WRITE_CLOSED
         self._pending.clear()

@@ -8,8 +8,9 @@ HTTP/2 benchmarks, each beside its baseline from the same run:
   server process and port: a ``raftmux.sniff`` sniffer sending h2c to the
   HTTP/2 shell (``H2ServerFactory``) and HTTP/1.1 to a twisted.web
   ``Site``, both answering the same 26-byte body.
-- gRPC rows come from ``grpcResults`` (a placeholder until the gRPC server
-  lands).
+- ``grpc-*``: unary gRPC calls per second over one connection, 64 in
+  flight, raftmux's gRPC server against grpcio's own server with the same
+  client (``raftmux.bench._grpc``).
 
 Server and client run in separate processes on loopback:
 
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from raftmux.bench._harness import Result, median, serverProcess
+from raftmux.bench._harness import Result, median, runAndReport, serverProcess
 
 MODULE = "raftmux.bench.h2"
 BODY = b"hello from the bench server"
@@ -73,10 +74,12 @@ def run(options):
 def grpcResults(options):
     """
     The gRPC rows (unary calls per second over one connection, 64 in
-    flight, our server against grpcio's with the same client): added with
-    the gRPC server.
+    flight, our server against grpcio's with the same client); see
+    ``raftmux.bench._grpc``.
     """
-    return []
+    from raftmux.bench import _grpc
+
+    return _grpc.run(options)
 
 
 # -- the two sides ------------------------------------------------------------------
@@ -195,19 +198,7 @@ def client(kind, port, count, inFlight):
         return {"perSecond": count / elapsed, "seconds": elapsed,
                 "clientCPU": clientCPU / count * 1e6, "serverCPU": serverCPU / count * 1e6}
 
-    result = {}
-
-    def finish(value):
-        result.update(value)
-        reactor.stop()
-
-    def failed(f):
-        result["error"] = f.getErrorMessage()
-        reactor.stop()
-    reactor.callWhenRunning(lambda: bench().addCallbacks(finish, failed))
-    reactor.run()
-    print(json.dumps(result), flush=True)
-    return 1 if "error" in result else 0
+    return runAndReport(lambda: bench())
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ _SIMPLE: dict[int, Any] = {MessageType.PING: Ping, MessageType.ACK: Ack, Message
 #: the smallest a PushNodeState can be on the wire (a 7-entry fixmap with its keys)
 _MIN_NODE_STATE = 50
 
+# What _value and _raw return while the bytes are not all there (a decoded
+# msgpack nil is None, so None cannot mean "wait").
+_INCOMPLETE = object()
+
 
 def encodeStream(message, compress=False):
     """Bytes for one stream message; ``compress`` wraps it as Go does when compression is on."""
@@ -94,7 +98,8 @@ class StreamDecoder:
         buf = self._buf
         if self._type is None:
             if len(buf) <= self._pos:
-                return self._incomplete(final)
+                self._incomplete(final)
+                return None
             self._type = buf[self._pos]
             self._pos += 1
             if self._type == MessageType.ENCRYPT:
@@ -106,7 +111,7 @@ class StreamDecoder:
         msgType = self._type
         if msgType == MessageType.COMPRESS:
             value = self._value(final)
-            if value is None:
+            if value is _INCOMPLETE:
                 return None
             inner = decompressStruct(Compress.fromWire(value), self.maxBytes)
             # the compressed message must be whole: decode it as a stream that has ended
@@ -116,24 +121,24 @@ class StreamDecoder:
             return self._parse(final=True)
         if msgType in _SIMPLE:
             value = self._value(final)
-            if value is None:
+            if value is _INCOMPLETE:
                 return None
             return _SIMPLE[msgType].fromWire(value)
         if msgType == MessageType.USER:
             if self._header is None:
                 value = self._value(final)
-                if value is None:
+                if value is _INCOMPLETE:
                     return None
                 self._header = UserMsgHeader.fromWire(value)
                 self._checkLength(self._header.userMsgLen)
             data = self._raw(self._header.userMsgLen, final)
-            if data is None:
+            if data is _INCOMPLETE:
                 return None
             return UserStream(data)
         if msgType == MessageType.PUSH_PULL:
             if self._header is None:
                 value = self._value(final)
-                if value is None:
+                if value is _INCOMPLETE:
                     return None
                 header = PushPullHeader.fromWire(value)
                 self._checkLength(header.userStateLen)
@@ -142,11 +147,11 @@ class StreamDecoder:
                 self._header = header
             while len(self._nodes) < self._header.nodes:
                 value = self._value(final)
-                if value is None:
+                if value is _INCOMPLETE:
                     return None
                 self._nodes.append(PushNodeState.fromWire(value))
             data = self._raw(self._header.userStateLen, final)
-            if data is None:
+            if data is _INCOMPLETE:
                 return None
             return PushPull(join=self._header.join, nodes=self._nodes, userState=data)
         raise DecodeError("Received invalid msgType (%d)" % (msgType,))
@@ -158,7 +163,7 @@ class StreamDecoder:
     def _incomplete(self, final):
         if final:
             raise DecodeError("truncated stream message")
-        return None
+        return _INCOMPLETE
 
     def _value(self, final):
         result = unpackOne(self._buf, self._pos)

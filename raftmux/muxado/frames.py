@@ -208,6 +208,11 @@ class FrameDecoder:
         self._pendingGoAway: GoAway | None = None
         self._dead: ProtocolError | None = None
 
+    @property
+    def bufferedBytes(self):
+        """Bytes held for an incomplete header or fixed body (never a DATA payload)."""
+        return len(self._buf)
+
     def receiveData(self, data: bytes) -> list[Any]:
         if self._dead is not None:
             raise self._dead

@@ -26,11 +26,11 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from raftmux._log import hotLogger
+from raftmux._log import RateLimitedLog, hotLogger
 from raftmux._tcp import setNoDelay
 from raftmux.muxado import connection as events
 from raftmux.muxado.config import MuxadoConfig
@@ -118,6 +118,8 @@ class MuxadoSession(Protocol):
         self._acceptWaiters: list[tuple[Deferred[Any], IProtocol]] = []
         self._pendingOpens: list[Any] = []  # openStream calls before the version is known
         self._closedWaiters: list[Deferred[SessionClosed]] = []
+        # A peer flooding past the stream limit costs a few lines, not one a stream.
+        self._refusals = RateLimitedLog(self.log)
         self._closing = False
         self._graceful = False        # a v1 GOAWAY waiting for open streams to end
         self._closeReason: SessionClosed | None = None  # once the session is over
@@ -414,9 +416,10 @@ class MuxadoSession(Protocol):
                     stream.resetReceived(event.code, event.remote)
             elif kind is events.StreamRefusedLocally:
                 self._metrics.refused(event.code)
-                self.log.info("muxado: refused stream {streamId} from {peer} ({code})",
-                              streamId=event.streamId, peer=self._peer(),
-                              code=codeName(event.code))
+                self._refusals.emit(LogLevel.info, "muxado: refused streams",
+                                    "muxado: refused stream {streamId} from {peer} ({code})",
+                                    streamId=event.streamId, peer=self._peer(),
+                                    code=codeName(event.code))
             elif kind is events.GoAwayReceived:
                 self._goAwayReceived(event)
             elif kind is events.ConnectionTerminated:
@@ -427,6 +430,7 @@ class MuxadoSession(Protocol):
                               code=codeName(event.code))
 
     def connectionLost(self, reason=connectionDone):
+        self._refusals.flush()
         self._runSoon()
         if self._heartbeat is not None:
             self._heartbeat.stop()
@@ -664,8 +668,10 @@ class MuxadoSession(Protocol):
         if not timedOut:
             return
         self._metrics.heartbeatTimeouts.inc()
+        # Not when the session is closing already (a GOAWAY, sent or
+        # received, can end the heartbeat stream on its way out).
         if self.config.closeOnHeartbeatTimeout and self.transport is not None \
-                and self._closeReason is None:
+                and self._closeReason is None and not self._closing:
             self.log.warn("muxado: no heartbeat echo from {peer} within {seconds:g} s; "
                           "closing the session", peer=self._peer(),
                           seconds=self._heartbeat.interval + self._heartbeat.tolerance)

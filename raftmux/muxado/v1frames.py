@@ -300,6 +300,11 @@ class FrameDecoder:
         self._length = 0
         self._dead = None
 
+    @property
+    def bufferedBytes(self):
+        """Bytes held for an incomplete header or fixed body (never a DATA payload)."""
+        return len(self._buf)
+
     def receiveData(self, data):
         if self._dead is not None:
             self._dead.decoded = []

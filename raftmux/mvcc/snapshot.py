@@ -86,6 +86,11 @@ def decode(data):
         raise SnapshotError("key-space snapshot checksum mismatch")
     if revision < 1 or not -1 <= compactRevision <= revision:
         raise SnapshotError("bad revisions %d/%d" % (revision, compactRevision))
+    # Every revision after the compaction point changed a key, so it has a
+    # record; a revision beyond them would make restore allocate its log.
+    if revision - max(compactRevision, 1) > recordCount:
+        raise SnapshotError("revision %d is not backed by %d records (compacted at %d)"
+                            % (revision, recordCount, compactRevision))
     end = len(body)
     pos = _HEADER.size
     if pos + leaseCount * _LEASE.size > end:

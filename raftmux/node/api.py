@@ -21,10 +21,12 @@ the member stopped while a write was pending (its outcome unknown too).
 
 import json
 import time
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
@@ -86,13 +88,16 @@ class NodeSite(Site):
 
     noisy = False
 
-    def __init__(self, node, maxBodyBytes=None):
-        Site.__init__(self, _Starting())
+    def __init__(self, node, maxBodyBytes=None, reactor=None):
+        Site.__init__(self, _Starting(), reactor=reactor)
         self.node = node
-        #: bodies larger than this are refused (413) before they are read
+        #: bodies larger than this are refused (413) before they are read:
+        #: a number of bytes, or a function of the request's path giving one
+        #: (``None``: no limit)
         self.maxBodyBytes = maxBodyBytes
         if maxBodyBytes is not None:
-            self.requestFactory = _boundedRequest(maxBodyBytes)
+            limitFor = maxBodyBytes if callable(maxBodyBytes) else (lambda path: maxBodyBytes)
+            self.requestFactory = _boundedRequest(limitFor)
 
     def mount(self, root, children):
         for name, resource in children.items():
@@ -112,24 +117,29 @@ class NodeSite(Site):
         pass
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
-def _boundedRequest(limit):
+def _boundedRequest(limitFor):
     """
-    A Request class refusing bodies over ``limit`` bytes: by the declared
-    Content-Length before any byte is read, or as a chunked body passes it.
-    The answer is a bare 413 and a closed connection (the rest of the body
-    is never read, as a Go server does past its limit).
+    A Request class refusing bodies over ``limitFor(path)`` bytes: by the
+    declared Content-Length before any byte is read, or as a chunked body
+    passes it.  Over HTTP/1.x the answer is a bare 413 and a closed
+    connection (the rest of the body is never read, as a Go server does
+    past its limit); over HTTP/2 the rest of the body is dropped as it
+    comes and the 413 is the stream's answer.  twisted.web would otherwise
+    spool any body to a temporary file before a resource sees it.
     """
 
     class BoundedRequest(Request):
         _received = 0
         _refused = False
+        _limit = None
 
         def gotLength(self, length):
-            if length is not None and length > limit:
+            # The request line is parsed by now, but twisted.web keeps the
+            # path on the channel until the body is in: HTTP/1.x's
+            # ``_path``, HTTP/2's ``path``.
+            path = getattr(self.channel, "path", None) or getattr(self.channel, "_path", None)
+            self._limit = limitFor(path)
+            if length is not None and self._limit is not None and length > self._limit:
                 self._refuse()
                 length = 0
             Request.gotLength(self, length)
@@ -138,21 +148,29 @@ def _boundedRequest(limit):
             if self._refused:
                 return
             self._received += len(data)
-            if self._received > limit:
+            if self._limit is not None and self._received > self._limit:
                 self._refuse()
                 return
             Request.handleContentChunk(self, data)
 
         def _refuse(self):
             self._refused = True
-            transport = self.channel.transport
-            transport.write(b"HTTP/1.1 413 Request Entity Too Large\r\n"
-                            b"Content-Length: 0\r\nConnection: close\r\n\r\n")
-            transport.loseConnection()
+            if isinstance(self.channel, HTTPChannel):
+                transport: Any = self.channel.transport
+                if transport is None:
+                    return
+                transport.write(b"HTTP/1.1 413 Request Entity Too Large\r\n"
+                                b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                transport.loseConnection()
 
         def requestReceived(self, command, path, version):
             if not self._refused:
                 Request.requestReceived(self, command, path, version)
+            elif not isinstance(self.channel, HTTPChannel):
+                self.method, self.uri, self.clientproto = command, path, version
+                self.setResponseCode(413)
+                self.setHeader(b"content-length", b"0")
+                self.finish()
 
     return BoundedRequest
 

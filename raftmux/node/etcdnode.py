@@ -96,8 +96,10 @@ class EtcdNode:
     log = Logger()
 
     def __init__(self, driver, stateMachine, clock, memberID, clusterID, requestTimeout=5.0,
-                 ids=None):
+                 ids=None, promoteForwarder=None):
         self.driver = driver
+        # A follower asks the leader to promote (raftmux.node.promote).
+        self._promoteForwarder = promoteForwarder
         self.stateMachine = stateMachine
         self.clock = clock
         self.memberID = memberID
@@ -386,6 +388,15 @@ class EtcdNode:
         if not member.isLearner:
             raise ErrMemberNotLearner()
         progress = self.driver.progress()
+        if progress is None and self._promoteForwarder is not None:
+            # Only the leader knows whether the learner caught up: ask it,
+            # as etcd does.
+            leader = self.leader()
+            if not leader:
+                raise ErrNoLeader()
+            known = self.stateMachine.state.members.get(leader)
+            return await self._promoteForwarder.promote(
+                known.peerURLs if known is not None else [], memberID)
         if progress is not None:
             leaderMatch = progress.get(self.memberID, self.driver.committed)
             if progress.get(memberID, 0) < leaderMatch * LEARNER_READY_PERCENT:

@@ -106,7 +106,7 @@ def decodeCommand(data):
         try:
             attrs = json.loads(data[13:])
             name, urls = attrs["name"], attrs["clientURLs"]
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise CommandError("bad attributes: %s" % (e,)) from None
         if not isinstance(name, str) or not isinstance(urls, list):
             raise CommandError("bad attributes types")
@@ -212,7 +212,7 @@ class KVStateMachine:
                 if len(key) != kn or len(value) != vn:
                     raise CommandError("snapshot truncated")
                 data[key] = value
-        except (struct.error, ValueError, TypeError, AttributeError) as e:
+        except (struct.error, ValueError, TypeError, AttributeError, RecursionError) as e:
             raise CommandError("damaged snapshot: %s" % (e,)) from None
         self.data = data
         self.foreign = bool(head.get("foreign", False))

@@ -42,6 +42,9 @@ import raftmux
 from raftmux.etcd import EtcdAPI
 from raftmux.etcd.idgen import IDGenerator
 from raftmux.etcd.leasehttp import LeaseHTTPForwarder
+from raftmux.grpc.etcd import EtcdGRPCRouter
+from raftmux.grpc.health import HealthServicer
+from raftmux.h2 import H2Config, H2ServerFactory
 from raftmux.memberlist import CkitTransport
 from raftmux.memberlist.messages import joinHostPort
 from raftmux.metrics import MetricsResource
@@ -64,6 +67,7 @@ from raftmux.node.listeners import (
 from raftmux.node.members import memberContext
 from raftmux.node.metrics import NodeMetrics
 from raftmux.node.peers import PeerSync
+from raftmux.node.promote import MembersWithPromote, PromoteForwarder
 from raftmux.node.state import NodeState
 from raftmux.node.statemachine import NodeStateMachine
 from raftmux.raft import Config, RawNode
@@ -80,9 +84,9 @@ __all__ = ["RaftNode", "NodeStartError", "minLeaseTTL"]
 
 # What the "listening on" line says each kind of URL serves.
 _SERVES = {
-    CLIENT_ONLY: "clients: HTTP/1.1, h2c",
-    PEER_ONLY: "peers: rafthttp, gossip, muxado; HTTP/1.1, h2c",
-    SHARED: "clients and peers: HTTP/1.1, h2c; rafthttp, gossip, muxado for peers",
+    CLIENT_ONLY: "clients: gRPC, HTTP/1.1, h2c",
+    PEER_ONLY: "peers: rafthttp, gossip, muxado; gRPC, HTTP/1.1, h2c",
+    SHARED: "clients and peers: gRPC, HTTP/1.1, h2c; rafthttp, gossip, muxado for peers",
 }
 
 
@@ -126,9 +130,36 @@ MAX_PEER_SESSIONS = 64
 MAX_PEER_STREAMS = 256
 
 
+#: the HTTP/2 settings of the gRPC server: a Watch holds a stream for its
+#: whole life; at stop, streams get this long after the GOAWAY
+GRPC_CONFIG = H2Config(maxConcurrentStreams=1000, shutdownTimeout=2.0)
+#: seconds between leader checks while a Health Watch waits
+GRPC_HEALTH_INTERVAL = 1.0
+
+
 def clientBodyLimit(config):
     """The largest request body a client route takes (the JSON gateway's base64, /kv's value)."""
     return max(config.maxValueBytes, config.maxRequestBytes * 4 // 3) + 64 * 1024
+
+
+#: raft's limit on the entries of one message (etcd 3.4's maxSizePerMsg)
+MAX_SIZE_PER_MSG = 1024 * 1024
+
+
+def peerBodyLimit(config):
+    """
+    The largest body a peer route takes, by path: a snapshot any size (it
+    is read to a file as it comes); a raft message up to raft's message
+    size plus one request (raft always sends one entry, however large);
+    a forwarded client request as on the client port.
+    """
+    limit = max(clientBodyLimit(config), MAX_SIZE_PER_MSG + config.maxRequestBytes + 64 * 1024)
+
+    def limitFor(path):
+        if path is not None and path.split(b"?", 1)[0].rstrip(b"/") == b"/raft/snapshot":
+            return None
+        return limit
+    return limitFor
 
 
 @implementer(IRaft)
@@ -198,13 +229,18 @@ class RaftNode(service.MultiService):
         self.metrics = NodeMetrics(self, self.registry)
         # What peers reach (rafthttp, /members and the client API they
         # forward), and what clients reach: see raftmux.node.listeners.
-        self.peerSite = NodeSite(self)
+        self.peerSite = NodeSite(self, maxBodyBytes=peerBodyLimit(config))
         # A client's request body is refused (413) from its declared length
         # when it is larger than any client route takes: twisted.web would
         # otherwise spool it to disk whatever its size.
         self.clientSite = NodeSite(self, maxBodyBytes=clientBodyLimit(config))
         # --listen-metrics-urls: /metrics and /health only (etcd's metrics listener).
         self.metricsSite = NodeSite(self, maxBodyBytes=0)
+        # etcd's gRPC API (see grpcFactory); Health's "" follows the leader.
+        self.grpcHealth = HealthServicer()
+        self.grpcHealth.track("", self._healthStatus, reactor, GRPC_HEALTH_INTERVAL)
+        self._grpcServer = H2ServerFactory(
+            EtcdGRPCRouter(lambda: self.etcdAPI, self.grpcHealth), GRPC_CONFIG, reactor)
         self.tlsPolicy = ClientPolicy(config.peerTLS) if config.usesTLS else None
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
@@ -368,7 +404,7 @@ class RaftNode(service.MultiService):
         raftConfig = Config(
             id=self.id, storage=self.storage, electionTick=config.electionTicks,
             heartbeatTick=1, applied=snapshotIndex, checkQuorum=True, preVote=True,
-            maxSizePerMsg=1024 * 1024, maxInflightMsgs=512, logger=_RaftLog())
+            maxSizePerMsg=MAX_SIZE_PER_MSG, maxInflightMsgs=512, logger=_RaftLog())
         self.rawNode = RawNode(raftConfig)
         if bootstrap:
             peerList = [Peer(m["id"], memberContext(m["id"], m["peerURLs"], m["name"]))
@@ -389,7 +425,8 @@ class RaftNode(service.MultiService):
             persistInThread=self.persistInThread)
         ids = IDGenerator(self.id, self.reactor.seconds())
         self.etcd = EtcdNode(self.driver, self.stateMachine, self.reactor, self.id,
-                             self.clusterID, requestTimeout=config.requestTimeout, ids=ids)
+                             self.clusterID, requestTimeout=config.requestTimeout, ids=ids,
+                             promoteForwarder=PromoteForwarder(self.agent))
         self.etcdAPI = EtcdAPI(
             self.etcd, self.reactor, maxRequestBytes=config.maxRequestBytes,
             electionTimeout=config.electionTicks *
@@ -530,24 +567,30 @@ class RaftNode(service.MultiService):
 
     def grpcFactory(self):
         """
-        Where etcd's gRPC API will be served (``raftmux.h2``'s gRPC server,
-        not built yet): return an ``IProtocolFactory`` speaking HTTP/2 gRPC
-        whose handlers dispatch to ``self.etcdAPI.call(path, request,
-        responder)`` (``None`` until the node has started: such a factory
-        must look ``etcdAPI`` up per connection, or refuse while it is
-        None), and every port's sniffer routes h2c with ``content-type:
-        application/grpc`` to it, before the other h2c routes, on client and
-        peer URLs alike (as etcd serves gRPC on its client port, beside
-        HTTP, through cmux).  None (today): no gRPC route.
+        etcd's gRPC API (``raftmux.grpc``): an ``H2ServerFactory`` whose
+        router serves KV, Watch, Lease, Cluster, Maintenance and Auth over
+        ``etcdAPI`` (looked up per request: the ports listen before the API
+        exists, and those rpcs answer UNAVAILABLE until then) and
+        ``grpc.health.v1.Health``, whose server-wide status (``""``) is
+        SERVING while this member knows a leader.  Every sniffer routes h2c
+        with ``content-type: application/grpc`` here (inside TLS, ALPN ``h2``
+        routes no connection by itself: its bytes are sniffed the same way,
+        as etcd's grpcHandlerFunc splits gRPC from HTTP/2), on client and
+        peer URLs alike, as etcd 3.4 serves gRPC on both.
         """
-        return None
+        return self._grpcServer
+
+    def _healthStatus(self):
+        if self.leader and not self.removed:
+            return HealthServicer.SERVING
+        return HealthServicer.NOT_SERVING
 
     def _grpcRoutes(self):
         factory = self.grpcFactory()
         if factory is None:
             return []
-        return [(http2HeaderField(b"content-type", b"application/grpc", sendSettings=True),
-                 factory, "grpc")]
+        return [(http2HeaderField(b"content-type", b"application/grpc", valuePrefix=True,
+                                  sendSettings=True), factory, "grpc")]
 
     def _muxadoFactory(self):
         if self._muxadoServer is None:
@@ -596,6 +639,10 @@ class RaftNode(service.MultiService):
         for port in self.ports:
             waits.append(defer.maybeDeferred(port.stopListening))
         self.ports = []
+        # gRPC clients hear NOT_SERVING, then a graceful GOAWAY (streams
+        # still open are cut after GRPC_CONFIG.shutdownTimeout).
+        self.grpcHealth.shutdown()
+        waits.append(self._grpcServer.shutdown())
         if self.transport is not None:
             waits.append(self.transport.stop())
         if self.dialer is not None:
@@ -693,7 +740,8 @@ class RaftNode(service.MultiService):
 
     def peerResources(self):
         """
-        What only peers reach besides ``/raft``: etcd's ``/members`` and its
+        What only peers reach besides ``/raft``: etcd's ``/members`` (and
+        ``/members/promote/<id>``, where a follower forwards a promotion) and its
         lease endpoints (``/leases``, ``/leases/internal``: a follower's
         lessor asks the leader's).
         """
@@ -701,8 +749,8 @@ class RaftNode(service.MultiService):
             # ckit's answer (505) to gossip over HTTP/1.1: the sniffer sends
             # HTTP/1.x here, and only h2 with ckit's content type to gossip.
             b"api": self.gossip.http1Resource(),
-            b"members": MembersResource(
-                self.clusterID, lambda: list(self.members.members.values())),
+            b"members": MembersWithPromote(MembersResource(
+                self.clusterID, lambda: list(self.members.members.values())), self.etcd),
             b"leases": self.etcdAPI.leaseResource(),
         }
 

@@ -27,9 +27,10 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
+from raftmux._log import RateLimitedLog
 from raftmux.sniff import _h2, _web
 from raftmux.sniff._metrics import metricsFor
 from raftmux.sniff._results import MATCH, NEED_MORE, NO_MATCH
@@ -191,7 +192,8 @@ class SniffingProtocol(Protocol):
         self._stopSniffing()
         factory._count[outcome].inc()
         data, self._buffer = self._buffer, b""
-        factory.log.info(
+        factory._rejections.emit(
+            LogLevel.info, "%s: closing connections: %s" % (factory.name, outcome),
             "{sniffer}: closing connection from {peer}: " + why
             + "; first bytes {head}",
             sniffer=factory.name, peer=_peer(self.transport), outcome=outcome,
@@ -368,6 +370,8 @@ class SniffingFactory(ServerFactory):
         # the rest of the sniff together).
         self._sniffing: dict[Any, Any] = {}
         self._sweeper = None
+        # A flood of bad connections costs a few log lines per minute, per outcome.
+        self._rejections = RateLimitedLog(self.log)
 
     @property
     def clock(self):
@@ -432,6 +436,7 @@ class SniffingFactory(ServerFactory):
 
     def stopFactory(self):
         self.closeSniffing()
+        self._rejections.flush()
         for factory in self._factories():
             factory.doStop()
 
