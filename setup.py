@@ -58,13 +58,15 @@ setup(
         "sortedcontainers>=2.4",
     ],
     extras_require={
-        "test": ["hypothesis>=6.100", "treq>=24.9", "etcd3gw>=2.4"],
+        # grpcio: a real gRPC client (C core) in the gRPC interop tests and
+        # the gRPC benchmark's baseline server; never imported by raftmux itself
+        "test": ["hypothesis>=6.100", "treq>=24.9", "etcd3gw>=2.4", "grpcio>=1.50"],
         "lint": ["ruff", "mypy", "mypy-zope"],
         # python -m raftmux.fuzz (coverage-guided fuzzing); not needed to run or test.
         "fuzz": ["atheris>=2.3"],
         "docs": ["pdoc>=14"],
         # The node benchmark's baseline (raftmux.bench.node); optional.
-        "bench": ["pysyncobj>=0.3.17"],
+        "bench": ["pysyncobj>=0.3.17", "grpcio>=1.50"],
         # python -m raftmux.chaos draws its latency and throughput plots with it
         "chaos": ["matplotlib>=3.5"],
     },

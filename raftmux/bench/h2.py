@@ -8,8 +8,9 @@ HTTP/2 benchmarks, each beside its baseline from the same run:
   server process and port: a ``raftmux.sniff`` sniffer sending h2c to the
   HTTP/2 shell (``H2ServerFactory``) and HTTP/1.1 to a twisted.web
   ``Site``, both answering the same 26-byte body.
-- gRPC rows come from ``grpcResults`` (a placeholder until the gRPC server
-  lands).
+- ``grpc-*``: unary gRPC calls per second over one connection, 64 in
+  flight, raftmux's gRPC server against grpcio's own server with the same
+  client (``raftmux.bench._grpc``).
 
 Server and client run in separate processes on loopback:
 
@@ -73,10 +74,12 @@ def run(options):
 def grpcResults(options):
     """
     The gRPC rows (unary calls per second over one connection, 64 in
-    flight, our server against grpcio's with the same client): added with
-    the gRPC server.
+    flight, our server against grpcio's with the same client); see
+    ``raftmux.bench._grpc``.
     """
-    return []
+    from raftmux.bench import _grpc
+
+    return _grpc.run(options)
 
 
 # -- the two sides ------------------------------------------------------------------

@@ -40,6 +40,9 @@ from raftmux.etcd import EtcdAPI
 from raftmux.etcd.idgen import IDGenerator
 from raftmux.etcd.leasehttp import LeaseHTTPForwarder
 from raftmux.gossip import GossipTransport
+from raftmux.grpc.etcd import EtcdGRPCRouter
+from raftmux.grpc.health import HealthServicer
+from raftmux.h2 import H2Config, H2ServerFactory
 from raftmux.metrics import MetricsResource
 from raftmux.muxado import MuxadoConfig, MuxadoServerFactory
 from raftmux.node import identity
@@ -75,9 +78,9 @@ __all__ = ["RaftNode", "NodeStartError", "minLeaseTTL"]
 
 # What the "listening on" line says each kind of URL serves.
 _SERVES = {
-    CLIENT_ONLY: "clients: HTTP/1.1, h2c",
-    PEER_ONLY: "peers: rafthttp, gossip, muxado; HTTP/1.1, h2c",
-    SHARED: "clients and peers: HTTP/1.1, h2c; rafthttp, gossip, muxado for peers",
+    CLIENT_ONLY: "clients: gRPC, HTTP/1.1, h2c",
+    PEER_ONLY: "peers: rafthttp, gossip, muxado; gRPC, HTTP/1.1, h2c",
+    SHARED: "clients and peers: gRPC, HTTP/1.1, h2c; rafthttp, gossip, muxado for peers",
 }
 
 
@@ -119,6 +122,13 @@ class _RaftLog:
 #: requests forwarded in flight).
 MAX_PEER_SESSIONS = 64
 MAX_PEER_STREAMS = 256
+
+
+#: the HTTP/2 settings of the gRPC server: a Watch holds a stream for its
+#: whole life; at stop, streams get this long after the GOAWAY
+GRPC_CONFIG = H2Config(maxConcurrentStreams=1000, shutdownTimeout=2.0)
+#: seconds between leader checks while a Health Watch waits
+GRPC_HEALTH_INTERVAL = 1.0
 
 
 def clientBodyLimit(config):
@@ -217,6 +227,11 @@ class RaftNode(service.MultiService):
         self.clientSite = NodeSite(self, maxBodyBytes=clientBodyLimit(config))
         # --listen-metrics-urls: /metrics and /health only (etcd's metrics listener).
         self.metricsSite = NodeSite(self, maxBodyBytes=0)
+        # etcd's gRPC API (see grpcFactory); Health's "" follows the leader.
+        self.grpcHealth = HealthServicer()
+        self.grpcHealth.track("", self._healthStatus, reactor, GRPC_HEALTH_INTERVAL)
+        self._grpcServer = H2ServerFactory(
+            EtcdGRPCRouter(lambda: self.etcdAPI, self.grpcHealth), GRPC_CONFIG, reactor)
         self.tlsPolicy = ClientPolicy(config.peerTLS) if config.usesTLS else None
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
@@ -533,24 +548,30 @@ class RaftNode(service.MultiService):
 
     def grpcFactory(self):
         """
-        Where etcd's gRPC API will be served (``raftmux.h2``'s gRPC server,
-        not built yet): return an ``IProtocolFactory`` speaking HTTP/2 gRPC
-        whose handlers dispatch to ``self.etcdAPI.call(path, request,
-        responder)`` (``None`` until the node has started: such a factory
-        must look ``etcdAPI`` up per connection, or refuse while it is
-        None), and every port's sniffer routes h2c with ``content-type:
-        application/grpc`` to it, before the other h2c routes, on client and
-        peer URLs alike (as etcd serves gRPC on its client port, beside
-        HTTP, through cmux).  None (today): no gRPC route.
+        etcd's gRPC API (``raftmux.grpc``): an ``H2ServerFactory`` whose
+        router serves KV, Watch, Lease, Cluster, Maintenance and Auth over
+        ``etcdAPI`` (looked up per request: the ports listen before the API
+        exists, and those rpcs answer UNAVAILABLE until then) and
+        ``grpc.health.v1.Health``, whose server-wide status (``""``) is
+        SERVING while this member knows a leader.  Every sniffer routes h2c
+        with ``content-type: application/grpc`` here (inside TLS, ALPN ``h2``
+        routes no connection by itself: its bytes are sniffed the same way,
+        as etcd's grpcHandlerFunc splits gRPC from HTTP/2), on client and
+        peer URLs alike, as etcd 3.4 serves gRPC on both.
         """
-        return None
+        return self._grpcServer
+
+    def _healthStatus(self):
+        if self.leader and not self.removed:
+            return HealthServicer.SERVING
+        return HealthServicer.NOT_SERVING
 
     def _grpcRoutes(self):
         factory = self.grpcFactory()
         if factory is None:
             return []
-        return [(http2HeaderField(b"content-type", b"application/grpc", sendSettings=True),
-                 factory, "grpc")]
+        return [(http2HeaderField(b"content-type", b"application/grpc", valuePrefix=True,
+                                  sendSettings=True), factory, "grpc")]
 
     def _muxadoFactory(self):
         if self._muxadoServer is None:
@@ -594,6 +615,10 @@ class RaftNode(service.MultiService):
         for port in self.ports:
             waits.append(defer.maybeDeferred(port.stopListening))
         self.ports = []
+        # gRPC clients hear NOT_SERVING, then a graceful GOAWAY (streams
+        # still open are cut after GRPC_CONFIG.shutdownTimeout).
+        self.grpcHealth.shutdown()
+        waits.append(self._grpcServer.shutdown())
         if self.transport is not None:
             waits.append(self.transport.stop())
         if self.gossip is not None:
