@@ -137,7 +137,8 @@ def _run(options):
         raise SystemExit("etcd bench: this raftmux serves no etcd gRPC API on the node")
     warmup, duration = (0.5, 3.0) if options.quick else (1.0, 10.0)
     root = dataRoot()
-    where = "data in %s (%s)" % (os.path.dirname(root), fileSystemOf(root))
+    where = "data in %s (%s); %d cores, load average %.1f at the start" % (
+        os.path.dirname(root), fileSystemOf(root), os.cpu_count() or 0, os.getloadavg()[0])
 
     async def both(reactor):
         etcd = await _measure(reactor, "etcd", root, binary, warmup, duration)
