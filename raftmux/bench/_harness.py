@@ -128,3 +128,30 @@ def threadedRate(call, seconds, workers):
     if errors:
         raise errors[0]
     return sum(counts) / (time.monotonic() - started)
+
+
+def runAndReport(measure, extra=None):
+    """
+    In a benchmark's client process: run ``measure()`` (a Deferred of a
+    dict) under the reactor, print the dict as one JSON line (``error``
+    when it failed; ``extra()``'s entries added when it succeeded) and
+    return the process's exit status.
+    """
+    from twisted.internet import reactor
+
+    result = {}
+
+    def finish(value):
+        result.update(value)
+        if extra is not None:
+            result.update(extra())
+        reactor.stop()
+
+    def failed(f):
+        result["error"] = f.getErrorMessage()
+        reactor.stop()
+
+    reactor.callWhenRunning(lambda: measure().addCallbacks(finish, failed))
+    reactor.run()
+    print(json.dumps(result), flush=True)
+    return 1 if "error" in result else 0

@@ -8,7 +8,6 @@ A server prints its port on its first line; a client prints one JSON line
 with its figures.  ``raw`` is plain Twisted TCP, the baseline.
 """
 
-import json
 import os
 import resource
 import sys
@@ -20,6 +19,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from zope.interface import implementer
 
 from raftmux._quiet import QuietFactory
+from raftmux.bench._harness import runAndReport
 from raftmux.muxado import MuxadoConfig, MuxadoServerFactory, connectSession
 from raftmux.testing.muxadomirror import mirrorServerFactory
 
@@ -193,22 +193,9 @@ def concurrent(mode, port, streams, each):
 
 def client(test, mode, port, *args):
     tests = {"bulk": bulk, "open": openEcho, "concurrent": concurrent}
-    result = {}
-
-    def finish(value):
-        result.update(value)
-        result["clientMaxRSSKiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        reactor.stop()
-
-    def failed(f):
-        result["error"] = f.getErrorMessage()
-        reactor.stop()
-
-    reactor.callWhenRunning(
-        lambda: tests[test](mode, int(port), *map(int, args)).addCallbacks(finish, failed))
-    reactor.run()
-    print(json.dumps(result), flush=True)
-    return 1 if "error" in result else 0
+    def rss():
+        return {"clientMaxRSSKiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    return runAndReport(lambda: tests[test](mode, int(port), *map(int, args)), rss)
 
 
 if __name__ == "__main__":

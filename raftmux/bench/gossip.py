@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from raftmux.bench._harness import Result, median, serverProcess
+from raftmux.bench._harness import Result, median, runAndReport, serverProcess
 
 MODULE = "raftmux.bench.gossip"
 
@@ -275,20 +275,7 @@ def client(test, port, *args):
         return {"bytesPerSecond": total / elapsed, "seconds": elapsed}
 
     tests = {"message": message, "writeto": writeto, "stream": stream}
-    result = {}
-
-    def finish(value):
-        result.update(value)
-        reactor.stop()
-
-    def failed(f):
-        result["error"] = f.getErrorMessage()
-        reactor.stop()
-    reactor.callWhenRunning(
-        lambda: tests[test](*map(int, args)).addCallbacks(finish, failed))
-    reactor.run()
-    print(json.dumps(result), flush=True)
-    return 1 if "error" in result else 0
+    return runAndReport(lambda: tests[test](*map(int, args)))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from raftmux.bench._harness import Result, median, serverProcess
+from raftmux.bench._harness import Result, median, runAndReport, serverProcess
 
 MODULE = "raftmux.bench.h2"
 BODY = b"hello from the bench server"
@@ -198,19 +198,7 @@ def client(kind, port, count, inFlight):
         return {"perSecond": count / elapsed, "seconds": elapsed,
                 "clientCPU": clientCPU / count * 1e6, "serverCPU": serverCPU / count * 1e6}
 
-    result = {}
-
-    def finish(value):
-        result.update(value)
-        reactor.stop()
-
-    def failed(f):
-        result["error"] = f.getErrorMessage()
-        reactor.stop()
-    reactor.callWhenRunning(lambda: bench().addCallbacks(finish, failed))
-    reactor.run()
-    print(json.dumps(result), flush=True)
-    return 1 if "error" in result else 0
+    return runAndReport(lambda: bench())
 
 
 if __name__ == "__main__":

@@ -118,17 +118,10 @@ class Processes:
 
 
 def freePorts(n):
-    import socket
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` distinct free ports (see ``raftmux.cluster.freePort``)."""
+    from raftmux.cluster import freePort
+
+    return [freePort() for _ in range(n)]
 
 
 def dataRoot():

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from raftmux.bench._harness import Result, median, serverProcess, threadedRate
+from raftmux.bench._harness import Result, median, runAndReport, serverProcess, threadedRate
 
 HOST = "127.0.0.1"
 WORKERS = 8
@@ -209,7 +209,6 @@ def _bulkClient(mode, port, directory, total):
     _, _, Source = _protocols()
     _, clientInfo = _files(directory)
     policy = ClientPolicy(clientInfo)
-    result = {}
 
     @defer.inlineCallbacks
     def bulk():
@@ -231,18 +230,7 @@ def _bulkClient(mode, port, directory, total):
             raise RuntimeError("server counted %r of %d bytes" % (reply, total))
         return {"bytesPerSecond": total / elapsed, "seconds": elapsed}
 
-    def finish(value):
-        result.update(value)
-        reactor.stop()
-
-    def failed(f):
-        result["error"] = f.getErrorMessage()
-        reactor.stop()
-
-    reactor.callWhenRunning(lambda: bulk().addCallbacks(finish, failed))
-    reactor.run()
-    print(json.dumps(result), flush=True)
-    return 1 if "error" in result else 0
+    return runAndReport(bulk)
 
 
 def _bulk(directory, total, repeats):

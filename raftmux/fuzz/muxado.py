@@ -362,8 +362,10 @@ _registry = CollectorRegistry()
 
 
 def _sessionParts():
-    from twisted.internet.protocol import Factory, Protocol
+    from twisted.internet.protocol import Protocol
     from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+    from raftmux._quiet import QuietFactory
 
     class Echo(Protocol):
         def dataReceived(self, data):
@@ -378,7 +380,7 @@ def _sessionParts():
         def dataReceived(self, data):
             self.transport.pauseProducing()
 
-    return Factory.forProtocol(Echo), Factory.forProtocol(Sink), MemoryReactorClock, \
+    return QuietFactory.forProtocol(Echo), QuietFactory.forProtocol(Sink), MemoryReactorClock, \
         StringTransport
 
 

@@ -87,8 +87,8 @@ class NodeSite(Site):
 
     noisy = False
 
-    def __init__(self, node, maxBodyBytes=None):
-        Site.__init__(self, _Starting())
+    def __init__(self, node, maxBodyBytes=None, reactor=None):
+        Site.__init__(self, _Starting(), reactor=reactor)
         self.node = node
         #: bodies larger than this are refused (413) before they are read:
         #: a number of bytes, or a function of the request's path giving one

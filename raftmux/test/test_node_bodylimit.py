@@ -6,7 +6,7 @@ body passes the limit; a peer's snapshot has no limit.
 """
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
@@ -31,7 +31,7 @@ class FakeNode:
 class BodyLimitTests(SynchronousTestCase):
 
     def connect(self, limit):
-        site = NodeSite(FakeNode(), maxBodyBytes=limit)
+        site = NodeSite(FakeNode(), maxBodyBytes=limit, reactor=MemoryReactorClock())
         site.mount(Resource(), {b"kv": Echo(), b"raft": Echo()})
         proto = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
         transport = StringTransport()
