@@ -528,7 +528,7 @@ class H2Protocol(Protocol):
 
     def requestReceived(self, event):
         """A peer opened a stream with a request (servers override)."""
-        self.conn.reset_stream(event.stream_id, ErrorCodes.REFUSED_STREAM)
+        self.resetStreamId(event.stream_id, ErrorCodes.REFUSED_STREAM)
 
     def _dataReceived(self, event):
         stream = self.streams.get(event.stream_id)
@@ -731,9 +731,16 @@ class H2Protocol(Protocol):
             pass
 
     def resetStream(self, stream):
+        self.resetStreamId(stream.streamId, getattr(stream, "resetCode", ErrorCodes.CANCEL))
+
+    def resetStreamId(self, streamId, code):
+        """
+        RST_STREAM ``streamId`` unless h2 has closed it already: events come
+        a read at a time, so a later frame of the same read (a reset, DATA
+        after END_STREAM) may have closed the stream an earlier event names.
+        """
         try:
-            self.conn.reset_stream(stream.streamId, getattr(stream, "resetCode",
-                                                            ErrorCodes.CANCEL))
+            self.conn.reset_stream(streamId, code)
         except (StreamClosedError, H2Error):
             pass
 

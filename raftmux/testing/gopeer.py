@@ -153,3 +153,8 @@ def _build(go, name, source, names, cache, binary):
 def buildMuxado1Peer():
     """The generation-1 muxado peer (``raftmux/test/go/muxado1peer``); see its main.go."""
     return buildGoProgram("muxado1peer", "test/go/muxado1peer")
+
+
+def buildEtcdClient():
+    """etcd's Go client driven by our program (``raftmux/test/go/etcdclient``); see its main.go."""
+    return buildGoProgram("etcdclient", "test/go/etcdclient")
