@@ -10,7 +10,8 @@ Site every protocol of a port reaches.
   a Range of the key, linearizable (ReadIndex) unless ``?serializable=true``.
   Any member takes writes: a follower's proposal goes to the leader through
   raft, as in etcd, and the answer comes once this member applied it.
-* ``/cluster/members`` lists and changes members with etcd's conf changes.
+* ``/cluster/members`` lists and changes members with etcd's conf changes;
+  ``/cluster/gossip`` shows each member's gossip state beside its raft state.
 
 Errors are ``{"error": "..."}`` with a 4xx/5xx status: 503 for "no
 leader" and "not running raft" (nothing was proposed; retry), 504 when the
@@ -351,14 +352,21 @@ class ClusterResource(_NodeResource):
     ``/cluster/members``: GET lists, POST adds (``{"peerURLs": [...],
     "name": ..., "isLearner": false}``); ``/cluster/members/<id>``: DELETE
     removes; ``/cluster/members/<id>/promote``: POST makes a learner a voter.
+    ``/cluster/gossip``: GET shows each member's raft state beside its
+    gossip state (``gossip``: the node's ``NodeGossip``, or anything with
+    ``view()``; None answers 404 until it exists).
     """
 
     allowed = b"GET, POST, DELETE"
 
+    def __init__(self, etcd, metrics, gossip=None):
+        _NodeResource.__init__(self, etcd, metrics)
+        self.gossip = gossip
+
     def _path(self, request):
         path = request.postpath
         if not path or path[0] != b"members" or len(path) > 3:
-            raise _Refused(404, "not found: use /cluster/members")
+            raise _Refused(404, "not found: use /cluster/members or /cluster/gossip")
         return path[1:]
 
     def listing(self, members=None):
@@ -372,6 +380,11 @@ class ClusterResource(_NodeResource):
         }
 
     def handle_GET(self, request):
+        if request.postpath in ([b"gossip"], [b"gossip", b""]):
+            if self.gossip is None:
+                raise _Refused(404, "this member runs no gossip")
+            sendJSON(request, 200, self.gossip.view())
+            return
         if self._path(request):
             raise _Refused(404, "not found")
         sendJSON(request, 200, self.listing())
