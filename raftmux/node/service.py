@@ -128,6 +128,9 @@ class _RaftLog:
 #: requests forwarded in flight).
 MAX_PEER_SESSIONS = 64
 MAX_PEER_STREAMS = 256
+#: bytes a peer session may have waiting in its streams (past it the session
+#: stops reading), so a flood holds at most MAX_PEER_SESSIONS x this
+MAX_PEER_BUFFERED = 8 * 1024 * 1024
 
 
 #: the HTTP/2 settings of the gRPC server: a Watch holds a stream for its
@@ -595,9 +598,10 @@ class RaftNode(service.MultiService):
     def _muxadoFactory(self):
         if self._muxadoServer is None:
             # Between members a session carries a handful of streams; the
-            # caps keep a flood within MAX_PEER_SESSIONS x 256 streams x window.
+            # caps keep a flood within MAX_PEER_SESSIONS x MAX_PEER_BUFFERED.
             self._muxadoServer = MuxadoServerFactory(
-                self.peerSite, MuxadoConfig(maxIncomingStreams=MAX_PEER_STREAMS),
+                self.peerSite, MuxadoConfig(maxIncomingStreams=MAX_PEER_STREAMS,
+                                            maxBufferedBytes=MAX_PEER_BUFFERED),
                 registry=self.registry, maxSessions=MAX_PEER_SESSIONS)
         return self._muxadoServer
 
