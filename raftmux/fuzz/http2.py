@@ -617,7 +617,7 @@ def h2Client(data):
 
 
 def _readAll(connections, readers):
-    for proto, transport in connections:
+    for _proto, transport in connections:
         reader = readers.get(id(transport))
         if reader is None:
             reader = readers[id(transport)] = FrameReader(preface=True, clientSide=True)
