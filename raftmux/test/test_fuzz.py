@@ -47,6 +47,13 @@ class CorpusTests(SynchronousTestCase):
             found = sorted(os.path.basename(p) for p in fuzz.seedFiles(t.name))
             self.assertEqual(found, sorted(set(expected)), t.name)
 
+    def test_http2AndGRPCTargets(self):
+        """The HTTP/2 shell's and gRPC's targets are registered, with seeds on disk."""
+        names = [t.name for t in fuzz.targets()]
+        for name in ("h2-server", "h2-client", "grpc-messages", "grpc-server"):
+            self.assertIn(name, names)
+            self.assertGreaterEqual(len(fuzz.seedFiles(name)), 5, name)
+
     def test_seedsPass(self):
         """Every target runs every one of its seeds without finding anything."""
         for t in fuzz.targets():
@@ -146,6 +153,56 @@ class TargetsCatchBugsTests(SynchronousTestCase):
         self.patch(frames.FrameDecoder, "receiveData", forgetful)
         wire = bytes.fromhex("000004200000000100" "0003e8")
         self.assertRaises(InvariantBroken, fuzz.lookup("muxado-v2-frames"), b"\x01" + wire)
+
+    def test_badHeaderBlockIsCaught(self):
+        """
+        h2-server: an HPACK encoder that forgets to tell the peer about an
+        entry it indexed (a literal without indexing where the table grew)
+        writes header blocks the client cannot decode.
+        """
+        from raftmux.fuzz.http2 import _request, clientFrames
+        from raftmux.h2 import _hpack
+
+        def forgetful(self, name, value):
+            original(self, name, value)
+            return _hpack._literal(name, value, 0x00, 4, False)
+        original = _hpack.CachingEncoder._insert
+        self.patch(_hpack.CachingEncoder, "_insert", forgetful)
+        wire = clientFrames([(_request(b"/hello", b"GET"), None, True)] * 3)
+        self.assertRaises(InvariantBroken, fuzz.lookup("h2-server"), b"\x00" + wire)
+
+    def test_unendedBodyIsCaught(self):
+        """h2-client: a response body whose end is never reported is found."""
+        from raftmux.h2 import agent
+
+        self.patch(agent._Exchange, "readConnectionLost", lambda self: None)
+        self.patch(agent._Exchange, "connectionLost", lambda self, reason: None)
+        target = fuzz.lookup("h2-client")
+        # The first seed answers every request, with a body and trailers.
+        self.assertRaises(InvariantBroken, target, target.seeds()[0])
+
+    def test_unboundedMessageIsCaught(self):
+        """grpc-messages: a decoder that forgets its size limit is found."""
+        import struct
+
+        from raftmux.grpc import wire
+
+        original = wire.MessageDecoder.__init__
+
+        def noLimit(self, maxSize=wire.DEFAULT_MAX_MESSAGE_SIZE):
+            original(self, 1 << 32)
+        self.patch(wire.MessageDecoder, "__init__", noLimit)
+        data = b"\x00" + struct.pack(">BI", 0, 2000) + b"x" * 2000
+        self.assertRaises(InvariantBroken, fuzz.lookup("grpc-messages"), data)
+
+    def test_missingGRPCStatusIsCaught(self):
+        """grpc-server: a gRPC answer that ends without grpc-status is found."""
+        from raftmux.grpc import server
+
+        self.patch(server, "_OK_TRAILERS", [(b"x-done", b"1")])
+        target = fuzz.lookup("grpc-server")
+        # The first seed is a Health Check: answered OK.
+        self.assertRaises(InvariantBroken, target, target.seeds()[0])
 
 
 class _NeverRaised(Exception):
