@@ -528,7 +528,18 @@ class H2Protocol(Protocol):
 
     def requestReceived(self, event):
         """A peer opened a stream with a request (servers override)."""
-        self.conn.reset_stream(event.stream_id, ErrorCodes.REFUSED_STREAM)
+        self.refuseStream(event.stream_id, ErrorCodes.REFUSED_STREAM)
+
+    def refuseStream(self, streamId, code):
+        """
+        RST_STREAM ``code`` on a stream we never served.  The peer may have
+        reset it already in the same read (h2 handles a whole read before we
+        see its events), so a stream h2 knows is closed needs nothing.
+        """
+        try:
+            self.conn.reset_stream(streamId, code)
+        except (StreamClosedError, H2Error):
+            pass
 
     def _dataReceived(self, event):
         stream = self.streams.get(event.stream_id)

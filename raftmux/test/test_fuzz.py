@@ -407,3 +407,46 @@ class FoundByFuzzingTests(SynchronousTestCase):
         self.assertRaises(MalformedVersion, checkVersionCompatibility,
                           b"9" * 5000 + b".0.0", b"3.0.0")
         self.assertTrue(checkVersionCompatibility(b"1" * 19 + b".0.0", b"3.0.0"))
+
+    def test_h2MalformedRequestResetByPeer(self):
+        """
+        grpc-server (and h2-server's request path): a request whose header
+        block is malformed, followed in the same read by the client's own
+        RST_STREAM for it.  h2 handles the whole read before the shell sees
+        its events, so the stream was already closed when the shell reset it
+        with PROTOCOL_ERROR; h2's StreamClosedError was logged as a handler
+        failure with a traceback (one per such request, as often as a peer
+        likes) and the stream was reset a second time.  A stream the shell
+        never served is now refused quietly if h2 has closed it already (the
+        two REFUSED_STREAM paths the same).
+        """
+        import struct
+
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+
+        from raftmux.fuzz._support import LogFailures
+        from raftmux.fuzz.http2 import FrameReader, _request, clientFrames, frame
+        from raftmux.h2 import H2ServerFactory, StatusResponse
+
+        class Router:
+            def route(self, request):
+                return StatusResponse(204)
+
+        clock = Clock()
+        proto = H2ServerFactory(Router(), clock=clock).buildProtocol(None)
+        transport = StringTransport()
+        wire = clientFrames([(_request(b"/x", b"GET", [(b"X-Upper", b"1")]), None, True),
+                             (_request(b"/y", b"GET"), None, True)])
+        # RST_STREAM CANCEL for stream 1, in the same read as its HEADERS.
+        with LogFailures():
+            proto.makeConnection(transport)
+            proto.dataReceived(wire + frame(0x3, 0, 1, struct.pack(">I", 8)))
+        self.assertFalse(proto.closed)
+        reader = FrameReader(preface=False, clientSide=False)
+        reader.feed(transport.value())
+        # Stream 1 is not reset again; stream 3, after it, is answered.
+        self.assertNotIn(1, reader.resets)
+        self.assertEqual(reader.blocks[3], [[(b":status", b"204")]])
+        self.assertIn(3, reader.ended)
+
