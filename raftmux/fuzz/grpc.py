@@ -55,7 +55,7 @@ def grpcMessages(data):
                 check(decoder.buffered <= max(PREFIX_SIZE - 1, MAX_MESSAGE),
                       "decoder holds %d bytes (max message %d)", decoder.buffered, MAX_MESSAGE)
         except GRPCError as e:
-            out += e.decoded
+            out += getattr(e, "decoded", [])
             error = (e.code, e.message)
             check(decoder.buffered == 0, "a dead decoder holds %d bytes", decoder.buffered)
             try:
@@ -96,7 +96,7 @@ def _callDecode(chunks):
 
     call = CallBase(health_pb2.HealthCheckRequest, MAX_MESSAGE)
     call.transport = SimpleNamespace(host=SimpleNamespace(holdBytes=holdBytes))
-    out = []
+    out: list[bytes] = []
     try:
         for chunk in chunks:
             out.extend(m.SerializeToString() for m in call.decodeMessages(chunk))
@@ -254,7 +254,8 @@ def grpcServer(data):
     check(proto.held == 0, "%d bytes still held after the connection went", proto.held)
     for sid in reader.ended:
         blocks = reader.blocks.get(sid)
-        check(blocks, "stream %d ended without a header block", sid)
+        if not blocks:
+            raise InvariantBroken("stream %d ended without a header block" % (sid,))
         first = dict(blocks[0])
         if first.get(b":status") != b"200" or not (first.get(b"content-type") or b"") \
                 .startswith(b"application/grpc"):

@@ -8,6 +8,7 @@ send, or a header block its encoder got wrong, is found too.
 """
 
 import struct
+from typing import Any
 
 from raftmux.fuzz import target
 from raftmux.fuzz._support import LogFailures, check, pieces, runClock, split
@@ -40,12 +41,12 @@ class FrameReader:
         self._clientSide = clientSide
         self._decoder = hpack.Decoder(max_header_list_size=1 << 24)
         self._decoder.max_allowed_table_size = 1 << 32
-        self._block = None                      # (streamId, fragments, endStream)
-        self.blocks = {}
-        self.data = {}
-        self.ended = set()
-        self.resets = {}
-        self.goAways = []
+        self._block: Any = None                 # (streamId, fragments, endStream)
+        self.blocks: dict[int, list[Any]] = {}
+        self.data: dict[int, bytes] = {}
+        self.ended: set[int] = set()
+        self.resets: dict[int, int] = {}
+        self.goAways: list[tuple[int, int]] = []
         self.frames = 0
 
     def feed(self, data):
@@ -213,6 +214,7 @@ def _handlers():
     @implementer(IH2StreamHandler)
     class Base(Protocol):
         body = b""
+        transport: Any = None
 
         def headersReceived(self, headers):
             self.started()
@@ -274,7 +276,7 @@ def _handlers():
         def finished(self):
             self.transport.respond(200, body=b"%d" % (self.held,))
 
-        def connectionLost(self, reason):
+        def connectionLost(self, reason=None):
             self.transport.host.holdBytes(-self.held)
             self.held = 0
 
@@ -559,8 +561,8 @@ def h2Client(data):
 
     control, wire = split(data)
     clock, agent, connections = _clientSetup()
-    results = []
-    bodies = []
+    results: list[tuple[int, Any]] = []
+    bodies: list[tuple[int, _Collector]] = []
 
     def got(response, i):
         collector = _Collector()
@@ -577,7 +579,7 @@ def h2Client(data):
     with LogFailures():
         for i, d in enumerate(_sendRequests(agent)):
             d.addCallbacks(got, failed, callbackArgs=(i,), errbackArgs=(i,))
-        readers = {}
+        readers: dict[int, FrameReader] = {}
         for chunk in pieces(wire, control):
             live = [(p, t) for p, t in connections if not p.closed]
             if not live:
@@ -611,9 +613,11 @@ def h2Client(data):
             check(outcome.check(*_requestFailures()) is not None,
                   "a request failed with %r", outcome.value)
     for _i, collector in bodies:
-        check(collector.reason is not None, "a response body never ended")
-        check(collector.reason.check(*_bodyEnds()) is not None,
-              "a response body ended with %r", collector.reason.value)
+        reason = collector.reason
+        if reason is None:
+            raise _broken("a response body never ended")
+        check(reason.check(*_bodyEnds()) is not None, "a response body ended with %r",
+              reason.value)
 
 
 def _readAll(connections, readers):
@@ -650,8 +654,8 @@ class _Collector:
 
     def __init__(self):
         self.received = 0
-        self.reason = None
-        self.response = None
+        self.reason: Any = None
+        self.response: Any = None
 
     def makeConnection(self, transport):
         self.transport = transport
