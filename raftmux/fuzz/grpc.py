@@ -222,7 +222,7 @@ def grpcServer(data):
     from twisted.internet.testing import StringTransport
     from twisted.python.failure import Failure
 
-    from raftmux.fuzz.http2 import _checkServerBounds
+    from raftmux.fuzz.http2 import checkServerBounds
 
     control, wire = split(data)
     clock = Clock()
@@ -237,7 +237,7 @@ def grpcServer(data):
             if proto.closed or transport.disconnecting:
                 break
             proto.dataReceived(chunk)
-            _checkServerBounds(proto, config)
+            checkServerBounds(proto, config)
             check(runClock(clock, 0.01), "the server keeps the clock busy")
             reader.feed(transport.value())
             transport.clear()

@@ -13,7 +13,7 @@ from typing import Any
 from raftmux.fuzz import target
 from raftmux.fuzz._support import LogFailures, check, pieces, runClock, split
 
-__all__ = ["FrameReader", "clientFrames", "serverFrames"]
+__all__ = ["FrameReader", "checkServerBounds", "clientFrames", "frame", "h2Request", "serverFrames"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HEADERS, _CONTINUATION, _DATA, _RST, _PUSH = 0x1, 0x9, 0x0, 0x3, 0x5
@@ -306,7 +306,7 @@ def _router():
     return Router()
 
 
-def _request(path, method=b"POST", extra=()):
+def h2Request(path, method=b"POST", extra=()):
     return [(b":method", method), (b":scheme", b"http"), (b":authority", b"fuzz.test"),
             (b":path", path)] + list(extra)
 
@@ -317,20 +317,20 @@ def _serverSeeds():
     body = b"0123456789" * 30
     reset = frame(_RST, 0, 1, struct.pack(">I", 0x8))
     return [
-        b"\x00" + clientFrames([(_request(b"/hello", b"GET"), None, True)]),
-        b"\x00" + clientFrames([(_request(b"/echo"), body, True),
-                                (_request(b"/trailers"), b"abc", True),
-                                (_request(b"/nowhere", b"GET"), None, True),
-                                (_request(b"/status", b"GET"), None, True)]),
-        b"\x03" + clientFrames([(_request(b"/paused"), b"p" * 16000, False),
-                                (_request(b"/hold"), b"h" * 12000, True)]),
-        b"\x00" + clientFrames([(_request(b"/hello"), b"z" * 5000, True)]),
-        b"\x00" + clientFrames([(_request(b"/echo"), b"x", False)]) + reset
+        b"\x00" + clientFrames([(h2Request(b"/hello", b"GET"), None, True)]),
+        b"\x00" + clientFrames([(h2Request(b"/echo"), body, True),
+                                (h2Request(b"/trailers"), b"abc", True),
+                                (h2Request(b"/nowhere", b"GET"), None, True),
+                                (h2Request(b"/status", b"GET"), None, True)]),
+        b"\x03" + clientFrames([(h2Request(b"/paused"), b"p" * 16000, False),
+                                (h2Request(b"/hold"), b"h" * 12000, True)]),
+        b"\x00" + clientFrames([(h2Request(b"/hello"), b"z" * 5000, True)]),
+        b"\x00" + clientFrames([(h2Request(b"/echo"), b"x", False)]) + reset
         + frame(0x6, 0, 0, b"pingpong") + frame(0x8, 0, 1, struct.pack(">I", 100)),
-        b"\x40" + clientFrames([(_request(b"/hello", b"GET"), None, True)] * 5),
-        b"\x00" + clientFrames([(_request(b"/trailers"), b"q", True)],
+        b"\x40" + clientFrames([(h2Request(b"/hello", b"GET"), None, True)] * 5),
+        b"\x00" + clientFrames([(h2Request(b"/trailers"), b"q", True)],
                                settings={SettingCodes.INITIAL_WINDOW_SIZE: 0}),
-        b"\x00" + clientFrames([(_request(b"/Upper", b"GET", [(b"X-Bad", b"1")]), None, True)]),
+        b"\x00" + clientFrames([(h2Request(b"/Upper", b"GET", [(b"X-Bad", b"1")]), None, True)]),
         b"\x01" + clientFrames([([(b":path", b"/hello"), (b":method", b"GET")], None, True)])
         + frame(0x7, 0, 0, struct.pack(">II", 1, 0)),
         b"\x00" + PREFACE + frame(0x4, 0, 0) + frame(_HEADERS, 0x4, 1, b"\x82\x86")
@@ -371,7 +371,7 @@ def h2Server(data):
             if proto.closed or transport.disconnecting:
                 break
             proto.dataReceived(chunk)
-            _checkServerBounds(proto, config)
+            checkServerBounds(proto, config)
             check(runClock(clock, 0.01), "the connection keeps the clock busy")
             if i == 3 and control & 0x20:
                 proto.resumeProducing()
@@ -388,7 +388,7 @@ def h2Server(data):
           proto.held)
 
 
-def _checkServerBounds(proto, config):
+def checkServerBounds(proto, config):
     check(proto.held <= config.maxHeldBytes or proto.closed,
           "%d bytes held (bound %d)", proto.held, config.maxHeldBytes)
     total = 0

@@ -160,7 +160,7 @@ class TargetsCatchBugsTests(SynchronousTestCase):
         entry it indexed (a literal without indexing where the table grew)
         writes header blocks the client cannot decode.
         """
-        from raftmux.fuzz.http2 import _request, clientFrames
+        from raftmux.fuzz.http2 import clientFrames, h2Request
         from raftmux.h2 import _hpack
 
         def forgetful(self, name, value):
@@ -168,7 +168,7 @@ class TargetsCatchBugsTests(SynchronousTestCase):
             return _hpack._literal(name, value, 0x00, 4, False)
         original = _hpack.CachingEncoder._insert
         self.patch(_hpack.CachingEncoder, "_insert", forgetful)
-        wire = clientFrames([(_request(b"/hello", b"GET"), None, True)] * 3)
+        wire = clientFrames([(h2Request(b"/hello", b"GET"), None, True)] * 3)
         self.assertRaises(InvariantBroken, fuzz.lookup("h2-server"), b"\x00" + wire)
 
     def test_unendedBodyIsCaught(self):
@@ -426,7 +426,7 @@ class FoundByFuzzingTests(SynchronousTestCase):
         from twisted.internet.testing import StringTransport
 
         from raftmux.fuzz._support import LogFailures
-        from raftmux.fuzz.http2 import FrameReader, _request, clientFrames, frame
+        from raftmux.fuzz.http2 import FrameReader, clientFrames, frame, h2Request
         from raftmux.h2 import H2ServerFactory, StatusResponse
 
         class Router:
@@ -436,8 +436,8 @@ class FoundByFuzzingTests(SynchronousTestCase):
         clock = Clock()
         proto = H2ServerFactory(Router(), clock=clock).buildProtocol(None)
         transport = StringTransport()
-        wire = clientFrames([(_request(b"/x", b"GET", [(b"X-Upper", b"1")]), None, True),
-                             (_request(b"/y", b"GET"), None, True)])
+        wire = clientFrames([(h2Request(b"/x", b"GET", [(b"X-Upper", b"1")]), None, True),
+                             (h2Request(b"/y", b"GET"), None, True)])
         # RST_STREAM CANCEL for stream 1, in the same read as its HEADERS.
         with LogFailures():
             proto.makeConnection(transport)
