@@ -450,3 +450,39 @@ class FoundByFuzzingTests(SynchronousTestCase):
         self.assertEqual(reader.blocks[3], [[(b":status", b"204")]])
         self.assertIn(3, reader.ended)
 
+    def test_grpcStatusIndependentOfChunking(self):
+        """
+        grpc-messages: an unparseable message followed, in the same read,
+        by a prefix declaring a message over the limit was answered
+        RESOURCE_EXHAUSTED (the decoder refused the prefix before the call
+        parsed what came before it), but INTERNAL when the message arrived
+        in a read of its own: the status depended on how TCP cut the
+        stream.  (The same with a compressed message first: UNIMPLEMENTED.)
+        The messages before a bad prefix are judged first now, as grpc-go
+        reads them in order.
+        """
+        import struct
+        from types import SimpleNamespace
+
+        from raftmux.grpc import Code, GRPCError
+        from raftmux.grpc._call import CallBase
+        from raftmux.grpc.wire import encodeMessage
+        from raftmux.grpcpb import health_pb2
+
+        def status(*reads):
+            call = CallBase(health_pb2.HealthCheckRequest, 1024)
+            call.transport = SimpleNamespace(host=SimpleNamespace(holdBytes=lambda d: True))
+            try:
+                for data in reads:
+                    call.decodeMessages(data)
+            except GRPCError as e:
+                return e.code
+            return None
+
+        oversized = struct.pack(">BI", 0, 1 << 20)
+        for first, code in [(encodeMessage(b"\xff\xff"), Code.INTERNAL),
+                            (struct.pack(">BI", 1, 2) + b"gz", Code.UNIMPLEMENTED)]:
+            self.assertEqual(status(first + oversized), code)
+            self.assertEqual(status(first, oversized), code)
+        self.assertEqual(status(encodeMessage(b"") + oversized), Code.RESOURCE_EXHAUSTED)
+
