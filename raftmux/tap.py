@@ -69,6 +69,15 @@ _FLAGS = [
     ("log-level", "log level: " + ", ".join(LEVELS + tuple(ETCD_LEVELS))),
     ("tls-watch-interval", "seconds between checks of the TLS files for changes (0: only "
                            "on SIGHUP)"),
+    ("gossip-profile", "gossip timings over the peer port: lan, local or wan (memberlist's "
+                       "defaults), or off"),
+    ("gossip-probe-interval", "seconds between two probes of a member by gossip"),
+    ("gossip-probe-timeout", "seconds a probed member has to answer"),
+    ("gossip-interval", "seconds between two gossip rounds"),
+    ("gossip-suspicion-mult", "how many probe intervals (scaled by cluster size) a suspect "
+                              "member has to refute before it is declared dead"),
+    ("gossip-rejoin-interval", "seconds between two joins of the other members and the "
+                               "dead (heals partitions)"),
 ]
 _TLS_PARAMETERS = optParameters(CLIENT) + optParameters(PEER)
 _TLS_FLAGS = optFlags(CLIENT) + optFlags(PEER)
@@ -77,6 +86,10 @@ _TLS_FLAGS = optFlags(CLIENT) + optFlags(PEER)
 _SHOWN = {
     "data-dir": "<name>.etcd",
     "initial-cluster": "<name>=<initial-advertise-peer-urls>",
+    "gossip-probe-interval": "<profile's>",
+    "gossip-probe-timeout": "<profile's>",
+    "gossip-interval": "<profile's>",
+    "gossip-suspicion-mult": "<profile's>",
 }
 
 

@@ -14,6 +14,9 @@ gossip benchmarks, each beside its baseline from the same run:
   bodies to a twisted.web ``Site`` over h2c (Twisted's own HTTP/2 server).
 - ``message-seq``: the same with one request in flight (ckit's sender).
 - ``stream``: one ``/stream``'s throughput in MB/s (64 KiB writes).
+- the ``membership`` part's rows: memberlist's SWIM on this transport (and
+  in memory), converge and detect times beside what memberlist's LAN
+  defaults promise on paper, and CPU per member per second.
 
 Server and client run in separate processes on loopback:
 
@@ -68,6 +71,11 @@ def run(options):
     stream = median([measure("stream", "gossip", mib)["bytesPerSecond"] for _ in range(repeats)])
     results.append(Result("stream", "MB/s", stream / 1e6, None,
                           notes="one /stream, %d MiB in 64 KiB writes" % (mib,)))
+    # What the transport is for: memberlist's SWIM over it (converge,
+    # detect, CPU), beside what memberlist's LAN defaults promise on paper.
+    from raftmux.bench import membership
+
+    results.extend(membership.results(options))
     return results
 
 

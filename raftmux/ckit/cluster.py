@@ -7,9 +7,10 @@ It is built with the node's name, raft member ID, client URLs and raft
 role; those travel as memberlist node metadata (compact JSON, at most 512
 bytes: ``{"id": "8e9e05c52164694d", "role": "leader", "urls": [...]}``;
 a Go ckit node ignores metadata, so they mix).  ``update(...)`` changes
-them and gossips the change.  ``view()`` is the JSON a future ``GET
-/cluster/gossip`` serves: every member we know, with memberlist's state
-(alive, suspect, dead, left), incarnation, ckit state and metadata.
+them and gossips the change.  ``view()`` is the JSON ``GET
+/cluster/gossip`` shows: every member we know, with memberlist's state
+(alive, suspect, dead, left), incarnation, when it entered that state
+(``stateChange``, the reactor's time), ckit state and metadata.
 
 Gossip never changes raft membership: this only reports.
 
@@ -90,6 +91,20 @@ class ClusterGossip(Service):
         Service.stopService(self)
         return self.node.stopService()
 
+    def setJoin(self, addresses):
+        """
+        The peers to join from now on (a raft member table changed): those
+        not joined before are joined at once, all of them by the rejoin
+        loop; fires with how many answered.
+        """
+        addresses = list(addresses)
+        new = [a for a in addresses if a not in self.joinAddresses]
+        self.joinAddresses = addresses
+        self.node.setJoinAddresses(addresses)
+        if not new or not self.node.memberlist.running or self.node.memberlist.core is None:
+            return defer.succeed(0)
+        return self.node.start(new).addErrback(lambda f: 0)  # the rejoin loop keeps trying
+
     # -- metadata -----------------------------------------------------------------------
 
     def update(self, memberID=None, clientURLs=None, role=None, timeout=5.0):
@@ -134,5 +149,7 @@ class ClusterGossip(Service):
                     "memberID": meta.get("id"),
                     "clientURLs": meta.get("urls"),
                     "role": meta.get("role"),
+                    "stateChange": node.stateChange if node.stateChange > float("-inf")
+                    else None,
                 })
         return {"name": self.name, "members": members}

@@ -8,7 +8,8 @@ is given: ``raftmux.memberlist.CkitTransport`` is ckit's HTTP/2 one) with a
 terminating) gossiped with a Lamport clock, observers told when the peer
 list changes, and an optional sharder kept in step.
 
-* ``start(addresses)`` joins (ckit's ``Start``; may be called again).
+* ``start(addresses)`` joins (ckit's ``Start``; may be called again);
+  ``setJoinAddresses`` replaces the addresses the rejoin loop tries.
 * ``changeState(to, timeout=None)`` fires once the change has been
   gossiped enough times (at once when we are alone); it fails with
   ``StateTransitionError`` for anything but viewer -> participant ->
@@ -139,6 +140,10 @@ class CkitNode(Service):
         if not addresses:
             return defer.succeed(0)
         return self.memberlist.join(addresses)
+
+    def setJoinAddresses(self, addresses):
+        """Replace the addresses the rejoin loop tries (``start`` adds to them)."""
+        self._joinAddresses = list(dict.fromkeys(addresses))
 
     def _rejoinNow(self):
         targets = list(self._joinAddresses)

@@ -31,16 +31,33 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS = ("run", "start", "stop", "status", "kill", "restart", "add", "remove", "leader")
 
 
+def describeGossip(gossip):
+    """A member's gossip state for ``status``: ``alive 12s`` (for 12 s), ``dead 3s``, ``-``."""
+    if not gossip:
+        return "-"
+    text = gossip["state"]
+    ago = gossip.get("lastChangeAgo")
+    if ago is not None:
+        text += " %ds" % (max(0, int(ago)),)
+    if gossip.get("reaped"):
+        text += " (forgotten)"
+    return text
+
+
 def formatStatus(answer):
-    rows = [("NAME", "PID", "STATE", "HEALTHY", "LEADER", "CLIENT URL", "PEER URL")]
+    rows = [("NAME", "PID", "STATE", "HEALTHY", "LEADER", "CLIENT URL", "PEER URL", "GOSSIP")]
     for m in answer["members"]:
         rows.append((m["name"] + (" (etcd)" if m["kind"] == "etcd" else ""),
                      str(m["pid"] or "-"), m["state"], "yes" if m["healthy"] else "no",
                      "*" if m["name"] == answer.get("leader") else "",
-                     m["clientURL"], "same" if m["peerURL"] == m["clientURL"] else m["peerURL"]))
+                     m["clientURL"], "same" if m["peerURL"] == m["clientURL"] else m["peerURL"],
+                     "-" if m["kind"] == "etcd" else describeGossip(m.get("gossip"))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    if answer.get("gossipFrom"):
+        lines.append("(gossip as %s sees it)" % (answer["gossipFrom"],))
+    return "\n".join(lines)
 
 
 def parser():

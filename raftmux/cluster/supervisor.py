@@ -6,6 +6,7 @@ socket (one ``command_<name>`` method per command), stop everything on the
 way out.
 """
 
+import json
 import os
 import signal
 import time
@@ -121,8 +122,33 @@ class Supervisor:
         return name
 
     async def command_status(self, request):
-        return {"ok": True, "members": await self.status(),
-                "leader": await self.cluster.leader()}
+        members = await self.status()
+        leader = await self.cluster.leader()
+        seenBy, gossip = await self.gossipStates(leader)
+        for row in members:
+            row["gossip"] = gossip.get(row["name"])
+        return {"ok": True, "members": members, "leader": leader, "gossipFrom": seenBy}
+
+    async def gossipStates(self, prefer=None, timeout=2.0):
+        """
+        ``(name, {member name: its gossip columns})`` as the first raftmux
+        member that answers ``GET /cluster/gossip`` sees them (``prefer``,
+        the leader, first), or ``(None, {})``.
+        """
+        names = [prefer] if prefer else []
+        names += [m.name for m in self.cluster.running()
+                  if m.kind == "raftmux" and m.name not in names]
+        for name in names:
+            try:
+                code, body, _ = await self.cluster.request(name, "GET", "/cluster/gossip",
+                                                           timeout=timeout)
+                if code != 200:
+                    continue
+                rows = json.loads(body)["members"]
+            except Exception:  # refused, timed out, not a view: ask the next one
+                continue
+            return name, {r["name"]: r.get("gossip") for r in rows if r.get("name")}
+        return None, {}
 
     async def command_kill(self, request):
         name = await self._named(request)

@@ -528,18 +528,7 @@ class H2Protocol(Protocol):
 
     def requestReceived(self, event):
         """A peer opened a stream with a request (servers override)."""
-        self.refuseStream(event.stream_id, ErrorCodes.REFUSED_STREAM)
-
-    def refuseStream(self, streamId, code):
-        """
-        RST_STREAM ``code`` on a stream we never served.  The peer may have
-        reset it already in the same read (h2 handles a whole read before we
-        see its events), so a stream h2 knows is closed needs nothing.
-        """
-        try:
-            self.conn.reset_stream(streamId, code)
-        except (StreamClosedError, H2Error):
-            pass
+        self.resetStreamId(event.stream_id, ErrorCodes.REFUSED_STREAM)
 
     def _dataReceived(self, event):
         stream = self.streams.get(event.stream_id)
@@ -742,9 +731,16 @@ class H2Protocol(Protocol):
             pass
 
     def resetStream(self, stream):
+        self.resetStreamId(stream.streamId, getattr(stream, "resetCode", ErrorCodes.CANCEL))
+
+    def resetStreamId(self, streamId, code):
+        """
+        RST_STREAM ``streamId`` unless h2 has closed it already: events come
+        a read at a time, so a later frame of the same read (a reset, DATA
+        after END_STREAM) may have closed the stream an earlier event names.
+        """
         try:
-            self.conn.reset_stream(stream.streamId, getattr(stream, "resetCode",
-                                                            ErrorCodes.CANCEL))
+            self.conn.reset_stream(streamId, code)
         except (StreamClosedError, H2Error):
             pass
 

@@ -54,11 +54,11 @@ class H2ServerProtocol(H2Protocol):
         streamId = event.stream_id
         if self.goAwaySent is not None and streamId > self.goAwaySent:
             # After our GOAWAY: not processed, the client may retry elsewhere.
-            self.refuseStream(streamId, ErrorCodes.REFUSED_STREAM)
+            self.resetStreamId(streamId, ErrorCodes.REFUSED_STREAM)
             return
         if len(self.streams) >= self.config.maxConcurrentStreams:
             # A peer that opened streams before our SETTINGS reached it.
-            self.refuseStream(streamId, ErrorCodes.REFUSED_STREAM)
+            self.resetStreamId(streamId, ErrorCodes.REFUSED_STREAM)
             return
         headers = event.headers
         if self.validate:
@@ -66,7 +66,7 @@ class H2ServerProtocol(H2Protocol):
             if error is not None:
                 self.log.info("HTTP/2 {peer}: malformed request on stream {stream}: {error}",
                               peer=self._peer(), stream=streamId, error=error)
-                self.refuseStream(streamId, ErrorCodes.PROTOCOL_ERROR)
+                self.resetStreamId(streamId, ErrorCodes.PROTOCOL_ERROR)
                 return
         request = H2Request(headers)
         factory = self.router.route(request)

@@ -42,7 +42,7 @@ and left nodes are reaped like dead ones.
 import heapq
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from raftmux.memberlist.config import META_MAX_SIZE
@@ -148,6 +148,9 @@ class Node:
     dmin: int = 0
     dmax: int = 0
     dcur: int = 0
+    #: when this member last entered its state (the core's clock; -inf: never);
+    #: not part of equality, so snapshots compare as before
+    stateChange: float = field(default=float("-inf"), compare=False)
 
     @property
     def address(self):
@@ -181,9 +184,10 @@ class _NodeState:
         return self.state in (NodeStateType.DEAD, NodeStateType.LEFT)
 
     def snapshot(self):
-        v = tuple(self.vsn) if len(self.vsn) >= 6 else (0,) * 6
+        pmin, pmax, pcur, dmin, dmax, dcur = self.vsn[:6] if len(self.vsn) >= 6 else (0,) * 6
         return Node(self.name, self.addr, self.port, self.meta, NodeStateType(self.state),
-                    self.incarnation, *v)
+                    self.incarnation, pmin, pmax, pcur, dmin, dmax, dcur,
+                    stateChange=self.stateChange)
 
 
 class _Timer:

@@ -39,6 +39,11 @@ class MuxadoConfig:
     ``maxIncomingStreams``: peer-opened streams open at once; bounds memory
     to about ``maxIncomingStreams * maxWindowSize``.
 
+    ``maxBufferedBytes``: bytes received on all of a session's streams and
+    not yet taken by their protocols; past it the session stops reading its
+    transport until half of it has been taken.  None: only the windows
+    bound it (``maxIncomingStreams * maxWindowSize``, plus window growth).
+
     ``heartbeat``: run our own heartbeat requester.  None means the
     generation's habit: on for v1 (every Go v1 session runs one, and closes
     a session whose peer never echoes), off for v2 unless
@@ -73,6 +78,7 @@ class MuxadoConfig:
     maxWindowSize: Optional[int] = None
     acceptBacklog: int = 128
     maxIncomingStreams: int = 1024
+    maxBufferedBytes: Optional[int] = None
     maxGoAwayDebug: int = 65536
     heartbeat: Optional[bool] = None
     heartbeatInterval: Optional[float] = None

@@ -131,6 +131,13 @@ class MuxadoSession(Protocol):
         self._batching = False        # inside dataReceived: one flush at its end
         self._peerAddress: IAddress | None = None
         self._soon: list[Any] = []    # (f, args) to call after this dispatch
+        # Bytes received and not yet taken by the streams' protocols (so not
+        # credited back), per stream and in all: past the session's
+        # maxBufferedBytes the transport stops reading (see _hold).
+        self._bufferedBy: dict[MuxadoStream, int] = {}
+        self._buffered = 0
+        self._maxBuffered = config.maxBufferedBytes
+        self._readStopped = False
         self._metrics = SessionMetrics(registry, "client" if isClient else "server")
         if version is not None:
             self._conn = self._newConnection(version)
@@ -394,6 +401,7 @@ class MuxadoSession(Protocol):
             if kind is events.DataReceived:
                 stream = streams.get(event.streamId)
                 if stream is not None:
+                    self._hold(stream, len(event.data))
                     if self._sniffing and stream in self._sniffing:
                         self._typeFromFirstBytes(stream, event.data)
                     else:
@@ -497,7 +505,47 @@ class MuxadoSession(Protocol):
         return self._conn.sendData(stream.streamId, data)
 
     def creditStream(self, stream, count):
+        self._release(stream, count)
         self._conn.acknowledgeReceivedData(stream.streamId, count)
+
+    def _hold(self, stream, count):
+        """
+        ``count`` bytes arrived for ``stream``.  A stream's window bounds what
+        it holds, but a peer may open many streams and read none of our
+        answers: past ``maxBufferedBytes`` held in all, the transport stops
+        reading (TCP's own window then holds the peer back) until the
+        streams' protocols have taken half of it.
+        """
+        self._bufferedBy[stream] = self._bufferedBy.get(stream, 0) + count
+        self._buffered += count
+        limit = self._maxBuffered
+        if limit is not None and self._buffered > limit and not self._readStopped:
+            self._readStopped = True
+            self._refusals.emit(LogLevel.warn, "muxado: buffered past the session limit",
+                                "muxado: {peer} has {buffered} bytes waiting in its streams "
+                                "(limit {limit}); reading paused", peer=self._peer(),
+                                buffered=self._buffered, limit=limit)
+            self.transport.pauseProducing()
+
+    def _release(self, stream, count):
+        held = self._bufferedBy.get(stream)
+        if not held:
+            return
+        count = min(count, held)
+        if held == count:
+            del self._bufferedBy[stream]
+        else:
+            self._bufferedBy[stream] = held - count
+        self._buffered -= count
+        if self._readStopped and self._buffered <= self._maxBuffered // 2 \
+                and not self._closing and self.transport is not None:
+            self._readStopped = False
+            self.transport.resumeProducing()
+
+    @property
+    def bufferedBytes(self):
+        """Bytes received on this session's streams and not yet taken by their protocols."""
+        return self._buffered
 
     def endStream(self, stream):
         return self._conn.endStream(stream.streamId)
@@ -542,6 +590,7 @@ class MuxadoSession(Protocol):
 
     def streamGone(self, stream):
         self._streams.pop(stream.streamId, None)
+        self._release(stream, self._bufferedBy.get(stream, 0))
         if self._graceful and not self._closing:
             self.callSoon(self.flush)
         self._sniffing.discard(stream)

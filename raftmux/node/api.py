@@ -10,7 +10,8 @@ Site every protocol of a port reaches.
   a Range of the key, linearizable (ReadIndex) unless ``?serializable=true``.
   Any member takes writes: a follower's proposal goes to the leader through
   raft, as in etcd, and the answer comes once this member applied it.
-* ``/cluster/members`` lists and changes members with etcd's conf changes.
+* ``/cluster/members`` lists and changes members with etcd's conf changes;
+  ``/cluster/gossip`` shows each member's gossip state beside its raft state.
 
 Errors are ``{"error": "..."}`` with a 4xx/5xx status: 503 for "no
 leader" and "not running raft" (nothing was proposed; retry), 504 when the
@@ -23,12 +24,13 @@ import time
 from typing import Any
 
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from raftmux._log import RateLimitedLog
 from raftmux.etcd.cluster import parsePeerURLs
 from raftmux.etcd.gateway import httpStatusFromCode
 from raftmux.etcdpb import raft_internal_pb2, rpc_pb2
@@ -47,6 +49,13 @@ from raftmux.rafthttp import formatID, parseID
 __all__ = ["NodeSite", "KVResource", "ClusterResource", "HealthResource"]
 
 _log = Logger()
+#: Go's net/http servers leave ReadHeaderTimeout to the program; etcd sets
+#: none.  A generous bound, far above any real client's head.
+HEAD_DEADLINE = 30.0
+
+
+# A flood of slow heads costs a few lines a minute, not one a connection.
+_slowHeads = RateLimitedLog(_log)
 
 
 def requestGone(request):
@@ -87,16 +96,23 @@ class NodeSite(Site):
 
     noisy = False
 
-    def __init__(self, node, maxBodyBytes=None, reactor=None):
+    def __init__(self, node, maxBodyBytes=None, reactor=None, headDeadline=HEAD_DEADLINE):
         Site.__init__(self, _Starting(), reactor=reactor)
         self.node = node
         #: bodies larger than this are refused (413) before they are read:
         #: a number of bytes, or a function of the request's path giving one
         #: (``None``: no limit)
         self.maxBodyBytes = maxBodyBytes
-        if maxBodyBytes is not None:
-            limitFor = maxBodyBytes if callable(maxBodyBytes) else (lambda path: maxBodyBytes)
-            self.requestFactory = _boundedRequest(limitFor)
+        #: seconds a client has from its request line to the end of its
+        #: headers (twisted.web's idle timeout restarts with every byte, so a
+        #: head sent a byte at a time would otherwise hold a connection)
+        self.headDeadline = headDeadline
+        if maxBodyBytes is not None or headDeadline is not None:
+            if maxBodyBytes is None or callable(maxBodyBytes):
+                limitFor = maxBodyBytes or (lambda path: None)
+            else:
+                limitFor = lambda path: maxBodyBytes  # noqa: E731
+            self.requestFactory = _boundedRequest(limitFor, self.reactor, headDeadline)
 
     def mount(self, root, children):
         for name, resource in children.items():
@@ -116,7 +132,7 @@ class NodeSite(Site):
         pass
 
 
-def _boundedRequest(limitFor):
+def _boundedRequest(limitFor, clock, headDeadline):
     """
     A Request class refusing bodies over ``limitFor(path)`` bytes: by the
     declared Content-Length before any byte is read, or as a chunked body
@@ -124,15 +140,43 @@ def _boundedRequest(limitFor):
     connection (the rest of the body is never read, as a Go server does
     past its limit); over HTTP/2 the rest of the body is dropped as it
     comes and the 413 is the stream's answer.  twisted.web would otherwise
-    spool any body to a temporary file before a resource sees it.
+    spool any body to a temporary file before a resource sees it.  Its head
+    (request line to the end of the headers) must arrive within
+    ``headDeadline`` seconds or the connection is closed.
     """
 
     class BoundedRequest(Request):
         _received = 0
         _refused = False
         _limit = None
+        _headTimer = None
+
+        def __init__(self, *args, **kwargs):
+            Request.__init__(self, *args, **kwargs)
+            if headDeadline is not None and isinstance(self.channel, HTTPChannel):
+                self._headTimer = clock.callLater(headDeadline, self._headTooSlow)
+
+        def _headTooSlow(self):
+            self._headTimer = None
+            _slowHeads.emit(LogLevel.info, "HTTP: slow request heads",
+                            "HTTP: {peer}: request head not complete after {seconds} s; "
+                            "closing", peer=_peerOf(self.channel), seconds=headDeadline)
+            transport: Any = self.channel.transport
+            if transport is not None:
+                transport.abortConnection()
+
+        def connectionLost(self, reason):
+            self._cancelHeadTimer()
+            Request.connectionLost(self, reason)
+
+        def _cancelHeadTimer(self):
+            if self._headTimer is not None:
+                if self._headTimer.active():
+                    self._headTimer.cancel()
+                self._headTimer = None
 
         def gotLength(self, length):
+            self._cancelHeadTimer()
             # The request line is parsed by now, but twisted.web keeps the
             # path on the channel until the body is in: HTTP/1.x's
             # ``_path``, HTTP/2's ``path``.
@@ -172,6 +216,14 @@ def _boundedRequest(limitFor):
                 self.finish()
 
     return BoundedRequest
+
+
+def _peerOf(channel):
+    transport = getattr(channel, "transport", None)
+    try:
+        return transport.getPeer() if transport is not None else None
+    except Exception:
+        return None
 
 
 class _Refused(Exception):
@@ -351,14 +403,21 @@ class ClusterResource(_NodeResource):
     ``/cluster/members``: GET lists, POST adds (``{"peerURLs": [...],
     "name": ..., "isLearner": false}``); ``/cluster/members/<id>``: DELETE
     removes; ``/cluster/members/<id>/promote``: POST makes a learner a voter.
+    ``/cluster/gossip``: GET shows each member's raft state beside its
+    gossip state (``gossip``: the node's ``NodeGossip``, or anything with
+    ``view()``; None answers 404 until it exists).
     """
 
     allowed = b"GET, POST, DELETE"
 
+    def __init__(self, etcd, metrics, gossip=None):
+        _NodeResource.__init__(self, etcd, metrics)
+        self.gossip = gossip
+
     def _path(self, request):
         path = request.postpath
         if not path or path[0] != b"members" or len(path) > 3:
-            raise _Refused(404, "not found: use /cluster/members")
+            raise _Refused(404, "not found: use /cluster/members or /cluster/gossip")
         return path[1:]
 
     def listing(self, members=None):
@@ -372,6 +431,11 @@ class ClusterResource(_NodeResource):
         }
 
     def handle_GET(self, request):
+        if request.postpath in ([b"gossip"], [b"gossip", b""]):
+            if self.gossip is None:
+                raise _Refused(404, "this member runs no gossip")
+            sendJSON(request, 200, self.gossip.view())
+            return
         if self._path(request):
             raise _Refused(404, "not found")
         sendJSON(request, 200, self.listing())

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from raftmux._log import LOGGERS, canonicalLevel
+from raftmux.memberlist.config import MemberlistConfig
 from raftmux.rafthttp import clusterID, memberID
 from raftmux.tls import CLIENT, PEER, TLSConfigError, TLSInfo, checkURLs
 
-__all__ = ["ConfigError", "NodeConfig", "parseURLs", "parseInitialCluster", "addressOf",
+__all__ = ["ConfigError", "NodeConfig", "GossipOptions", "GOSSIP_PROFILES", "parseURLs", "parseInitialCluster", "addressOf",
            "DEFAULTS", "ETCD_FLAGS", "ENV_PREFIX", "envName", "flagsFromEnvironment"]
 
 # etcd 3.4's defaults, but the loopback addresses (127.0.0.1 where etcd
@@ -41,6 +43,12 @@ DEFAULTS: dict[str, Any] = {
     "logger": "capnslog",
     "log-level": "info",
     "tls-watch-interval": 0,
+    "gossip-profile": "lan",
+    "gossip-probe-interval": None,  # the profile's
+    "gossip-probe-timeout": None,
+    "gossip-interval": None,
+    "gossip-suspicion-mult": None,
+    "gossip-rejoin-interval": 30.0,
 }
 
 # The flags that are etcd 3.4's, with its names, defaults and meanings
@@ -61,6 +69,39 @@ ETCD_FLAGS = frozenset([
 ENV_PREFIX = "ETCD"
 
 SCHEMES = ("http", "https")
+
+
+#: ``--gossip-profile``: memberlist's default configurations, or no gossip
+GOSSIP_PROFILES = {"lan": MemberlistConfig.lan, "local": MemberlistConfig.local,
+                   "wan": MemberlistConfig.wan, "off": None}
+
+
+@dataclass(frozen=True)
+class GossipOptions:
+    """
+    The ``--gossip-*`` flags: a ``profile`` (memberlist's ``lan``,
+    ``local`` or ``wan`` timings, or ``off``) and the timings given over
+    it (None: the profile's), in seconds.
+    """
+
+    profile: str = "lan"
+    probeInterval: float | None = None
+    probeTimeout: float | None = None
+    gossipInterval: float | None = None
+    suspicionMult: int | None = None
+    rejoinInterval: float = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.profile != "off"
+
+    def memberlistConfig(self, **values: Any) -> MemberlistConfig:
+        """The profile's ``MemberlistConfig`` with the given timings and ``values``."""
+        make = GOSSIP_PROFILES[self.profile] or MemberlistConfig.lan
+        for key in ("probeInterval", "probeTimeout", "gossipInterval", "suspicionMult"):
+            if getattr(self, key) is not None:
+                values.setdefault(key, getattr(self, key))
+        return make(**values)
 
 
 class ConfigError(ValueError):
@@ -159,6 +200,28 @@ def _positive(options, flag, kind=int):
     return value
 
 
+def _gossipOptions(o):
+    profile = o["gossip-profile"]
+    if profile not in GOSSIP_PROFILES:
+        raise ConfigError("--gossip-profile must be one of %s, got %r"
+                          % (", ".join(GOSSIP_PROFILES), profile))
+    given = {}
+    for flag, key, kind in (("gossip-probe-interval", "probeInterval", float),
+                            ("gossip-probe-timeout", "probeTimeout", float),
+                            ("gossip-interval", "gossipInterval", float),
+                            ("gossip-suspicion-mult", "suspicionMult", int)):
+        if o[flag] is not None:
+            given[key] = _positive(o, flag, kind)
+    options = GossipOptions(profile, rejoinInterval=_positive(o, "gossip-rejoin-interval", float),
+                            **given)
+    config = options.memberlistConfig()
+    if config.probeTimeout >= config.probeInterval:
+        raise ConfigError("--gossip-probe-timeout (%g s) must be shorter than "
+                          "--gossip-probe-interval (%g s)"
+                          % (config.probeTimeout, config.probeInterval))
+    return options
+
+
 class NodeConfig:
     """
     Built from a mapping of flag name to value (``Options``, or a dict for
@@ -232,6 +295,7 @@ class NodeConfig:
             if url in self.listenPeerURLs + self.listenClientURLs:
                 raise ConfigError("--listen-metrics-urls %s is also a peer or client URL" % (url,))
         self._configureTLS(o)
+        self.gossip = _gossipOptions(o)
 
         # IDs as etcd computes them at bootstrap (no time in the hash).
         self.memberIDs = {name: memberID(urls, self.token)

@@ -54,7 +54,13 @@ from raftmux.mvcc.errors import (
 from raftmux.node import entries
 from raftmux.node.members import memberContext
 from raftmux.node.statemachine import DuplicateRequestID, memberMessages
-from raftmux.raft.core import ProposalDropped, RaftError
+from raftmux.raft.core import (
+    ProposalDropped,
+    RaftError,
+    StateCandidate,
+    StateLeader,
+    StatePreCandidate,
+)
 from raftmux.raft.driver import DriverStopped, ReadIndexTimeout
 from raftmux.raft.interfaces import IRaftObserver
 from raftmux.rafthttp import formatID
@@ -131,6 +137,25 @@ class EtcdNode:
     def isLearner(self):
         member = self.stateMachine.state.members.get(self.memberID)
         return bool(member is not None and member.isLearner)
+
+    def role(self):
+        """
+        This member's raft role as an operator names it: ``leader``,
+        ``candidate`` (pre-vote included), ``follower``, or ``learner``
+        (a learner's raft only follows).
+        """
+        if self.isLearner():
+            return "learner"
+        state = self.driver.raftState
+        if state == StateLeader:
+            return "leader"
+        if state in (StateCandidate, StatePreCandidate):
+            return "candidate"
+        return "follower"
+
+    def progress(self):
+        """On the leader: member ID -> the highest log index known to be there; else None."""
+        return self.driver.progress()
 
     def appliedIndex(self):
         return self.stateMachine.applied

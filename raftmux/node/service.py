@@ -13,6 +13,9 @@ order, at start:
 * ``EtcdNode``: the one narrow view (``IEtcdNode``) the client API has of
   all that, and etcd's v3 API over it (``raftmux.etcd.EtcdAPI``, a child
   service): the JSON gateway on client URLs, ``/leases`` for peers;
+* ``NodeGossip`` (``raftmux.node.gossip``): memberlist and ckit over the
+  peer port, announcing the member's ID, client URLs and raft role, joined
+  to the member table's peers (``GET /cluster/gossip``);
 * two twisted.web Sites: the peer Site (rafthttp, ``/members``,
   ``/leases`` and the client API) and the client Site (the client API:
   ``/v3/...``, ``/kv``, ``/cluster``, ``/health``, ``/metrics``), served
@@ -39,10 +42,11 @@ import raftmux
 from raftmux.etcd import EtcdAPI
 from raftmux.etcd.idgen import IDGenerator
 from raftmux.etcd.leasehttp import LeaseHTTPForwarder
-from raftmux.gossip import GossipTransport
 from raftmux.grpc.etcd import EtcdGRPCRouter
 from raftmux.grpc.health import HealthServicer
 from raftmux.h2 import H2Config, H2ServerFactory
+from raftmux.memberlist import CkitTransport
+from raftmux.memberlist.messages import joinHostPort
 from raftmux.metrics import MetricsResource
 from raftmux.muxado import MuxadoConfig, MuxadoServerFactory
 from raftmux.node import identity
@@ -50,6 +54,7 @@ from raftmux.node.api import ClusterResource, HealthResource, KVResource, NodeSi
 from raftmux.node.config import addressOf
 from raftmux.node.dialer import MUXADO, PLAIN, PeerDialer
 from raftmux.node.etcdnode import EtcdNode
+from raftmux.node.gossip import NodeGossip
 from raftmux.node.join import fetchMembers
 from raftmux.node.listeners import (
     CLIENT_ONLY,
@@ -123,6 +128,9 @@ class _RaftLog:
 #: requests forwarded in flight).
 MAX_PEER_SESSIONS = 64
 MAX_PEER_STREAMS = 256
+#: bytes a peer session may have waiting in its streams (past it the session
+#: stops reading), so a flood holds at most MAX_PEER_SESSIONS x this
+MAX_PEER_BUFFERED = 8 * 1024 * 1024
 
 
 #: the HTTP/2 settings of the gRPC server: a Watch holds a stream for its
@@ -174,7 +182,10 @@ class RaftNode(service.MultiService):
     The node is its Transport's ``IRaft`` (as etcd's server is); the parts
     are built in order at start: storage, dialer and Agent, Transport, the
     state and its state machine, RawNode, the driver, ``etcd`` (the
-    ``EtcdNode``) and ``etcdAPI`` (etcd's v3 services, a child service).
+    ``EtcdNode``), ``etcdAPI`` (etcd's v3 services, a child service) and
+    ``nodeGossip``; ``gossipTransport`` (a ``CkitTransport``, whose
+    ``GossipTransport`` is ``gossip``) exists from construction, for the
+    peer routes.
     """
 
     log = Logger()
@@ -206,13 +217,13 @@ class RaftNode(service.MultiService):
         self.agent = None
         self.pool = None
         self.gossip = None
+        self.nodeGossip = None
         self.state = None
         self.stateMachine = None
         self.etcd = None
         self.etcdAPI = None
         self.ports = []
         self.removed = False
-        self.gossipPackets = 0
         self._started = []
         self._startResult = None
         self._portFactories = {}
@@ -237,10 +248,13 @@ class RaftNode(service.MultiService):
         gossipTLS = None
         if self.tlsPolicy is not None and config.advertisePeerURLs[0].startswith("https:"):
             gossipTLS = lambda host: self.tlsPolicy.creatorFor(host, [H2])  # noqa: E731
-        self.gossip = GossipTransport(self.reactor, self._gossipAddress(),
-                                      onPacket=self._gossipPacket,
-                                      onStream=lambda stream: stream.loseConnection(),
-                                      contextFactory=gossipTLS, registry=self.registry)
+        # memberlist's transport over ckit's HTTP/2 routes, mounted on the
+        # peer routes now; NodeGossip runs memberlist on it once the member
+        # ID is known.  ``gossip`` is its GossipTransport.
+        self.gossipTransport = CkitTransport(self.reactor, joinHostPort(*self._gossipAddress()),
+                                             contextFactory=gossipTLS, registry=self.registry)
+        self.gossip = self.gossipTransport.gossip
+        self._initialMembers = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -317,6 +331,7 @@ class RaftNode(service.MultiService):
             bootstrap = config.clusterState == "new"
         if self.storage is None:
             self._openStorage()
+        self._initialMembers = initialMembers
         self._makeParts(initialMembers, bootstrap)
         if known is None:
             identity.save(config.identityFile, self.id, self.clusterID, config.name,
@@ -326,6 +341,7 @@ class RaftNode(service.MultiService):
                 reloadable.watch(self.reactor, config.tlsWatchInterval)
         self.driver.start()
         self.etcdAPI.setServiceParent(self)
+        self.nodeGossip.startService()
         self.reactor.callLater(0, self.etcd.publish, config.name, config.advertiseClientURLs)
         for url in config.listenURLs:
             self.log.info("raftmux: member {name} ({id}) listening on {url} ({serves})",
@@ -419,6 +435,10 @@ class RaftNode(service.MultiService):
             electionTimeout=config.electionTicks *
             config.heartbeatInterval, leaseForwarder=LeaseHTTPForwarder(self.agent, self.etcd),
             ids=ids)
+        self.nodeGossip = NodeGossip(
+            self.reactor, self.etcd, self.gossipTransport, config.gossip, config.name,
+            config.advertiseClientURLs, self._gossipAddress(), self._gossipJoinTargets)
+        self.driver.addObserver(self.nodeGossip)
         self._updateCampaign()
         shared = self.resources()
         self.clientSite.mount(_ClientRoot(), shared)
@@ -578,9 +598,10 @@ class RaftNode(service.MultiService):
     def _muxadoFactory(self):
         if self._muxadoServer is None:
             # Between members a session carries a handful of streams; the
-            # caps keep a flood within MAX_PEER_SESSIONS x 256 streams x window.
+            # caps keep a flood within MAX_PEER_SESSIONS x MAX_PEER_BUFFERED.
             self._muxadoServer = MuxadoServerFactory(
-                self.peerSite, MuxadoConfig(maxIncomingStreams=MAX_PEER_STREAMS),
+                self.peerSite, MuxadoConfig(maxIncomingStreams=MAX_PEER_STREAMS,
+                                            maxBufferedBytes=MAX_PEER_BUFFERED),
                 registry=self.registry, maxSessions=MAX_PEER_SESSIONS)
         return self._muxadoServer
 
@@ -609,11 +630,16 @@ class RaftNode(service.MultiService):
     def _teardown(self):
         for reloadable in self._reloadables():
             reloadable.stopWatching()
+        waits = []
+        # Gossip first: it leaves (over its own connections) while the rest stops.
+        if self.nodeGossip is not None:
+            waits.append(self.nodeGossip.stopService())
+        else:
+            waits.append(self.gossipTransport.stop())
         if self.etcd is not None:
             self.etcd.stop()
         if self.driver is not None:
             self.driver.stop()
-        waits = []
         for port in self.ports:
             waits.append(defer.maybeDeferred(port.stopListening))
         self.ports = []
@@ -623,8 +649,6 @@ class RaftNode(service.MultiService):
         waits.append(self._grpcServer.shutdown())
         if self.transport is not None:
             waits.append(self.transport.stop())
-        if self.gossip is not None:
-            waits.append(self.gossip.shutdown())
         if self.dialer is not None:
             waits.append(self.dialer.stop())
         if self.pool is not None:
@@ -713,7 +737,7 @@ class RaftNode(service.MultiService):
             b"v3beta": gateway,
             b"version": VersionResource(extra={"raftmux": _version()}),
             b"kv": KVResource(self.etcd, self.metrics, self.config.maxValueBytes),
-            b"cluster": ClusterResource(self.etcd, self.metrics),
+            b"cluster": ClusterResource(self.etcd, self.metrics, gossip=self.nodeGossip),
             b"health": HealthResource(self.etcd, self.metrics),
             b"metrics": MetricsResource(self.registry),
         }
@@ -752,6 +776,8 @@ class RaftNode(service.MultiService):
             self.reactor.callLater(0, self._stopRaft)
 
     def _stopRaft(self):
+        if self.nodeGossip is not None:
+            self.nodeGossip.stopService()  # the others see it leave
         if self.etcd is not None:
             self.etcd.stop()
         if self.driver is not None:
@@ -767,8 +793,29 @@ class RaftNode(service.MultiService):
     def _gossipAddress(self):
         return addressOf(self.config.advertisePeerURLs[0])
 
-    def _gossipPacket(self, data, fromAddress, timestamp):
-        self.gossipPackets += 1
+    def _gossipJoinTargets(self):
+        """
+        Where the other members gossip: the address of each one's first
+        peer URL, from the member table (the initial members until it is
+        filled); etcd members (they answered as plain rafthttp) do not.
+        """
+        kinds = self.dialer.kinds if self.dialer is not None else {}
+        if self.members is not None and self.members.ids():
+            others = [self.peerURLsOf(id) for id in self.members.ids() if id != self.id]
+        else:
+            others = [m["peerURLs"] for m in self._initialMembers if m["id"] != self.id]
+        targets = []
+        for urls in others:
+            if urls and kinds.get(addressOf(urls[0])) != PLAIN:
+                address = joinHostPort(*addressOf(urls[0]))
+                if address not in targets:
+                    targets.append(address)
+        return targets
+
+    @property
+    def gossipPackets(self):
+        """Gossip packets received on the peer routes (the transport's counter)."""
+        return int(self.registry.get_sample_value("cluster_transport_rx_packets_total") or 0)
 
 
 class _ClientRoot(Resource):

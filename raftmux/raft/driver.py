@@ -333,6 +333,12 @@ class RaftDriver:
         return self.rawNode.raft.state == StateLeader
 
     @property
+    def raftState(self):
+        """raft's state now: ``StateFollower``, ``StatePreCandidate``, ``StateCandidate``
+        or ``StateLeader`` (``raftmux.raft.core``'s names)."""
+        return self.rawNode.raft.state
+
+    @property
     def committed(self):
         return self.rawNode.raft.raftLog.committed
 

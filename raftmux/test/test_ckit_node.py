@@ -257,7 +257,7 @@ class ClusterGossipTests(SynchronousTestCase):
         self.assertEqual(view["members"][0], {
             "name": "n1", "address": "127.0.0.1:7000", "isSelf": True, "state": "alive",
             "incarnation": 1, "ckitState": "viewer", "memberID": "8e9e05c52164694d",
-            "clientURLs": ["http://127.0.0.1:7100"], "role": "leader"})
+            "clientURLs": ["http://127.0.0.1:7100"], "role": "leader", "stateChange": 0.0})
         self.h.result(b.update(role="leader"))
         self.h.result(a.update(role="follower"))
         self.h.run(lambda: [m["role"] for m in c.view()["members"]]
@@ -266,7 +266,34 @@ class ClusterGossipTests(SynchronousTestCase):
         self.assertIsInstance(failure.value, ValueError)
         self.assertEqual(a._meta(), a._meta())
         self.h.net.kill("127.0.0.1:7002")
+        killedAt = self.h.clock.seconds()
         self.h.run(lambda: [m["state"] for m in a.view()["members"]]
                    == ["alive", "alive", "dead"], 30.0)
+        self.assertGreater(a.view()["members"][2]["stateChange"], killedAt)
         self.gossips.remove(c)
         c.node.memberlist.core.stop()
+
+    def test_setJoin(self):
+        """
+        New join addresses are joined at once; the rejoin loop tries only the
+        current ones; an address that does not answer is no error.
+        """
+        a = self.add("n1", 7000, 1, "leader")
+        b = self.add("n2", 7001, 2, "follower")
+        self.h.run(lambda: b.node.memberlist.core is not None, 1.0)
+        self.assertEqual(self.h.result(b.setJoin(["127.0.0.1:7000", "127.0.0.1:7999"])), 1)
+        self.h.run(lambda: len(a.view()["members"]) == 2, 5.0)
+        self.assertEqual(self.h.result(b.setJoin(["127.0.0.1:7000"])), 0)  # nothing new
+        self.assertEqual(b.joinAddresses, ["127.0.0.1:7000"])
+        self.assertEqual(self.h.result(b.setJoin(["127.0.0.1:7998"])), 0)  # no answer
+
+    def test_setJoinBeforeStart(self):
+        """Before the service runs, ``setJoin`` only records the addresses start joins."""
+        a = self.add("n1", 7000, 1, "leader")
+        b = ClusterGossip(self.h.clock, "n2", 2, [], "follower",
+                          transport=self.h.net.transport("127.0.0.1:7001"),
+                          config=fastConfig("n2"))
+        self.assertEqual(self.h.result(b.setJoin(["127.0.0.1:7000"])), 0)
+        b.startService()
+        self.gossips.append(b)
+        self.h.run(lambda: len(a.view()["members"]) == 2, 5.0)

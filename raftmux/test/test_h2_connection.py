@@ -619,6 +619,31 @@ class BadInputTests(SynchronousTestCase):
         if server.closed:
             self.assertTrue(transport.disconnecting)
 
+    def test_requestClosedLaterInTheSameRead(self):
+        """
+        Found by fuzzing (gossip-h2-server): a malformed request and, in the
+        same read, the client's RST_STREAM for it.  h2 closed the stream
+        before the server handled the request event, and the server's own
+        reset of it raised StreamClosedError into the log.  Now the reset of
+        a stream h2 has closed is skipped and nothing is logged.
+        """
+        from twisted.logger import LogLevel, capturedLogs
+
+        client = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, validate_outbound_headers=False,
+            normalize_outbound_headers=False))
+        client.initiate_connection()
+        client.send_headers(1, [(b":method", b"GET"), (b":scheme", b"http"),
+                                (b":authority", b"x")], end_stream=True)  # no :path
+        client.reset_stream(1, ErrorCodes.CANCEL)
+        server = H2ServerFactory(Router(), clock=MemoryReactorClock()).buildProtocol(None)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        with capturedLogs() as events:
+            server.dataReceived(client.data_to_send())
+        self.assertEqual([e for e in events if e["log_level"] >= LogLevel.error], [])
+        self.assertFalse(server.closed)
+
     def test_notHTTP2(self):
         """The shell does not sniff: HTTP/1.1 bytes are a protocol error (GOAWAY) and a close."""
         server = H2ServerFactory(Router(), clock=MemoryReactorClock()).buildProtocol(None)

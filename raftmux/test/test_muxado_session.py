@@ -494,6 +494,58 @@ class BadInputTests(SynchronousTestCase):
     def test_goAwayOnStream(self):
         self.assertGoAway(bytes.fromhex("0000083000000003") + bytes(8), ErrorCode.PROTOCOL_ERROR)
 
+    def test_sessionBufferLimitStopsReading(self):
+        """
+        A peer that opens many streams whose protocols do not read: past
+        ``maxBufferedBytes`` held in all, the session stops reading its
+        transport, and reads again once the protocols took half of it back.
+        """
+
+        class Paused(Collect):
+            def connectionMade(self):
+                self.transport.pauseProducing()
+
+        transport = StringTransport()
+        session = MuxadoSession(False, Factory.forProtocol(Paused),
+                                MuxadoConfig(version=2, maxBufferedBytes=100000),
+                                reactor=Clock())
+        session.makeConnection(transport)
+        chunk = b"x" * 60000
+        session.dataReceived(encodeData(3, chunk, syn=True))
+        self.assertEqual(session.bufferedBytes, 60000)
+        self.assertEqual(transport.producerState, "producing")
+        session.dataReceived(encodeData(5, chunk, syn=True))
+        self.assertEqual(session.bufferedBytes, 120000)
+        self.assertEqual(transport.producerState, "paused")
+        first, second = (session.streams[i] for i in (3, 5))
+        first.resumeProducing()
+        self.assertEqual(first.protocol.received, chunk)
+        self.assertEqual(session.bufferedBytes, 60000)
+        self.assertEqual(transport.producerState, "paused")   # until half is taken
+        second.resumeProducing()
+        self.assertEqual(session.bufferedBytes, 0)
+        self.assertEqual(transport.producerState, "producing")
+        # Streams ended with bytes still held give them back too.
+        session.dataReceived(encodeData(7, chunk, syn=True) + encodeData(9, chunk, syn=True))
+        self.assertEqual(transport.producerState, "paused")
+        session.streams[7].abortConnection()
+        session.streams[9].abortConnection()
+        self.assertEqual(session.bufferedBytes, 0)
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_noSessionBufferLimitByDefault(self):
+        class Paused(Collect):
+            def connectionMade(self):
+                self.transport.pauseProducing()
+
+        transport = StringTransport()
+        session = MuxadoSession(False, Factory.forProtocol(Paused), version=2, reactor=Clock())
+        session.makeConnection(transport)
+        for i in range(8):
+            session.dataReceived(encodeData(3 + 2 * i, b"x" * 200000, syn=True))
+        self.assertEqual(session.bufferedBytes, 1600000)
+        self.assertEqual(transport.producerState, "producing")
+
     def test_streamsFailWithSessionClosed(self):
         transport = StringTransport()
         session = MuxadoSession(False, Factory.forProtocol(Collect), version=2, reactor=Clock())

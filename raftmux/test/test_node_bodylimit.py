@@ -77,3 +77,45 @@ class BodyLimitTests(SynchronousTestCase):
         proto.dataReceived(b"POST /raft HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                            % (1 << 40,))
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 413 "), transport.value())
+
+
+class HeadDeadlineTests(SynchronousTestCase):
+    """A request head must be complete within the Site's ``headDeadline``."""
+
+    def connect(self, deadline):
+        clock = MemoryReactorClock()
+        site = NodeSite(FakeNode(), maxBodyBytes=100, reactor=clock, headDeadline=deadline)
+        site.mount(Resource(), {b"kv": Echo()})
+        proto = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        return clock, proto, transport
+
+    def test_slowHeadClosed(self):
+        clock, proto, transport = self.connect(30)
+        proto.dataReceived(b"GET /kv/x HTTP/1.1\r\n")
+        for _ in range(29):
+            clock.advance(1)
+            proto.dataReceived(b"X-Drip: 1\r\n")
+        self.assertFalse(transport.disconnecting)
+        clock.advance(1.5)
+        self.assertTrue(transport.disconnecting)
+
+    def test_headInTimeIsServed(self):
+        clock, proto, transport = self.connect(30)
+        proto.dataReceived(b"GET /kv/x HTTP/1.1\r\nHost: x\r\n")
+        clock.advance(29)
+        proto.dataReceived(b"\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "), transport.value())
+        clock.advance(50)      # idle, under twisted.web's 60 s idle timeout
+        self.assertFalse(transport.disconnecting)
+        # The next request on the connection has its own deadline.
+        proto.dataReceived(b"GET /kv/y HTTP/1.1\r\n")
+        clock.advance(31)
+        self.assertTrue(transport.disconnecting)
+
+    def test_noDeadline(self):
+        clock, proto, transport = self.connect(None)
+        proto.dataReceived(b"GET /kv/x HTTP/1.1\r\n")
+        clock.advance(59)
+        self.assertFalse(transport.disconnecting)

@@ -19,8 +19,13 @@ import h2.config
 import h2.connection
 import h2.events
 from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
@@ -459,3 +464,96 @@ class SplitPortsClusterTests(TestCase):
             self.assertEqual(sorted(node.dialer.sessions),
                              sorted(("127.0.0.1", p.getHost().port) for j, p in enumerate(peers)
                                     if nodes[j] is not node))
+
+
+class GossipMembershipTests(RouteCase):
+    """
+    Joining a member's gossip (memberlist's push/pull over ckit's
+    ``/stream``) follows the same rules as the other peer routes: not on a
+    client-only port, and on a shared https port only with a member's
+    peer certificate.
+    """
+
+    async def join(self, url, caller, name):
+        """An outsider joins the node's gossip at ``url``: 1, or the ``JoinError``."""
+        from raftmux.test.test_node_gossip import _Outsider
+        contextFactory = None
+        if url.startswith("https:"):
+            policy = self.policies[caller]
+            contextFactory = lambda host: policy.creatorFor(host, [H2])  # noqa: E731
+        return await _Outsider(self, contextFactory, name=name).join(
+            "127.0.0.1:%d" % (self.urls[url],))
+
+    def known(self, name):
+        return any(r["name"] == name for r in self.node.nodeGossip.view()["members"])
+
+    async def test_clientOnlyPortRefusesGossip(self):
+        from raftmux.memberlist.service import JoinError
+        await self.startNode("http", ["http"])
+        client, peer = self.node.config.listenClientURLs[0], self.node.config.listenPeerURLs[0]
+        self.assertIsInstance(await self.join(client, ANONYMOUS, "via-client"), JoinError)
+        self.assertEqual(await self.join(peer, ANONYMOUS, "via-peer"), 1)
+        await waitFor(reactor, lambda: self.known("via-peer"), what="the outsider known")
+        self.assertFalse(self.known("via-client"))
+
+    async def test_tlsGossipNeedsAPeerCertificate(self):
+        from raftmux.memberlist.service import JoinError
+        await self.startNode("shared", ["https"], self.tlsFlags(False))
+        (url,) = self.node.config.listenURLs
+        for caller, name in ((ANONYMOUS, "anonymous"), (OPERATOR, "operator")):
+            self.assertIsInstance(await self.join(url, caller, name), JoinError, caller)
+        self.assertEqual(await self.join(url, MEMBER, "member"), 1)
+        await waitFor(reactor, lambda: self.known("member"), what="the member known")
+        self.assertFalse(self.known("anonymous") or self.known("operator"))
+
+
+class GossipRouteTests(TestCase):
+    """
+    In memory (``StringTransport``; the node on a memory clock): an h2c
+    connection with ckit's content type reaches the node's gossip server on
+    a peer URL only; on a client-only URL it is the client Site's (which
+    knows no ``/api``).  Trial checks nothing is left on the reactor.
+    """
+
+    def request(self, node, url):
+        """One ckit packet POST on a new connection to ``url``'s factory: (protocol, status)."""
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        stream = client.get_next_available_stream_id()
+        client.send_headers(stream, [
+            (":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1"),
+            (":path", "/api/v1/ckit/transport/message"),
+            ("content-type", "application/x.ckit")])
+        client.send_data(stream, b"\x00" * 5, end_stream=True)
+        factory = node.portFactory(url)
+        factory.doStart()
+        self.addCleanup(factory.doStop)
+        sniffer = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport()
+        sniffer.makeConnection(transport)
+        sniffer.dataReceived(client.data_to_send())
+        proto = sniffer.proto
+        events = client.receive_data(transport.value())
+        sniffer.connectionLost(Failure(ConnectionDone()))
+        statuses = [dict(e.headers)[b":status"] for e in events
+                    if isinstance(e, h2.events.ResponseReceived)]
+        return proto, statuses
+
+    async def test_ckitOnlyOnPeerURLs(self):
+        peer, client = "http://127.0.0.1:2380", "http://127.0.0.1:2379"
+        config = NodeConfig({
+            "name": "n1", "data-dir": os.path.join(self.mktemp(), "n1"),
+            "listen-peer-urls": peer, "initial-advertise-peer-urls": peer,
+            "listen-client-urls": client, "advertise-client-urls": client})
+        node = RaftNode(config, reactor=MemoryReactorClock(), listen=False, fsync=False)
+        gossip = node.gossip.h2Factory()
+        proto, statuses = self.request(node, peer)
+        # gossip's own answer: the packet is not one of ckit's messages
+        self.assertEqual((getattr(proto, "factory", None), statuses), (gossip, [b"400"]))
+        proto, statuses = self.request(node, client)
+        # the client Site's (not started yet: 503), never the gossip server
+        self.assertIsNot(getattr(proto, "factory", None), gossip)
+        self.assertIs(getattr(proto, "site", None), node.clientSite)
+        self.assertEqual(statuses, [b"503"])
+        # twisted.web's HTTP/2 sends from a reactor turn, even once closed
+        await deferLater(reactor, 0, lambda: None)
