@@ -416,9 +416,10 @@ class FoundByFuzzingTests(SynchronousTestCase):
         its events, so the stream was already closed when the shell reset it
         with PROTOCOL_ERROR; h2's StreamClosedError was logged as a handler
         failure with a traceback (one per such request, as often as a peer
-        likes) and the stream was reset a second time.  A stream the shell
-        never served is now refused quietly if h2 has closed it already (the
-        two REFUSED_STREAM paths the same).
+        likes) and the stream was reset a second time.  The same bug
+        gossip-h2-server found on main, fixed there (``resetStreamId``: a
+        stream h2 has closed already is not reset again, the two
+        REFUSED_STREAM paths the same); this test keeps the request path.
         """
         import struct
 
