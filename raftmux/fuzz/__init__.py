@@ -14,8 +14,7 @@ Either is a crash to libFuzzer.  The protocol's own error type (what the
 decoder is documented to raise for bad input) is caught by the target.
 
 Targets live in the area modules (``raftmux.fuzz.muxado``, ``.sniff``,
-...), registered with ``@target``; ``AREAS`` lists them.  A new area (say
-the HTTP/2 shell once ``raftmux.h2`` lands) is one more module with
+...), registered with ``@target``; ``AREAS`` lists them.  A new area is one more module with
 ``@target`` functions and one more name in ``AREAS``.  Each target's seed
 inputs are files under ``corpus/<target>/`` beside this module, written by
 ``python -m raftmux.fuzz --write-seeds`` from the target's ``seeds()``;
@@ -40,6 +39,8 @@ AREAS = (
     "raftmux.fuzz.memberlist",
     "raftmux.fuzz.mvcc",
     "raftmux.fuzz.node",
+    "raftmux.fuzz.http2",
+    "raftmux.fuzz.grpc",
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -110,13 +110,25 @@ class CallBase:
                     raise GRPCError(Code.INTERNAL,
                                     "grpc: error unmarshalling message: %s" % (e,))
             decoder = self._decoder = MessageDecoder(self._maxSize)
-        frames = decoder.feed(data)
+        try:
+            frames = decoder.feed(data)
+        except GRPCError as e:
+            # The messages before the bad prefix are judged first, as they
+            # would be had they come in a read of their own: the status
+            # names the first problem in the stream, however it was cut.
+            self._parse(getattr(e, "decoded", ()))
+            raise
+        messages = self._parse(frames)
         held = decoder.buffered
         if held != self._held:
             delta, self._held = held - self._held, held
             if not self.transport.host.holdBytes(delta) and delta > 0:
                 raise GRPCError(Code.RESOURCE_EXHAUSTED,
                                 "grpc: too many bytes held for partial messages")
+        return messages
+
+    def _parse(self, frames):
+        """The ``(flag, payload)`` pairs as messages; ``GRPCError`` at the first bad one."""
         out = []
         parse = self._messageClass.FromString
         for flag, payload in frames:
