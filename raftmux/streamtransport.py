@@ -410,6 +410,11 @@ class StreamTransport:
 
     def _closeWrite(self, state):
         if self.disconnected:
+            # Already gone (a reset, the session's end): a protocol asking to
+            # close still sees ``disconnecting`` and stops handling the rest
+            # of the bytes it was given (LineReceiver and twisted.web do).
+            if state == _CLOSING:
+                self.disconnecting = True
             return
         current = self._writeState
         if current == _OPEN:
@@ -422,6 +427,7 @@ class StreamTransport:
             self.disconnecting = True
         elif state == _CLOSING and current == _WRITE_CLOSED:
             # Already half-closed; now stop reading too.
+            self.disconnecting = True
             self.host.closeStream(self)
             self.host.flush()
             self._lost(Failure(ConnectionDone()), later=True)

@@ -319,6 +319,27 @@ class CloseTests(SynchronousTestCase):
         self.assertEqual((host.sent, stream.pendingBytes), ([], 0))
         self.assertTrue(protocol.writeLost)
 
+    def test_closeAfterTheStreamIsGoneSetsDisconnecting(self):
+        """
+        Found by fuzzing (node-port): a stream already gone (here reset)
+        when its protocol answers a bad request and closes; LineReceiver
+        then checks ``disconnecting`` to stop handling the rest of the bytes
+        it was given, and twisted.web's HTTPChannel went on to a request it
+        had never parsed (AttributeError).  Closing a gone stream, or one
+        already half-closed for writing, sets ``disconnecting``.
+        """
+        host, stream, protocol = attached()
+        stream.abortConnection()
+        self.assertFalse(stream.disconnecting)
+        stream.loseConnection()
+        self.assertTrue(stream.disconnecting)
+
+        host, stream, protocol = attached(HalfRecorder())
+        stream.loseWriteConnection()
+        self.assertFalse(stream.disconnecting)
+        stream.loseConnection()
+        self.assertTrue(stream.disconnecting)
+
     def test_addresses(self):
         _, stream, _ = attached()
         self.assertEqual((stream.getPeer(), stream.getHost()), ("peer", "host"))
