@@ -155,3 +155,21 @@ def runAndReport(measure, extra=None):
     reactor.run()
     print(json.dumps(result), flush=True)
     return 1 if "error" in result else 0
+
+
+def unwindOnTerminate(name, body, *args):
+    """
+    ``body(*args)`` with SIGTERM raising ``SystemExit`` as Ctrl-C would, so
+    a benchmark that started processes and data directories removes them
+    when it is killed.
+    """
+    import signal
+
+    def terminated(signum, frame):
+        raise SystemExit("%s bench: terminated by signal %d" % (name, signum))
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        return body(*args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -31,12 +31,11 @@ the put phase and prints its top functions to stderr (see ``node``).
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import unittest
 
-from raftmux.bench._harness import Result
+from raftmux.bench._harness import Result, unwindOnTerminate
 from raftmux.bench.node import dataRoot, fileSystemOf, onReactor, profiled
 
 CLIENTS = 64
@@ -110,17 +109,9 @@ async def _measure(reactor, kind, root, binary, warmup, duration):
     return figures
 
 
-def _terminated(signum, frame):
-    raise SystemExit("etcd bench: terminated by signal %d" % (signum,))
-
-
 def run(options):
     # SIGTERM unwinds like Ctrl-C, so every member and the data are removed.
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        return _run(options)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return unwindOnTerminate("etcd", _run, options)
 
 
 def _run(options):

@@ -55,7 +55,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
-from raftmux.bench._harness import Result, median
+from raftmux.bench._harness import Result, median, unwindOnTerminate
 
 CLIENT = "raftmux.bench._nodeclient"
 PYSYNCOBJ = "raftmux.bench._pysyncobjnode"
@@ -445,17 +445,9 @@ def measurePySyncObj(root, label, fsync, extraArgs, repeats, warmup, duration, r
     return {"writes": writes, "serial": serial, "inproc": inproc, "status": status}
 
 
-def _terminated(signum, frame):
-    raise SystemExit("node bench: terminated by signal %d" % (signum,))
-
-
 def run(options):
     # SIGTERM unwinds like Ctrl-C, so every member and the data are removed.
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        return _run(options)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return unwindOnTerminate("node", _run, options)
 
 
 def _run(options):

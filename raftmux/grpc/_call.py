@@ -82,6 +82,7 @@ class CallBase:
     _producer = None
 
     _decoder: Any = None     # made when a message arrives split or with others
+    finished = False        # the call is over (subclasses set it)
 
     def __init__(self, messageClass, maxReceiveMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
         self._messageClass = messageClass
@@ -91,6 +92,24 @@ class CallBase:
         self._sendWaiters: list[Deferred[None]] = []
 
     # -- receiving --------------------------------------------------------------
+
+    def _fail(self, error):
+        """End the call with ``error`` (a ``GRPCError``): each side's own way."""
+        raise NotImplementedError
+
+    def receivedMessages(self, data):
+        """
+        ``decodeMessages(data)`` for a call still going: the messages, or an
+        empty list when there are none yet, the call is over, or they broke
+        its rules (the call then fails with the ``GRPCError``).
+        """
+        if self.finished:
+            return []
+        try:
+            return self.decodeMessages(data)
+        except GRPCError as e:
+            self._fail(e)
+            return []
 
     def decodeMessages(self, data):
         """

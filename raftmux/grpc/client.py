@@ -230,13 +230,7 @@ class ClientCall(CallBase):
                 self._fail(GRPCError(Code.INTERNAL, str(e)))
 
     def dataReceived(self, data):
-        if self.finished:
-            return
-        try:
-            messages = self.decodeMessages(data)
-        except GRPCError as e:
-            self._fail(e)
-            return
+        messages = self.receivedMessages(data)
         if not messages:
             return
         if self._unary:

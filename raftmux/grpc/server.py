@@ -225,13 +225,7 @@ class ServerCall(CallBase):
         pass
 
     def dataReceived(self, data):
-        if self.finished:
-            return
-        try:
-            messages = self.decodeMessages(data)
-        except GRPCError as e:
-            self._fail(e)
-            return
+        messages = self.receivedMessages(data)
         if not messages:
             return
         if self.method.clientStreaming:
