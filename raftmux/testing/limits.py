@@ -1077,18 +1077,17 @@ def declaredLengthAttacks(node, size, send):
                        b"X-Etcd-Cluster-ID: %s\r\nX-Server-From: 1234\r\n" % (cid,))
     return [
         DeclaredLength(host, client, size, "HTTP/1.1 Content-Length 1 TiB (PUT /kv)",
-                       "none before the body; 413 over --max-value-bytes after it",
+                       "413 from the declared length (the client routes' body limit)",
                        b"PUT /kv/huge HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                       % (1 << 40,), send),
+                       % (1 << 40,), send, _status(b"413")),
         DeclaredLength(host, client, size, "HTTP/1.1 request head 64 KiB",
                        "head size 16 KiB (Twisted)",
                        b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * 65536 + b"\r\n\r\n",
                        0, _statusOrClosed(b"400", b"431")),
         DeclaredLength(host, peer, size, "rafthttp pipeline body (POST /raft)",
-                       "none: the whole body is read, as etcd does",
+                       "413 from the declared length (raft's message size + one request)",
                        b"POST /raft HTTP/1.1\r\n" + rafthttpHeaders
-                       + b"Content-Length: %d\r\n\r\n" % (send,), send, _status(b"400"),
-                       limited=False),
+                       + b"Content-Length: %d\r\n\r\n" % (send,), send, _status(b"413")),
         DeclaredLength(host, peer, size, "rafthttp snapshot message length 2^63",
                        "512 MiB message (etcd's stream limit), before the message",
                        b"POST /raft/snapshot HTTP/1.1\r\n" + rafthttpHeaders
