@@ -360,8 +360,9 @@ class FoundByFuzzingTests(SynchronousTestCase):
         reschedule itself with ``callLater(0)`` for ever: the stream's queue
         is not empty, so it is never blocked in the priority tree, and each
         turn resets the idle timeout.  One connection keeps the reactor busy
-        until it closes.  It is Twisted's code (26.x), so this test is a
-        ``todo`` until Twisted blocks a stream whose window is exhausted.
+        until it closes.  It is Twisted's code (26.x); the sniffer's
+        ``H2Connection`` blocks a stream whose window is used up, and sends
+        the rest once the peer opens the window.
         """
         import struct
 
@@ -390,8 +391,16 @@ class FoundByFuzzingTests(SynchronousTestCase):
             H2_PREFACE + h2Frame(0x4, 0, 0, struct.pack(">HI", 4, 0))
             + h2Frame(0x1, 0x5, 1, h2Headers("/x")))
         self.assertTrue(runClock(clock, 1, limit=1000), "the server is still spinning")
+        sent = transport.value()
+        # The window opens: the body follows, and the stream ends.
+        transport.clear()
+        transport.protocol.dataReceived(h2Frame(0x8, 0, 1, struct.pack(">I", 1000)))
+        self.assertTrue(runClock(clock, 1, limit=1000), "the server is still spinning")
+        frames = transport.value()
+        self.assertIn(b"x" * 100, frames, sent)
+        # A DATA frame with END_STREAM (flags 0x1) on stream 1 ends it.
+        self.assertIn(bytes([0x0, 0x1, 0, 0, 0, 1]), frames)
 
-    test_twistedH2ZeroWindowSpins.todo = "Twisted 26.x HTTP/2: zero-window stream busy loop"
 
     def test_rafthttpVersionDigits(self):
         """
