@@ -903,12 +903,13 @@ class H2ZeroWindow(_H2Attack):
     """
     Each connection sets SETTINGS_INITIAL_WINDOW_SIZE 0 and asks for
     ``/health``: no response body can be sent.  Twisted's HTTP/2 server
-    (26.x) then reschedules its sender with ``callLater(0)`` for ever (see
-    docs/security.md): this measures what that costs the node.
+    (26.x) alone reschedules its sender with ``callLater(0)`` for ever; the
+    sniffer's ``H2Connection`` blocks such a stream (see docs/security.md):
+    this measures what the held connections cost the node.
     """
 
     name = "HTTP/2 zero window (h2c, the Site)"
-    what = "none in Twisted 26.x (busy loop until the connection closes)"
+    what = "a stream with no window waits for it (no busy loop); the Site's idle timeout"
     limited = False
 
     def start(self):
