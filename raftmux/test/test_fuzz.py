@@ -402,6 +402,23 @@ class FoundByFuzzingTests(SynchronousTestCase):
         self.assertIn(bytes([0x0, 0x1, 0, 0, 0, 1]), frames)
 
 
+    def test_walIndexNearTwoToTheSixtyFour(self):
+        """
+        raft-wal-open (timeouts): a damaged checkpoint or record put the log's
+        high index near 2**63, and reopening walked every index from an
+        entry record's first index up to it, dropping overwritten entries:
+        it never ended.  The walk is bounded by the entries held.
+        """
+        from raftmux.raft.diskstorage import _dropIndexes
+
+        byIndex = {1: "a", 2: "b", 3: "c"}
+        _dropIndexes(byIndex, 2, 2 ** 63)
+        self.assertEqual(byIndex, {1: "a"})
+        _dropIndexes(byIndex, 5, 4)
+        self.assertEqual(byIndex, {1: "a"})
+        _dropIndexes(byIndex, 1, 1)
+        self.assertEqual(byIndex, {})
+
     def test_rafthttpVersionDigits(self):
         """
         rafthttp-headers (found writing the target): a version header with a
