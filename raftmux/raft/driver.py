@@ -764,7 +764,9 @@ class RaftDriver:
             elif e.Type == EntryConfChangeV2:
                 self._applyConfChange(ConfChangeV2.FromString(e.Data), e)
             elif e.Data:
+                self.rawNode.appliedTo(e.Index)
                 result = self.stateMachine.applyEntry(e)
+            self.rawNode.appliedTo(e.Index)
             self.applied = e.Index
             self._appliedTerm = e.Term
             p = self._proposals.pop(e.Index, None)
@@ -792,6 +794,10 @@ class RaftDriver:
                 batch.finish(batch.index)
 
     def _applyConfChange(self, cc, entry):
+        # Raft takes the entry as applied first: what the state machine
+        # tells waiters (a refusal here, the change in confChangeApplied)
+        # may lead at once to the next configuration change.
+        self.rawNode.appliedTo(entry.Index)
         if not self.stateMachine.validateConfChange(cc, entry):
             # etcd applies a refused change with no node: raft's
             # configuration stays as it is on every member.

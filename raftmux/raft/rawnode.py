@@ -240,6 +240,20 @@ class RawNode:
         self.raft.readStates = []
         return rd
 
+    def appliedTo(self, index: int) -> None:
+        """
+        The application is applying the committed entry ``index`` (raft's
+        part of it, a configuration change, is done).  ``advance`` says the
+        same for a whole Ready; saying it entry by entry lets what the
+        application's callbacks propose at once be judged on what is
+        applied: a configuration change proposed as the previous one
+        completes is otherwise taken for a second pending change and
+        dropped.
+        """
+        log = self.raft.raftLog
+        if log.applied < index <= log.committed:
+            log.appliedTo(index)
+
     def advance(self, rd: Ready) -> None:
         """Everything in ``rd`` was persisted, sent and applied."""
         raft = self.raft

@@ -63,9 +63,9 @@ def _windowRespectingH2Connection():
 def buildH2Connection(site):
     """An unconnected ``H2Connection`` serving ``site``."""
     connection = _windowRespectingH2Connection()(site.reactor)
-    connection.requestFactory = site.requestFactory  # type: ignore[attr-defined]
+    connection.requestFactory = site.requestFactory
     connection.site = site
     connection.factory = site
     connection.timeOut = site.timeOut
-    connection.callLater = site.reactor.callLater  # type: ignore[method-assign]
+    connection.callLater = site.reactor.callLater
     return connection

@@ -21,6 +21,7 @@ from raftmux.raft.rawnode import Peer, RawNode
 from raftmux.raft.readonly import ReadState
 from raftmux.raftpb import (
     ConfChange,
+    ConfChangeAddLearnerNode,
     ConfChangeAddNode,
     Entry,
     EntryConfChange,
@@ -194,6 +195,34 @@ class RawNodeTests(SynchronousTestCase):
         rd = handle(node, s)
         self.assertEqual(rd.committedEntries, [])
         self.assertEqual([m.to for m in rd.messages if m.type == MsgApp], [2])
+
+    def test_confChangeProposedWhileApplyingThePrevious(self):
+        """
+        A configuration change proposed while the previous one is being
+        applied (a waiter's callback, before ``advance``) is kept when the
+        application said ``appliedTo`` first, and dropped (an empty normal
+        entry) when it did not: raft takes the previous one as pending.
+        """
+        for saysApplied, expected in ((True, EntryConfChange), (False, EntryNormal)):
+            s = MemoryStorage()
+            node = RawNode(config(storage=s))
+            node.bootstrap([Peer(1)])
+            handle(node, s)
+            node.campaign()
+            handle(node, s)
+            node.proposeConfChange(ConfChange(type=ConfChangeAddLearnerNode, node_id=2))
+            rd = node.ready()
+            s.setHardState(rd.hardState)
+            s.append(rd.entries)
+            (entry,) = rd.committedEntries
+            node.applyConfChange(ConfChange.FromString(entry.Data))
+            if saysApplied:
+                node.appliedTo(entry.Index)
+            # What a waiter on the first change does at once:
+            node.proposeConfChange(ConfChange(type=ConfChangeAddLearnerNode, node_id=3))
+            node.advance(rd)
+            rd = handle(node, s)
+            self.assertEqual([e.Type for e in rd.entries], [expected], saysApplied)
 
     def test_readIndexSingleNode(self):
         s = MemoryStorage()
