@@ -160,7 +160,7 @@ def _boundedRequest(limitFor, clock, headDeadline):
             self._headTimer = None
             _slowHeads.emit(LogLevel.info, "HTTP: slow request heads",
                             "HTTP: {peer}: request head not complete after {seconds} s; "
-                            "closing", peer=_peerOf(self.channel), seconds=headDeadline)
+                            "closing", peer=self.getClientAddress(), seconds=headDeadline)
             transport: Any = self.channel.transport
             if transport is not None:
                 transport.abortConnection()
@@ -216,14 +216,6 @@ def _boundedRequest(limitFor, clock, headDeadline):
                 self.finish()
 
     return BoundedRequest
-
-
-def _peerOf(channel):
-    transport = getattr(channel, "transport", None)
-    try:
-        return transport.getPeer() if transport is not None else None
-    except Exception:
-        return None
 
 
 class _Refused(Exception):

@@ -763,10 +763,12 @@ class RaftDriver:
                 self._applyConfChange(ConfChange.FromString(e.Data), e)
             elif e.Type == EntryConfChangeV2:
                 self._applyConfChange(ConfChangeV2.FromString(e.Data), e)
-            elif e.Data:
+            else:
+                # Raft takes it as applied before the state machine tells any
+                # waiter (see _applyConfChange).
                 self.rawNode.appliedTo(e.Index)
-                result = self.stateMachine.applyEntry(e)
-            self.rawNode.appliedTo(e.Index)
+                if e.Data:
+                    result = self.stateMachine.applyEntry(e)
             self.applied = e.Index
             self._appliedTerm = e.Term
             p = self._proposals.pop(e.Index, None)
