@@ -9,23 +9,12 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from raftmux.etcdpb import rpc_pb2 as pb
+
+# A key space with history, a lease, a tombstone and a compaction; the fuzz
+# target's seeds are built from the same one.
+from raftmux.fuzz.mvcc import busy
 from raftmux.mvcc import KeySpace, Record, SnapshotError, snapshot
 from raftmux.mvcc.leases import Lease
-
-
-def busy():
-    ks = KeySpace()
-    ks.leaseGrant(pb.LeaseGrantRequest(ID=5, TTL=100))
-    ks.put(pb.PutRequest(key=b"a", value=b"1"))
-    ks.put(pb.PutRequest(key=b"a", value=b"2", lease=5))
-    ks.put(pb.PutRequest(key=b"b", value=b"\x00" * 10))
-    ks.deleteRange(pb.DeleteRangeRequest(key=b"b"))
-    ks.put(pb.PutRequest(key=b"c"))
-    ks.compact(pb.CompactionRequest(revision=4))
-    ks.leaseCheckpoint(pb.LeaseCheckpointRequest(
-        checkpoints=[pb.LeaseCheckpoint(ID=5, remaining_TTL=9)]))
-    ks.setConsistentIndex(77)
-    return ks
 
 
 def record(mod, sub=0, create=None, version=1, lease=0, key=b"k", value=b"v"):
