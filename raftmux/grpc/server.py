@@ -466,7 +466,7 @@ def _trailersOnly(stream, code, message):
     """An immediate error: one HEADERS frame with END_STREAM; the request body is dropped."""
     block = [(b"content-type", b"application/grpc")]
     block.extend(statusHeaders(code, message))
-    stream.respond(200, block)
+    stream.respond(200, block, drain=False)
 
 
 @implementer(IH2Router)

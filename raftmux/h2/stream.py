@@ -181,12 +181,16 @@ class H2Stream(StreamTransport):
             self.write(data)
         self.loseWriteConnection()
 
-    def respond(self, status, headers=(), body=b""):
+    def respond(self, status, headers=(), body=b"", drain=True):
         """
         A whole answer: ``:status``, ``headers`` and ``body``, ending our
         half.  If the peer is still sending, the rest of its body is read and
         dropped (up to the connection's ``maxDiscard``, then RST_STREAM
-        NO_ERROR): curl and others report an early reset as an error.
+        NO_ERROR): curl and others report an early reset as an error.  With
+        ``drain=False`` the stream is reset NO_ERROR at once instead, as
+        grpc-go's server does after a status the request did not wait for
+        (curl 7.88 otherwise may never send the rest of a body it queued
+        after the answer arrived, and waits for the stream to close).
         """
         block = [(b":status", b"%d" % (status,))]
         block.extend(headers)
@@ -196,7 +200,10 @@ class H2Stream(StreamTransport):
         else:
             self.sendHeaders(block, endStream=True)
         if not self.disconnected and not self._eofDelivered:
-            self.discardBody()
+            if drain:
+                self.discardBody()
+            else:
+                self.reset(ErrorCodes.NO_ERROR)
 
     def discardBody(self, limit=None):
         """Drop (and credit) whatever body still arrives, up to ``limit`` bytes."""

@@ -324,15 +324,19 @@ class GRPCIOTests(OnePort):
 class CurlTests(OnePort):
     @defer.inlineCallbacks
     def test_trailersOnlyError(self):
-        """curl shows the status in the response headers, and no body."""
+        """
+        curl shows the status in the response headers, and no body.
+
+        The request has no body, so it ends with its HEADERS: curl 7.88
+        loses an answer that arrives between its HEADERS and its DATA (it
+        then hangs on the drained stream, or fails 92 on grpc-go's
+        RST_STREAM NO_ERROR), and that race is curl's, not the server's.
+        """
         curl = needBinary("curl")
-        body = self.mktemp()
-        with open(body, "wb") as f:
-            f.write(b"\x00\x00\x00\x00\x00")    # one empty message
         out, err, code = yield getProcessOutputAndValue(curl, (
             "-sS", "--max-time", "10", "-i", "--http2-prior-knowledge",
             "-H", "content-type: application/grpc", "-H", "te: trailers",
-            "--data-binary", "@" + body, "http://%s/no.Such/Method" % (self.target,)))
+            "--data-binary", "", "http://%s/no.Such/Method" % (self.target,)))
         self.assertEqual(code, 0, err)
         head, _, body = out.replace(b"\r\n", b"\n").partition(b"\n\n")
         lines = head.lower().split(b"\n")

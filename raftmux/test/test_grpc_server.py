@@ -527,6 +527,19 @@ class WireTests(SynchronousTestCase):
         self.assertIsInstance(events[1], h2.events.StreamEnded)
         self.assertFalse([e for e in events if isinstance(e, h2.events.DataReceived)])
 
+    def test_trailersOnlyResetsAnOpenRequest(self):
+        """
+        The client still sending when the immediate error goes out: RST_STREAM
+        NO_ERROR follows the trailers, as grpc-go's server sends, instead of
+        the stream waiting on a body nobody reads.
+        """
+        sid = self.raw.request(b"/no.Such/Thing", end=False)
+        events = self.raw.on(sid)
+        self.assertEqual([type(e).__name__ for e in events],
+                         ["ResponseReceived", "StreamEnded", "StreamReset"])
+        self.assertEqual(events[2].error_code, 0)
+        self.assertEqual(self.raw.server.streams, {})
+
     def test_okFrames(self):
         body = encodeMessage(Request(text="w").SerializeToString())
         sid = self.raw.request(b"/raftmux.test.Echo/Unary", body)
