@@ -194,6 +194,7 @@ class H2Protocol(Protocol):
         self._closing = False
         self._peerAddress = None
         self._backlog = None
+        self._continueCall = None
         self._dispatch = {
             ev.DataReceived: self._dataReceived,
             ev.StreamEnded: self._streamEnded,
@@ -253,7 +254,7 @@ class H2Protocol(Protocol):
                 self._backlog = deque(events[slice:])
                 events = events[:slice]
                 self.transport.pauseProducing()
-                self.clock.callLater(0, self._continue)
+                self._continueCall = self.clock.callLater(0, self._continue)
             self._dispatchEvents(events)
         finally:
             self._receiving = False
@@ -269,6 +270,7 @@ class H2Protocol(Protocol):
 
     def _continue(self):
         """Dispatch the next slice of a backlog; read again once it is done."""
+        self._continueCall = None
         backlog = self._backlog
         if backlog is None or self.closed:
             self._backlog = None
@@ -276,7 +278,7 @@ class H2Protocol(Protocol):
         slice = self.config.eventsPerTurn
         events = [backlog.popleft() for _ in range(min(slice, len(backlog)))]
         if backlog:
-            self.clock.callLater(0, self._continue)
+            self._continueCall = self.clock.callLater(0, self._continue)
         else:
             self._backlog = None
             self.transport.resumeProducing()
@@ -306,10 +308,11 @@ class H2Protocol(Protocol):
         self.closed = True
         reason = _lostReason(reason)
         for timer in (self._pingTimer, self._pingDeadline, self._idleTimer,
-                      self._shutdownTimer):
+                      self._shutdownTimer, self._continueCall):
             if timer is not None and timer.active():
                 timer.cancel()
         self._pingTimer = self._pingDeadline = self._idleTimer = self._shutdownTimer = None
+        self._continueCall = self._backlog = None
         streams = list(self.streams.values())
         self.streams.clear()
         self._waiting.clear()

@@ -69,6 +69,9 @@ class LoopbackMixin:
             return d if len(packets) < n else defer.succeed(None)
         g.waitPackets = waitPackets
         self.addCleanup(g.shutdown)
+        # Accepted connections end too (GOAWAY; closed once their streams
+        # are): one may still be handling a read's events over reactor turns.
+        self.addCleanup(g.h2Factory().shutdown)
         return g
 
     @defer.inlineCallbacks

@@ -15,10 +15,11 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import Frame, SettingsFrame
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from twisted.test.iosim import FakeTransport, connect
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -514,6 +515,23 @@ class TurnTests(SynchronousTestCase):
         p.flush()
         self.assertEqual([a.data for _, a in pairs], [b"%d" % (i,) for i in range(10)])
         self.assertEqual(p.server.backlog, 0)
+
+    def test_lostWithABacklog(self):
+        """A connection lost with events still waiting leaves no call behind."""
+        p = Pair(H2Config(eventsPerTurn=4))
+        for _ in range(10):
+            p.open(endStream=True)
+        p.client.flush()
+        p.pump.pump()
+        self.assertGreater(p.server.backlog, 0)
+        self.assertEqual(len(p.clock.getDelayedCalls()), 1)
+        p.server.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(p.server.backlog, 0)
+        self.assertEqual(p.clock.getDelayedCalls(), [])
+
+    def test_onByDefault(self):
+        """The default slices a read (see bench h2: the two ends then work at once)."""
+        self.assertEqual(H2Config().eventsPerTurn, 32)
 
 
 class PrefaceTests(SynchronousTestCase):
