@@ -391,7 +391,7 @@ class EtcdctlTests(TestCase):
         # before the watch exists is, rightly, never shown).
         opened = etcdctl(self.ours, ["watch", "watch/live"],
                          until=lambda out: b"later" in out)
-        for attempt in range(40):
+        for _attempt in range(40):
             await etcdctl(self.ours, ["put", "watch/live", "later"])
             if opened.called:
                 break
