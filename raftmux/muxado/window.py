@@ -19,7 +19,11 @@ window.  Like gRPC's BDP
 estimation, but without pings (muxado has none), a stream's window is
 doubled when the peer has used nearly all of it before our credit came
 back (``saturated``) while our application kept up (credit is only given
-for bytes the application took).  A paused application never grows its
+for bytes the application took), or when the peer has kept the stream
+busy for ``STREAK`` windows since the window last grew: a sender learns of
+our credit only when its reactor next reads, so on a quiet machine it
+waits on the window although, seen from here, the window never looked
+nearly used (bench muxado bulk: 0.5-0.6x -> 0.9-1.5x of raw TCP).  A paused application never grows its
 window.  Growth is bounded per stream (``maxWindow``) and per session
 (``budget``, shared by all streams and handed back when a stream ends), so
 memory stays bounded: at most initial windows plus the budget.
@@ -27,17 +31,21 @@ memory stays bounded: at most initial windows plus the budget.
 
 __all__ = ["ReceiveWindow", "WindowTuner"]
 
+#: windows' worth of data, credited since the window last grew, that grow it
+STREAK = 4
+
 
 class ReceiveWindow:
     """One stream's receive window: what the peer may still send us."""
 
-    __slots__ = ("size", "outstanding", "consumed", "saturated", "_threshold")
+    __slots__ = ("size", "outstanding", "consumed", "saturated", "carried", "_threshold")
 
     def __init__(self, size, threshold=None):
         self.size = size                # the peer's credit when we last granted all
         self.outstanding = 0            # received and not yet credited back
         self.consumed = 0               # of those, taken by the application
         self.saturated = False          # the peer came close to the end of its window
+        self.carried = 0                # credited since the window last grew
         self._threshold = threshold     # fixed credit batch, or None for size // 4
 
     def receive(self, length):
@@ -64,8 +72,10 @@ class ReceiveWindow:
             return 0
         self.consumed = 0
         self.outstanding -= consumed
-        if self.saturated:
+        self.carried += consumed
+        if self.saturated or self.carried >= STREAK * self.size:
             self.saturated = False
+            self.carried = 0
             grow = tuner.grant(self.size) if mayGrow else 0
             if grow:
                 self.size += grow

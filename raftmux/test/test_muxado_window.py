@@ -11,7 +11,7 @@ from raftmux.muxado.frames import FrameDecoder, WndInc, encodeData
 from raftmux.muxado.v1connection import MuxadoV1Connection
 from raftmux.muxado.v1frames import encodeData as v1Data
 from raftmux.muxado.v1frames import encodeSyn as v1Syn
-from raftmux.muxado.window import ReceiveWindow, WindowTuner
+from raftmux.muxado.window import STREAK, ReceiveWindow, WindowTuner
 
 
 class WindowTests(SynchronousTestCase):
@@ -50,6 +50,27 @@ class WindowTests(SynchronousTestCase):
         window.receive(1000)                                      # the app does not read
         self.assertEqual(window.size, 1000)
         self.assertFalse(window.receive(1))                       # and the limit holds
+
+    def test_busyStreamGrowsAfterAStreak(self):
+        """
+        A peer that never came near the end of the window, but has kept the
+        stream busy for STREAK windows while we kept up, gets it doubled;
+        nothing grows before that, nor for a stream told not to grow.
+        """
+        tuner = WindowTuner(1000, maxWindow=8000, budget=8000)
+        window = tuner.newWindow()
+        for _ in range(STREAK * 4 - 1):
+            window.receive(250)
+            self.assertEqual(window.consume(250, tuner), 250)
+        self.assertEqual(window.size, 1000)
+        window.receive(250)
+        self.assertEqual(window.consume(250, tuner), 250 + 1000)
+        self.assertEqual((window.size, tuner.available), (2000, 7000))
+        held = tuner.newWindow()
+        for _ in range(STREAK * 8):
+            held.receive(250)
+            held.consume(250, tuner, mayGrow=False)
+        self.assertEqual(held.size, 1000)
 
     def test_fixedThreshold(self):
         window = ReceiveWindow(1000, threshold=10)
