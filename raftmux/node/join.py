@@ -1,4 +1,4 @@
-# -*- test-case-name: raftmux.test.test_node -*-
+# -*- test-case-name: raftmux.test.test_node_join,raftmux.test.test_node -*-
 """
 Joining a running cluster (``--initial-cluster-state existing``): ask the
 other members for ``GET /members``, as etcd does (spec 11.6).
@@ -21,12 +21,18 @@ class JoinError(Exception):
     """No member of the cluster answered with its member list."""
 
 
-async def fetchMembers(agent, peerURLs, reactor=None, timeout=10.0):
+async def fetchMembers(agent, peerURLs, reactor=None, timeout=10.0, accept=None):
     """
     ``(clusterID, [{"id", "name", "peerURLs", "clientURLs"}...])`` from the
     first of ``peerURLs`` that answers; ``JoinError`` naming every failure.
+
+    With ``accept(members)``, an answer it refuses is kept only as a last
+    resort while the other members are asked: a member that has not yet
+    applied the change adding the new member lists it later than the one
+    that answered the add (etcd takes the first answer and fails the start).
     """
     errors = []
+    refused = None
     for url in peerURLs:
         try:
             d = agent.request(b"GET", url.encode("ascii") + b"/members")
@@ -47,7 +53,13 @@ async def fetchMembers(agent, peerURLs, reactor=None, timeout=10.0):
                                 "clientURLs": list(m.get("clientURLs") or [])})
             if not members:
                 raise JoinError("empty member list")
-            return clusterID, members
         except (defer.CancelledError, Exception) as e:
             errors.append("%s: %s" % (url, e))
+            continue
+        if accept is None or accept(members):
+            return clusterID, members
+        if refused is None:
+            refused = clusterID, members
+    if refused is not None:
+        return refused
     raise JoinError("cannot get the member list: " + "; ".join(errors))

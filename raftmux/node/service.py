@@ -455,13 +455,16 @@ class RaftNode(service.MultiService):
         # who dials the muxado sessions) is known only from the answer.
         asker = PeerDialer(self.reactor, config.id, clientEndpoint=self._clientEndpoint,
                            tlsPolicy=self.tlsPolicy, useMuxado=False)
+        mine = sorted(config.advertisePeerURLs)
+
+        def listsMe(members):
+            return any(sorted(m["peerURLs"]) == mine for m in members)
         try:
             clusterID, members = await fetchMembers(
                 Agent.usingEndpointFactory(self.reactor, asker), others, reactor=self.reactor,
-                timeout=config.requestTimeout)
+                timeout=config.requestTimeout, accept=listsMe)
         finally:
             asker.stop()
-        mine = sorted(config.advertisePeerURLs)
         me = [m for m in members if sorted(m["peerURLs"]) == mine]
         if not me:
             raise NodeStartError(
