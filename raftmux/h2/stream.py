@@ -188,9 +188,8 @@ class H2Stream(StreamTransport):
         dropped (up to the connection's ``maxDiscard``, then RST_STREAM
         NO_ERROR): curl and others report an early reset as an error.  With
         ``drain=False`` the stream is reset NO_ERROR at once instead, as
-        grpc-go's server does after a status the request did not wait for
-        (curl 7.88 otherwise may never send the rest of a body it queued
-        after the answer arrived, and waits for the stream to close).
+        grpc-go's server does after a status the request did not wait for:
+        the stream ends now rather than waiting on a body nobody reads.
         """
         block = [(b":status", b"%d" % (status,))]
         block.extend(headers)
