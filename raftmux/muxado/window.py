@@ -15,18 +15,18 @@ stream's own sends also wait for the peer's credit (an echo, a
 request/response pipeline): the peer's data we invite would queue ahead of
 that credit on the one connection and delay it, so such a stream (whose
 sends were cut short by the peer's window since its last credit) keeps its
-window.  Like gRPC's BDP
-estimation, but without pings (muxado has none), a stream's window is
-doubled when the peer has used nearly all of it before our credit came
-back (``saturated``) while our application kept up (credit is only given
-for bytes the application took), or when the peer has kept the stream
-busy for ``STREAK`` windows since the window last grew: a sender learns of
-our credit only when its reactor next reads, so on a quiet machine it
-waits on the window although, seen from here, the window never looked
-nearly used (bench muxado bulk: 0.5-0.6x -> 0.9-1.5x of raw TCP).  A paused application never grows its
-window.  Growth is bounded per stream (``maxWindow``) and per session
-(``budget``, shared by all streams and handed back when a stream ends), so
-memory stays bounded: at most initial windows plus the budget.
+window.  Like gRPC's BDP estimation, but without pings (muxado has none),
+a stream's window is doubled when the peer has used nearly all of it
+before our credit came back (``saturated``) while our application kept up
+(credit is only given for bytes the application took), or when the peer
+has kept the stream busy for ``STREAK`` windows since the window last
+grew: a sender learns of our credit only when its reactor next reads, so
+on a quiet machine it waits on the window although, seen from here, the
+window never looked nearly used (bench muxado bulk: about 0.5x -> median
+1.26x of raw TCP).  A paused application never grows its window.  Growth
+is bounded per stream (``maxWindow``) and per session (``budget``, shared
+by all streams and handed back when a stream ends), so memory stays
+bounded: at most initial windows plus the budget.
 """
 
 __all__ = ["ReceiveWindow", "WindowTuner"]

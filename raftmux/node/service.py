@@ -457,15 +457,15 @@ class RaftNode(service.MultiService):
                            tlsPolicy=self.tlsPolicy, useMuxado=False)
         mine = sorted(config.advertisePeerURLs)
 
-        def listsMe(members):
-            return any(sorted(m["peerURLs"]) == mine for m in members)
+        def isMe(member):
+            return sorted(member["peerURLs"]) == mine
         try:
             clusterID, members = await fetchMembers(
                 Agent.usingEndpointFactory(self.reactor, asker), others, reactor=self.reactor,
-                timeout=config.requestTimeout, accept=listsMe)
+                timeout=config.requestTimeout, accept=lambda members: any(map(isMe, members)))
         finally:
             asker.stop()
-        me = [m for m in members if sorted(m["peerURLs"]) == mine]
+        me = [m for m in members if isMe(m)]
         if not me:
             raise NodeStartError(
                 "the cluster at %s has no member with peer URLs %s: add it first "
