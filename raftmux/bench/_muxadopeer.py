@@ -137,6 +137,33 @@ class PingOnce(protocol.Protocol):
             self.done.callback(self.got)
 
 
+class PingPong(PingOnce):
+    """``count`` 4-byte echoes one after another on one connection."""
+
+    def __init__(self, count, done):
+        super().__init__(done)
+        self.left = count
+
+    def connectionLost(self, reason):
+        if not self.done.called:
+            self.done.errback(reason)
+
+    def dataReceived(self, data):
+        self.got += data
+        while len(self.got) >= 4 and self.left:
+            if self.got[:4] != b"ping":
+                self.transport.abortConnection()
+                self.done.errback(RuntimeError("bad echo %r" % (self.got[:4],)))
+                return
+            self.got = self.got[4:]
+            self.left -= 1
+            if self.left:
+                self.transport.write(b"ping")
+            else:
+                self.transport.loseConnection()
+                self.done.callback(None)
+
+
 def _opener(mode, port):
     """A function that returns a Deferred connecting a protocol: new TCP or new stream."""
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
@@ -175,6 +202,18 @@ def openEcho(mode, port, count):
 
 
 @defer.inlineCallbacks
+def pingPong(mode, port, count):
+    """4-byte echoes, one after another, on one connection opened beforehand."""
+    connect = yield _opener(mode, port)
+    done = defer.Deferred()
+    start = time.perf_counter()
+    yield connect(PingPong(count, done))
+    yield done
+    elapsed = time.perf_counter() - start
+    return {"perSecond": count / elapsed, "seconds": elapsed}
+
+
+@defer.inlineCallbacks
 def concurrent(mode, port, streams, each):
     connect = yield _opener(mode, port)
     start = time.perf_counter()
@@ -192,7 +231,7 @@ def concurrent(mode, port, streams, each):
 
 
 def client(test, mode, port, *args):
-    tests = {"bulk": bulk, "open": openEcho, "concurrent": concurrent}
+    tests = {"bulk": bulk, "open": openEcho, "pingpong": pingPong, "concurrent": concurrent}
     def rss():
         return {"clientMaxRSSKiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     return runAndReport(lambda: tests[test](mode, int(port), *map(int, args)), rss)

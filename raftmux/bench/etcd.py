@@ -26,14 +26,24 @@ with the server it measures.
 
 ``RAFTMUX_BENCH_PROFILE=DIR``: py-spy records the raftmux leader during
 the put phase and prints its top functions to stderr (see ``node``).
+
+The ``*-h2-cpu`` rows come from one more raftmux member, alone, with every
+call into h2 timed (``raftmux.bench.h2time``), under the same load: h2's
+own time per call beside the whole CPU per call that the target allows on
+one core (a member is one Python thread): 1 s / (target x etcd's rate).
+Where h2 alone needs more, no work outside h2 can meet the target while h2
+is the HTTP/2 engine.
 """
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import unittest
+import urllib.request
 
 from raftmux.bench._harness import Result, unwindOnTerminate
 from raftmux.bench.node import dataRoot, fileSystemOf, onReactor, profiled
@@ -109,6 +119,67 @@ async def _measure(reactor, kind, root, binary, warmup, duration):
     return figures
 
 
+def _snapshot(proc, out, before):
+    """Ask the timed member for its CPU and h2 seconds (h2time's SIGUSR1)."""
+    proc.send_signal(signal.SIGUSR1)
+    for _ in range(200):
+        with open(out) as f:
+            lines = f.read().splitlines()
+        if len(lines) > before:
+            return json.loads(lines[before])
+        time.sleep(0.05)
+    raise RuntimeError("the timed member wrote no figures")
+
+
+def h2Share(binary, root, warmup, duration):
+    """
+    One raftmux member alone, h2's calls timed, under each phase's load:
+    ``{phase: {"h2": us per call inside h2, "cpu": us of process CPU per call}}``.
+    """
+    from raftmux.cluster.members import freePort
+    client, peer = freePort(), freePort()
+    clientURL, peerURL = "http://127.0.0.1:%d" % (client,), "http://127.0.0.1:%d" % (peer,)
+    directory = os.path.join(root, "timed")
+    os.makedirs(directory, exist_ok=True)
+    out = os.path.join(directory, "h2time.jsonl")
+    open(out, "w").close()
+    args = [sys.executable, "-m", "raftmux.bench.h2time", out, "-n", "--pidfile=", "raftmux",
+            "--name", "timed", "--data-dir", os.path.join(directory, "data"),
+            "--log-level", "warn", "--listen-client-urls", clientURL,
+            "--advertise-client-urls", clientURL, "--listen-peer-urls", peerURL,
+            "--initial-advertise-peer-urls", peerURL, "--initial-cluster", "timed=" + peerURL]
+    with open(os.path.join(directory, "timed.log"), "w") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(clientURL + "/health", timeout=2) as answer:
+                    if json.loads(answer.read()).get("health") == "true":
+                        break
+            except (OSError, ValueError):
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the timed member did not become healthy")
+            time.sleep(0.2)
+        share = {}
+        for phase, _, target in PHASES:
+            if target is None:
+                continue
+            seen = 2 * len(share)
+            before = _snapshot(proc, out, seen)
+            figures = load(binary, clientURL, phase, 0, warmup + duration)
+            after = _snapshot(proc, out, seen + 1)
+            calls = max(1, figures["ops"])
+            share[phase] = {"h2": (after["h2"] - before["h2"]) / calls * 1e6,
+                            "cpu": (after["cpu"] - before["cpu"]) / calls * 1e6,
+                            "perSecond": figures["perSecond"]}
+        return share
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def run(options):
     # SIGTERM unwinds like Ctrl-C, so every member and the data are removed.
     return unwindOnTerminate("etcd", _run, options)
@@ -137,6 +208,7 @@ def _run(options):
         return etcd, ours
     try:
         etcd, ours = onReactor(both)
+        share = h2Share(binary, root, warmup, duration)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -157,6 +229,16 @@ def _run(options):
         for q in ("p50", "p99"):
             results.append(Result("%s-%s" % (name, q), "ms", mine[q], theirs[q],
                                   higherIsBetter=False, notes="client-side latency"))
+        if target is not None:
+            timed = share[phase]
+            results.append(Result(
+                "%s-h2-cpu" % (name,), "us/call", timed["h2"],
+                1e6 / (target * theirs["perSecond"]), higherIsBetter=False,
+                notes="time inside h2's H2Connection calls per call, one raftmux member alone "
+                      "under the same load (every call into h2 timed: %.0f calls/s, %.0f us of "
+                      "CPU per call in all); baseline: the whole CPU per call that %gx etcd's "
+                      "rate allows on one core. Below 1x, h2 alone exceeds it"
+                      % (timed["perSecond"], timed["cpu"], target)))
     return results
 
 

@@ -4,6 +4,10 @@ muxado benchmarks, each beside its baseline from the same run:
 - ``bulk``: one stream's throughput vs raw Twisted TCP (target >= 0.8x);
 - ``open``: open a stream, 4-byte echo, close, one after another, vs a new
   Twisted TCP connection per echo (target >= 3x);
+- ``open-ceiling``: 4-byte echoes one after another on one established
+  Twisted TCP connection, against ``open``'s baseline: each echo is one
+  round trip and nothing else, so this ratio bounds ``open``'s on the same
+  machine in the same state (a loaded machine raises both);
 - ``concurrent``: 1,000 streams moving 1 MiB each at once: completes; peak
   RSS of both processes reported.
 - ``v1-open`` and ``v1-bulk``: the Go v1 client (our test peer on Debian's
@@ -50,32 +54,38 @@ def measure(test, mode, *args, env=None):
 
 @contextmanager
 def goV1Server(binary):
-    """The Go v1 test peer's server role; yields its port."""
+    """The Go v1 test peer's server role; yields (process, port)."""
     proc = subprocess.Popen([binary, "-serve"], stdout=subprocess.PIPE, text=True)
     try:
-        yield str(json.loads(proc.stdout.readline())["listening"])
+        yield proc, str(json.loads(proc.stdout.readline())["listening"])
     finally:
         proc.kill()
         proc.wait()
 
 
+def _cpuSeconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (/proc)."""
+    with open("/proc/%d/stat" % (pid,)) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def goV1Client(binary, server, *flags):
-    """Run the Go v1 client against ``server`` ("go" or "raftmux"); its result line."""
-    context = (goV1Server(binary) if server == "go"
-               else _port(serverProcess(PEER, "server", "mirror")))
-    with context as port:
+    """
+    Run the Go v1 client against ``server`` ("go" or "raftmux"): its result
+    line, with ``serverCPU``, the CPU seconds the server process spent on it.
+    """
+    serving = goV1Server(binary) if server == "go" else serverProcess(PEER, "server", "mirror")
+    with serving as (proc, port):
+        before = _cpuSeconds(proc.pid)
         out = subprocess.run([binary, "-dial", "127.0.0.1:" + port] + list(flags),
                              capture_output=True, text=True, timeout=600)
+        serverCPU = _cpuSeconds(proc.pid) - before
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if not result.get("ok"):
         raise RuntimeError("Go v1 client against %s failed: %r" % (server, result))
+    result["serverCPU"] = serverCPU
     return result
-
-
-@contextmanager
-def _port(serving):
-    with serving as (_, port):
-        yield port
 
 
 def goV1Results(repeats, quick):
@@ -89,15 +99,24 @@ def goV1Results(repeats, quick):
     size = str((64 if quick else 256) << 20)
     rates = {server: median([goV1Client(binary, server, "-bench-echo", "-seconds", seconds)["rate"]
                              for _ in range(repeats)]) for server in ("raftmux", "go")}
-    bulk = {server: median([goV1Client(binary, server, "-bench-bulk", "-size", size)["mbps"]
-                            for _ in range(repeats)]) for server in ("raftmux", "go")}
+    # Alternating, so both servers meet the same spells of a busy machine.
+    bulkRuns = {"raftmux": [], "go": []}
+    for _ in range(repeats):
+        for server in ("raftmux", "go"):
+            bulkRuns[server].append(goV1Client(binary, server, "-bench-bulk", "-size", size))
+    bulk = {server: median([r["mbps"] for r in runs]) for server, runs in bulkRuns.items()}
+    cpu = {server: median([r["serverCPU"] / (r["received"] / 1e6) * 1e3 for r in runs])
+           for server, runs in bulkRuns.items()}
     return [
         Result("v1-open", "echoes/s", rates["raftmux"], rates["go"], target=1.0,
                notes="Go v1 client: open+4-byte echo+close for %s s, our server vs Go's; "
                      "median of %d" % (seconds, repeats)),
         Result("v1-bulk", "MB/s", bulk["raftmux"], bulk["go"], target=1.0,
-               notes="Go v1 client: %s MiB echoed on one stream, our server vs Go's"
-                     % (int(size) >> 20,)),
+               notes="Go v1 client: %s MiB echoed on one stream, our server vs Go's; "
+                     "median of %d, alternating" % (int(size) >> 20, repeats)),
+        Result("v1-bulk-server-cpu", "ms/MB", cpu["raftmux"], cpu["go"], higherIsBetter=False,
+               notes="the server process's CPU per MB echoed in the v1-bulk runs (/proc), ours "
+                     "vs Go v1's: the share of the 2 cores the Go client is left"),
     ]
 
 
@@ -124,6 +143,15 @@ def run(options):
     mux = median([measure("open", "muxado", opens)[0]["perSecond"] for _ in range(repeats)])
     results.append(Result("open", "echoes/s", mux, raw, target=3.0,
                           notes="open+4-byte echo+close, sequential, %d each" % (opens,)))
+    # The ceiling of ``open``: sequential echoes need one round trip each, and
+    # here they pay nothing else (no stream, no connection), so no stream
+    # multiplexer over one Twisted connection can do better than this ratio.
+    pong = median([measure("pingpong", "raw", opens * 5)[0]["perSecond"]
+                   for _ in range(repeats)])
+    results.append(Result("open-ceiling", "echoes/s", pong, raw,
+                          notes="4-byte echoes one after another on one established Twisted "
+                                "TCP connection (%d), vs the same baseline as open: the most "
+                                "any stream opened per echo can reach" % (opens * 5,)))
 
     results.extend(goV1Results(repeats, options.quick))
 
