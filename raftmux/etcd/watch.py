@@ -338,9 +338,12 @@ class WatchHub:
                     again = True
                     break
                 chosen.append(w)
-        # As etcd's syncWatchers: the compaction answers of a round first.
+        # As etcd's syncWatchers: the compaction answers of a round first,
+        # each only where its stream has room (etcd skips a watcher whose
+        # channel is full and retries it next round), so a paused stream
+        # holds at most maxPending whatever its watchers' number.
         for w in chosen:
-            if w.minRev < compactRev:
+            if w.minRev < compactRev and w.stream.hasRoom():
                 self._compacted(w, compactRev)
         for w in chosen:
             if w.state != _UNSYNCED or not w.stream.hasRoom():

@@ -398,6 +398,29 @@ class SlowClientTests(Base, SynchronousTestCase):
         self.assertEqual([e[3] for e in events(out)], [2, 3, 4, 5])
         self.assertEqual((out[-1].canceled, out[-1].compact_revision), (True, 10))
 
+    def test_compactionAnswersWaitForRoom(self):
+        """
+        Compaction answers of one catch-up round take the room a paused
+        stream has, as events do (etcd sends them only where the watcher's
+        channel has room); the rest follow on resume.
+        """
+        for i in range(5):
+            self.put(b"k%d" % (i,))
+        r, s = self.open()
+        r.pause()
+        for key in (b"k0", b"k1", b"k2"):
+            s.receive(create(key, start_revision=1))
+        self.assertEqual(s.queued, 3)
+        self.successResultOf(self.kv.Compact(pb.CompactionRequest(revision=4)))
+        self.flush()
+        self.assertEqual(s.queued, 4)
+        r.resume()
+        self.flush()
+        out = r.take()
+        self.assertEqual([m.created for m in out[:3]], [True] * 3)
+        self.assertEqual(sorted((m.watch_id, m.canceled, m.compact_revision) for m in out[3:]),
+                         [(id, True, 4) for id in sorted(m.watch_id for m in out[:3])])
+
     def test_inboundPausedWhenAnswersPileUp(self):
         """A client that sends requests but reads nothing is stopped from sending."""
         r, s = self.open()
