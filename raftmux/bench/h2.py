@@ -15,11 +15,13 @@ HTTP/2 benchmarks, each beside its baseline from the same run:
 Server and client run in separate processes on loopback:
 
     python -m raftmux.bench.h2 server
-    python -m raftmux.bench.h2 client h2|http11 <port> <count> <inFlight> [--time-h2]
+    python -m raftmux.bench.h2 client h2|http11|bare <port> <count> <inFlight> [--time-h2]
 
 ``get-h2-cpu`` puts h2's own time per GET (one more H2Agent run with every
 call into h2 timed by ``raftmux.bench.h2time``) beside the whole client CPU
-per GET that the 1.5x target allows.
+per GET that the 1.5x target allows; ``get-bare-client-cpu`` puts a bare
+client on h2 (``raftmux.bench._bareh2``) beside ``H2Agent``: what the shell
+adds per GET.
 """
 
 import json
@@ -56,8 +58,10 @@ def run(options):
             for kind in ("h2", "http11"):
                 runs[kind].append(measure(kind, port, count, IN_FLIGHT))
         # One more H2Agent run, with every call into h2 timed (h2time): its
-        # own share, kept out of the rate figures above.
+        # own share, kept out of the rate figures above.  And the bare h2
+        # client: what a GET costs with nothing of the shell around h2.
         timed = measure("h2", port, count, IN_FLIGHT, timeH2=True)
+        bare = [measure("bare", port, count, IN_FLIGHT) for _ in range(repeats)]
 
     def med(kind, key):
         return median([r[key] for r in runs[kind]])
@@ -85,6 +89,13 @@ def run(options):
               "run, every call timed: raftmux.bench.h2time); baseline: the whole client CPU "
               "per GET that 1.5x the HTTP/1.1 rate allows. Below 1x, h2 alone exceeds it; "
               "that run's whole client CPU: %.0f us/GET" % (timed["clientCPU"],)))
+    results.append(Result(
+        "get-bare-client-cpu", "us/request", median([r["clientCPU"] for r in bare]),
+        med("h2", "clientCPU"), higherIsBetter=False,
+        notes="client CPU per GET of a bare client on h2 (raftmux.bench._bareh2: one "
+              "H2Connection, readBody, no pool, stream transport, limits or validation) vs "
+              "H2Agent's: the baseline minus the value is what the shell adds; medians of %d"
+              % (repeats,)))
     results.extend(grpcResults(options))
     return results
 
@@ -172,6 +183,8 @@ def client(kind, port, count, inFlight, *flags):
         from raftmux.h2 import H2Agent
         agent = H2Agent(reactor)
         close = agent.closeCachedConnections
+    elif kind == "bare":
+        agent = close = None      # connected in bench()
     else:
         pool = HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = inFlight
@@ -192,6 +205,11 @@ def client(kind, port, count, inFlight, *flags):
 
     @defer.inlineCallbacks
     def bench():
+        nonlocal agent, close
+        if kind == "bare":
+            from raftmux.bench._bareh2 import BareH2Agent
+            agent = yield BareH2Agent.connect(reactor, int(port))
+            close = agent.close
         yield defer.gatherResults([one() for _ in range(inFlight)])  # warm up, connect
         serverBefore = yield askServerCPU()
         clientBefore = time.process_time()
