@@ -30,7 +30,7 @@ the put phase and prints its top functions to stderr (see ``node``).
 The ``*-h2-cpu`` rows come from one more raftmux member, alone, with every
 call into h2 timed (``raftmux.bench.h2time``), under the same load: h2's
 own time per call beside the whole CPU per call that the target allows on
-one core (a member is one Python thread): 1 s / (target x etcd's rate).
+one core (one reactor thread serves a member's calls): 1 s / (target x etcd's rate).
 Where h2 alone needs more, no work outside h2 can meet the target while h2
 is the HTTP/2 engine.
 """
