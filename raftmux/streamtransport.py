@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
@@ -36,6 +36,7 @@ from twisted.internet.interfaces import (
     IPushProducer,
     ITransport,
 )
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
@@ -131,6 +132,7 @@ class StreamTransport:
         self.host = host
         self.streamId = streamId
         self.protocol: IProtocol | None = None  # until attach()
+        self._halfCloseable: Any = None
         self.connected = False
         self.disconnecting = False
         self.disconnected = False
@@ -158,6 +160,8 @@ class StreamTransport:
     def attach(self, protocol: IProtocol) -> None:
         """Connect ``protocol`` and give it whatever arrived before it was chosen."""
         self.protocol = protocol
+        # Adapted once: closes ask for it, and adaptation is not free.
+        self._halfCloseable = IHalfCloseableProtocol(protocol, None)
         self.connected = not self.disconnected
         protocol.makeConnection(self)
         if self.disconnected:
@@ -380,7 +384,7 @@ class StreamTransport:
         self._pending.clear()
         self._pendingSize = 0
         self._setWaiting()
-        halfCloseable = IHalfCloseableProtocol(self.protocol, None)
+        halfCloseable = self._halfCloseable
         if halfCloseable is not None:
             halfCloseable.writeConnectionLost()
 
@@ -430,7 +434,7 @@ class StreamTransport:
             self.disconnecting = True
             self.host.closeStream(self)
             self.host.flush()
-            self._lost(Failure(ConnectionDone()), later=True)
+            self._lost(connectionDone, later=True)
 
     def _finishWrite(self):
         host = self.host
@@ -438,16 +442,16 @@ class StreamTransport:
             self._writeState = _WRITE_CLOSED
             host.closeStream(self)
             host.flush()
-            self._lost(Failure(ConnectionDone()), later=True)
+            self._lost(connectionDone, later=True)
             return
         self._writeState = _WRITE_CLOSED
         closed = host.endStream(self)
         host.flush()
-        halfCloseable = IHalfCloseableProtocol(self.protocol, None)
+        halfCloseable = self._halfCloseable
         if halfCloseable is not None:
             halfCloseable.writeConnectionLost()
         if closed or self._readClosed:
-            self._lost(Failure(ConnectionDone()), later=True)
+            self._lost(connectionDone, later=True)
 
     def _updateProducer(self, writing=False):
         producer = self._producer
@@ -508,13 +512,13 @@ class StreamTransport:
             self.host.flush()
             self._lost(Failure(e))
             return
-        halfCloseable = IHalfCloseableProtocol(self.protocol, None)
+        halfCloseable = self._halfCloseable
         if halfCloseable is None:
             self.loseConnection()
             return
         halfCloseable.readConnectionLost()
         if self._writeState == _WRITE_CLOSED and not self.disconnected:
-            self._lost(Failure(ConnectionDone()))
+            self._lost(connectionDone)
 
     def _lost(self, reason, later=False):
         """

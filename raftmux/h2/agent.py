@@ -61,6 +61,10 @@ H2 = b"h2"
 _CONNECTION_HEADERS = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                                  b"transfer-encoding", b"upgrade", b"host"})
 _REFUSED = 0x7  # REFUSED_STREAM
+# What a body protocol hears at the end of a whole body: one shared Failure,
+# as Twisted shares ``connectionDone`` (building one per response was a
+# measurable part of a GET).
+_RESPONSE_DONE = Failure(ResponseDone("Response body fully received"))
 #: a response body of known length up to this size is read at once (so its
 #: stream closes even if nobody reads the body); larger ones wait for
 #: ``deliverBody``, held back by flow control
@@ -480,7 +484,7 @@ class _Exchange:
             self.transport.loseConnection()
         protocol, self._bodyProtocol = self._bodyProtocol, None
         if protocol is not None:
-            protocol.connectionLost(Failure(ResponseDone("Response body fully received")))
+            protocol.connectionLost(_RESPONSE_DONE)
 
     def writeConnectionLost(self):
         pass
@@ -514,7 +518,7 @@ class _Exchange:
             if lost is not None:
                 protocol.connectionLost(Failure(ResponseFailed([lost])))
             else:
-                protocol.connectionLost(Failure(ResponseDone("Response body fully received")))
+                protocol.connectionLost(_RESPONSE_DONE)
             return
         self._bodyProtocol = protocol
         if not self._bodyPaused:

@@ -8,9 +8,8 @@ headers, trailers, an early complete answer, and the body-size limit.
 """
 
 from h2.errors import ErrorCodes
-from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -231,7 +230,7 @@ class H2Stream(StreamTransport):
     def readEnded(self):
         if self._discardLeft is not None and self.protocol is None:
             # Answered and the request is over: the stream is done.
-            self.streamLost(Failure(ConnectionDone()))
+            self.streamLost(connectionDone)
             return
         StreamTransport.readEnded(self)
 
