@@ -160,8 +160,10 @@ class StreamTransport:
     def attach(self, protocol: IProtocol) -> None:
         """Connect ``protocol`` and give it whatever arrived before it was chosen."""
         self.protocol = protocol
-        # Adapted once: closes ask for it, and adaptation is not free.
-        self._halfCloseable = IHalfCloseableProtocol(protocol, None)
+        # Asked once (closes need it), and with providedBy as Twisted's TCP
+        # does: an adaptation consults the adapter hooks for every protocol
+        # that does not provide it.
+        self._halfCloseable = protocol if IHalfCloseableProtocol.providedBy(protocol) else None
         self.connected = not self.disconnected
         protocol.makeConnection(self)
         if self.disconnected:
