@@ -399,14 +399,16 @@ class _Exchange:
             return
         self._finished = True
         self._cancelTimer()
-        self.deferred.errback(failure)
+        d, self.deferred = self.deferred, None  # (its canceller refers back to us)
+        d.errback(failure)
 
     def _finish(self, response):
         if self._finished:
             return
         self._finished = True
         self._cancelTimer()
-        self.deferred.callback(response)
+        d, self.deferred = self.deferred, None
+        d.callback(response)
 
     def _cancel(self, d):
         if self._finished:
@@ -490,7 +492,12 @@ class _Exchange:
         pass
 
     def connectionLost(self, reason):
-        if self.response is None:
+        # The stream is gone: let go of it, and of the response (which refers
+        # back to us), so that an exchange is freed when its last user lets
+        # go, not by the cyclic garbage collector (a measurable part of a GET).
+        self.transport = None
+        response, self.response = self.response, None
+        if response is None:
             if not self._finished and not self._fellBack:
                 self._failed(reason)
             return
