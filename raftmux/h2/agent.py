@@ -82,12 +82,18 @@ class _ClientRequest:
     def __init__(self, method, absoluteURI, headers):
         self.method = method
         self.absoluteURI = absoluteURI
-        self.headers = headers
+        self._headers = headers
+
+    @property
+    def headers(self):
+        # Built when asked for: most requests carry none and nobody looks.
+        if self._headers is None:
+            self._headers = Headers()
+        return self._headers
 
 
-def _requestHeaders(method, path, origin, headers, length):
+def _requestHeaders(method, path, origin, authority, headers, length):
     """The HTTP/2 header list of a request: pseudo-header fields first, lower-case names."""
-    authority = origin.authority
     fields = []
     if headers is not None:
         for name, values in headers.getAllRawHeaders():
@@ -116,15 +122,28 @@ class H2Response:
 
     version = (b"HTTP", 2, 0)
 
-    def __init__(self, code, headers, length, request, handler):
+    def __init__(self, code, fields, length, request, handler):
         self.code = code
         self.phrase = RESPONSES.get(code, b"")
-        self.headers = headers
+        self._fields = fields
+        self._headers = None
         self.length = length
         self.request = request
         self.previousResponse = None
         self.trailers = None
         self._handler = handler
+
+    @property
+    def headers(self):
+        """The response's ``Headers`` (pseudo-header fields left out), built when first asked for."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = Headers()
+            for name, value in self._fields:
+                if name[:1] != b":":
+                    headers.addRawHeader(name, value)
+            self._fields = None
+        return headers
 
     def setPreviousResponse(self, response):
         self.previousResponse = response
@@ -283,17 +302,17 @@ class _Body:
 class _Exchange:
     """One request through ``H2Agent``, over one or more streams (retries)."""
 
-    def __init__(self, agent, method, uri, path, origin, headers, bodyProducer):
+    def __init__(self, agent, method, uri, path, origin, authority, headers, bodyProducer):
         self.agent = agent
         self.method = method
         self.uri = uri
         self.path = path
         self.origin = origin
+        self.authority = authority
         self.headers = headers
         self.bodyProducer = bodyProducer
         self.body = None if bodyProducer is None else _Body(bodyProducer, agent.maxReplayBytes)
-        self.request = _ClientRequest(method, uri,
-                                      headers if headers is not None else Headers())
+        self.request = _ClientRequest(method, uri, headers)
         self.deferred = defer.Deferred(self._cancel)
         self.transport = None
         self.response = None
@@ -320,7 +339,8 @@ class _Exchange:
 
     def _open(self):
         length = self.body.length if self.body is not None else None
-        block = _requestHeaders(self.method, self.path, self.origin, self.headers, length)
+        block = _requestHeaders(self.method, self.path, self.origin, self.authority,
+                                self.headers, length)
         pool = self.agent.pool
         stream = pool.startStream(self.origin, block, self, endStream=self.body is None)
         if stream is not None:
@@ -445,12 +465,8 @@ class _Exchange:
             self.transport.reset()
             return
         code = statusOf(headers)
-        responseHeaders = Headers()
         length = UNKNOWN_LENGTH
         for name, value in headers:
-            if name[:1] == b":":
-                continue
-            responseHeaders.addRawHeader(name, value)
             if name == b"content-length":
                 try:
                     length = int(value)
@@ -461,7 +477,7 @@ class _Exchange:
         if length is UNKNOWN_LENGTH or length > EARLY_BODY:
             # Nothing more is read (or credited) until the body is asked for.
             self.transport.pauseProducing()
-        self.response = H2Response(code, responseHeaders, length, self.request, self)
+        self.response = H2Response(code, headers, length, self.request, self)
         self._finish(self.response)
 
     def trailersReceived(self, headers):
@@ -626,14 +642,16 @@ class H2Agent:
                 return defer.fail(e)
             if parsed.scheme not in (b"http", b"https"):
                 return defer.fail(SchemeNotSupported("unsupported scheme: %r" % (parsed.scheme,)))
-            target = (Origin.fromURI(parsed), parsed.originForm)
+            origin = Origin.fromURI(parsed)
+            target = (origin, parsed.originForm, origin.authority)
             if len(self._targets) >= URI_CACHE_SIZE:
                 self._targets.clear()
             self._targets[uri] = target
-        origin, path = target
+        origin, path, authority = target
         if self._protocols.get(origin) == HTTP11:
             return self.http11Agent.request(method, uri, headers, bodyProducer)
-        return _Exchange(self, method, uri, path, origin, headers, bodyProducer).start()
+        return _Exchange(self, method, uri, path, origin, authority, headers,
+                         bodyProducer).start()
 
     def closeCachedConnections(self):
         """Close every pooled connection (GOAWAY); fires once they are closed."""
