@@ -18,12 +18,12 @@ Each figure is the median of several runs (3, or 1 with ``--quick``).
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
 
 from raftmux.bench._harness import Result, median, serverProcess
+from raftmux.testing.procstat import cpuSeconds
 
 MODULE = "raftmux.bench._grpc"
 CHECK = "/grpc.health.v1.Health/Check"
@@ -58,11 +58,9 @@ def measure(client, server, seconds, inFlight=IN_FLIGHT):
 
 
 def _cpuSeconds(pid):
-    """utime + stime of ``pid`` (every thread), from /proc; None if unavailable."""
+    """``cpuSeconds`` of ``pid`` (every thread), or None if unavailable."""
     try:
-        with open("/proc/%d/stat" % (pid,)) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpuSeconds(pid)
     except (OSError, ValueError, IndexError):
         return None
 

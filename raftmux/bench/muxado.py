@@ -26,6 +26,7 @@ import unittest
 from contextlib import contextmanager
 
 from raftmux.bench._harness import Result, median, serverProcess
+from raftmux.testing.procstat import cpuSeconds
 
 PEER = "raftmux.bench._muxadopeer"
 
@@ -63,13 +64,6 @@ def goV1Server(binary):
         proc.wait()
 
 
-def _cpuSeconds(pid):
-    """User + system CPU seconds of process ``pid`` so far (/proc)."""
-    with open("/proc/%d/stat" % (pid,)) as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def goV1Client(binary, server, *flags):
     """
     Run the Go v1 client against ``server`` ("go" or "raftmux"): its result
@@ -77,10 +71,10 @@ def goV1Client(binary, server, *flags):
     """
     serving = goV1Server(binary) if server == "go" else serverProcess(PEER, "server", "mirror")
     with serving as (proc, port):
-        before = _cpuSeconds(proc.pid)
+        before = cpuSeconds(proc.pid)
         out = subprocess.run([binary, "-dial", "127.0.0.1:" + port] + list(flags),
                              capture_output=True, text=True, timeout=600)
-        serverCPU = _cpuSeconds(proc.pid) - before
+        serverCPU = cpuSeconds(proc.pid) - before
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if not result.get("ok"):
         raise RuntimeError("Go v1 client against %s failed: %r" % (server, result))

@@ -32,6 +32,8 @@ import time
 from collections import deque
 from typing import Any
 
+from raftmux.testing.procstat import cpuSeconds
+
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _TWISTD = ("import sys; from twisted.scripts.twistd import run; "
            "sys.argv[0] = 'twistd'; run()")
@@ -136,9 +138,7 @@ class NodeProcess:
 
     def cpuSeconds(self):
         """User + system CPU time the node has used (Linux ``/proc``)."""
-        with open("/proc/%d/stat" % (self.proc.pid,)) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpuSeconds(self.proc.pid)
 
     def clusterID(self):
         """The cluster ID (hex bytes), as a peer learns it from ``/members``."""

@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from raftmux.memberlist.messages import splitHostPort
 from raftmux.memberlist.transport import IMemberlistTransport
+from raftmux.testing.procstat import cpuSeconds
 
 
 class _Address:
@@ -262,6 +263,4 @@ class MemberProcess(ProcessProtocol):
 
     def cpuSeconds(self):
         """User + system CPU time the process has used (Linux /proc), seconds."""
-        with open("/proc/%d/stat" % (self.pid,)) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpuSeconds(self.pid)
