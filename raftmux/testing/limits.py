@@ -25,18 +25,14 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import deque
 from typing import Any
 
+from raftmux.cluster import childEnvironment, twistdCommand
 from raftmux.testing.procstat import cpuSeconds
-
-_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_TWISTD = ("import sys; from twisted.scripts.twistd import run; "
-           "sys.argv[0] = 'twistd'; run()")
 
 
 def raiseFileLimit(wanted):
@@ -91,20 +87,18 @@ class NodeProcess:
         self.directory = tempfile.mkdtemp(prefix="raftmux-limits-")
         peer = "http://127.0.0.1:%d" % (self.peerPort,)
         client = "http://127.0.0.1:%d" % (self.clientPort,)
-        args = [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", "raftmux",
-                "--name", "n1", "--data-dir", os.path.join(self.directory, "n1.etcd"),
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--listen-client-urls", client, "--advertise-client-urls", client,
-                "--initial-cluster", "n1=" + peer, "--initial-cluster-token", "limits",
-                "--heartbeat-interval", "50", "--election-timeout", "500"] + self.extraFlags
+        args = twistdCommand() + [
+            "-n", "--pidfile=", "raftmux",
+            "--name", "n1", "--data-dir", os.path.join(self.directory, "n1.etcd"),
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--initial-cluster", "n1=" + peer, "--initial-cluster-token", "limits",
+            "--heartbeat-interval", "50", "--election-timeout", "500"] + self.extraFlags
         # The node runs the raftmux this process imported (a worktree's, not
         # an installed one), whatever the current directory.
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [_SOURCE_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=_dieWithParent, env=env)
+                                     preexec_fn=_dieWithParent, env=childEnvironment())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout
