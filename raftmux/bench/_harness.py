@@ -45,6 +45,18 @@ def median(values):
     return statistics.median(values)
 
 
+def interleavedResult(name, unit, values, baselines, notes, target=None):
+    """
+    A Result from rounds that ran the measured side and its baseline one after
+    the other: medians of each, and the per-round ratios in the notes, so
+    load that comes and goes during a run shows as spread, not as a bias.
+    """
+    ratios = [v / b for v, b in zip(values, baselines, strict=True)]
+    return Result(name, unit, median(values), median(baselines), target=target,
+                  notes="%s; per-round ratios %s" % (notes, " ".join("%.2f" % r for r in ratios)),
+                  extra={"roundRatios": ratios, "rounds": len(ratios)})
+
+
 def formatTable(part, results):
     rows = [("benchmark", "value", "baseline", "ratio", "target", "notes")]
     for r in results:

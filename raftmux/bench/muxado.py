@@ -25,7 +25,7 @@ import sys
 import unittest
 from contextlib import contextmanager
 
-from raftmux.bench._harness import Result, median, serverProcess
+from raftmux.bench._harness import Result, interleavedResult, median, serverProcess
 from raftmux.testing.procstat import cpuSeconds
 
 PEER = "raftmux.bench._muxadopeer"
@@ -91,23 +91,24 @@ def goV1Results(repeats, quick):
                 Result("v1-bulk", "MB/s", None, notes="skipped: %s" % (e,))]
     seconds = "2" if quick else "5"
     size = str((64 if quick else 256) << 20)
-    rates = {server: median([goV1Client(binary, server, "-bench-echo", "-seconds", seconds)["rate"]
-                             for _ in range(repeats)]) for server in ("raftmux", "go")}
     # Alternating, so both servers meet the same spells of a busy machine.
-    bulkRuns = {"raftmux": [], "go": []}
+    rates: dict[str, list[float]] = {"raftmux": [], "go": []}
+    bulkRuns: dict[str, list[dict]] = {"raftmux": [], "go": []}
     for _ in range(repeats):
         for server in ("raftmux", "go"):
+            rates[server].append(goV1Client(binary, server, "-bench-echo",
+                                            "-seconds", seconds)["rate"])
             bulkRuns[server].append(goV1Client(binary, server, "-bench-bulk", "-size", size))
-    bulk = {server: median([r["mbps"] for r in runs]) for server, runs in bulkRuns.items()}
+    bulk = {server: [r["mbps"] for r in runs] for server, runs in bulkRuns.items()}
     cpu = {server: median([r["serverCPU"] / (r["received"] / 1e6) * 1e3 for r in runs])
            for server, runs in bulkRuns.items()}
     return [
-        Result("v1-open", "echoes/s", rates["raftmux"], rates["go"], target=1.0,
-               notes="Go v1 client: open+4-byte echo+close for %s s, our server vs Go's; "
-                     "median of %d" % (seconds, repeats)),
-        Result("v1-bulk", "MB/s", bulk["raftmux"], bulk["go"], target=1.0,
-               notes="Go v1 client: %s MiB echoed on one stream, our server vs Go's; "
-                     "median of %d, alternating" % (int(size) >> 20, repeats)),
+        interleavedResult("v1-open", "echoes/s", rates["raftmux"], rates["go"], target=1.0,
+                          notes="Go v1 client: open+4-byte echo+close for %s s, our server vs "
+                                "Go's; median of %d" % (seconds, repeats)),
+        interleavedResult("v1-bulk", "MB/s", bulk["raftmux"], bulk["go"], target=1.0,
+                          notes="Go v1 client: %s MiB echoed on one stream, our server vs Go's; "
+                                "median of %d" % (int(size) >> 20, repeats)),
         Result("v1-bulk-server-cpu", "ms/MB", cpu["raftmux"], cpu["go"], higherIsBetter=False,
                notes="the server process's CPU per MB echoed in the v1-bulk runs (/proc), ours "
                      "vs Go v1's: the share of the 2 cores the Go client is left"),
@@ -116,45 +117,56 @@ def goV1Results(repeats, quick):
 
 def run(options):
     repeats = 1 if options.quick else 3
+    rounds = 1 if options.quick else 5
     bulkBytes = (256 if options.quick else 1024) * 1024 * 1024
     opens = 1000 if options.quick else 4000
-
-    raw = median([measure("bulk", "raw", bulkBytes)[0]["bytesPerSecond"] for _ in range(repeats)])
-    mux = median([measure("bulk", "muxado", bulkBytes)[0]["bytesPerSecond"]
-                  for _ in range(repeats)])
-    results = [Result("bulk", "MB/s", mux / 1e6, raw / 1e6, target=0.8,
-                      notes="one stream, %d MiB, median of %d, Go's 256 KiB window"
-                      % (bulkBytes >> 20, repeats))]
     # The same with a 4 MiB window on both ends (raftmux to raftmux only: a Go
     # peer with its default window would be overrun), to show the window's share.
     big = {"RAFTMUX_BENCH_WINDOW": str(4 << 20), "RAFTMUX_BENCH_THRESHOLD": str(1 << 20)}
-    wide = median([measure("bulk", "muxado", bulkBytes, env=big)[0]["bytesPerSecond"]
-                   for _ in range(repeats)])
-    results.append(Result("bulk-window4m", "MB/s", wide / 1e6, raw / 1e6,
-                          notes="as bulk, 4 MiB window both ends (not Go-compatible)"))
 
-    raw = median([measure("open", "raw", opens)[0]["perSecond"] for _ in range(repeats)])
-    mux = median([measure("open", "muxado", opens)[0]["perSecond"] for _ in range(repeats)])
-    results.append(Result("open", "echoes/s", mux, raw, target=3.0,
-                          notes="open+4-byte echo+close, sequential, %d each" % (opens,)))
-    # The ceiling of ``open``: sequential echoes need one round trip each, and
-    # here they pay nothing else (no stream, no connection), so no stream
-    # multiplexer over one Twisted connection can do better than this ratio.
-    pong = median([measure("pingpong", "raw", opens * 5)[0]["perSecond"]
-                   for _ in range(repeats)])
-    results.append(Result("open-ceiling", "echoes/s", pong, raw,
+    # Each round runs a figure and its baseline one after the other, so a
+    # spell of load meets both (the per-round ratios show its width).
+    figures: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for name, test, mode, env in (("raw", "bulk", "raw", None),
+                                      ("mux", "bulk", "muxado", None),
+                                      ("wide", "bulk", "muxado", big)):
+            figures.setdefault(name, []).append(
+                measure(test, mode, bulkBytes, env=env)[0]["bytesPerSecond"] / 1e6)
+    for _ in range(rounds):
+        for name, test, mode, count in (("tcp", "open", "raw", opens),
+                                        ("open", "open", "muxado", opens),
+                                        ("pong", "pingpong", "raw", opens * 5)):
+            figures.setdefault(name, []).append(measure(test, mode, count)[0]["perSecond"])
+
+    results = [
+        interleavedResult("bulk", "MB/s", figures["mux"], figures["raw"], target=0.8,
+                          notes="one stream, %d MiB, median of %d, Go's 256 KiB window"
+                          % (bulkBytes >> 20, repeats)),
+        interleavedResult("bulk-window4m", "MB/s", figures["wide"], figures["raw"],
+                          notes="as bulk, 4 MiB window both ends (not Go-compatible)"),
+        interleavedResult("open", "echoes/s", figures["open"], figures["tcp"], target=3.0,
+                          notes="open+4-byte echo+close, sequential, %d each, median of %d"
+                          % (opens, rounds)),
+        # The ceiling of ``open``: sequential echoes need one round trip each
+        # (strace: one send, one recv, two epoll_wait and two epoll_ctl a side
+        # for an open as for a ping-pong echo), and here they pay nothing else
+        # (no stream, no connection), so no stream multiplexer over one
+        # Twisted connection can do better than this ratio.
+        interleavedResult("open-ceiling", "echoes/s", figures["pong"], figures["tcp"],
                           notes="4-byte echoes one after another on one established Twisted "
                                 "TCP connection (%d), vs the same baseline as open: the most "
-                                "any stream opened per echo can reach" % (opens * 5,)))
+                                "any stream opened per echo can reach" % (opens * 5,)),
+    ]
 
-    results.extend(goV1Results(repeats, options.quick))
+    results.extend(goV1Results(rounds, options.quick))
 
     streams = 1000
-    figures, serverRSS = measure("concurrent", "muxado", streams, 1024 * 1024)
+    many, serverRSS = measure("concurrent", "muxado", streams, 1024 * 1024)
     results.append(Result(
-        "concurrent", "MB/s", figures["bytesPerSecond"] / 1e6, None,
+        "concurrent", "MB/s", many["bytesPerSecond"] / 1e6, None,
         notes="%d streams x 1 MiB in %.2f s; peak RSS client %d MiB, server %d MiB" % (
-            streams, figures["seconds"], figures["clientMaxRSSKiB"] >> 10, serverRSS >> 10),
-        extra={"clientPeakRSSKiB": figures["clientMaxRSSKiB"], "serverPeakRSSKiB": serverRSS,
-               "seconds": figures["seconds"]}))
+            streams, many["seconds"], many["clientMaxRSSKiB"] >> 10, serverRSS >> 10),
+        extra={"clientPeakRSSKiB": many["clientMaxRSSKiB"], "serverPeakRSSKiB": serverRSS,
+               "seconds": many["seconds"]}))
     return results

@@ -17,7 +17,7 @@ import socket
 import ssl
 import sys
 
-from raftmux.bench._harness import Result, median, serverProcess, threadedRate
+from raftmux.bench._harness import interleavedResult, serverProcess, threadedRate
 
 HOST = "127.0.0.1"
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
@@ -159,15 +159,9 @@ def run(options):
             _measure(figures, mode, http1Port, h2Port, tlsPort, context, seconds)
 
     def result(name, kind, notes):
-        # Rounds alternate direct and sniffed servers; the spread is that of
-        # the per-round ratios, so load that comes and goes shows as width.
-        ratios = [s / d for d, s in zip(figures[("direct", kind)], figures[("sniffed", kind)],
-                                        strict=True)]
-        return Result(name, "req/s", median(figures[("sniffed", kind)]),
-                      median(figures[("direct", kind)]), target=0.9,
-                      notes="%s; per-round ratios %s" % (
-                          notes, " ".join("%.2f" % r for r in ratios)),
-                      extra={"roundRatios": ratios, "rounds": len(ratios)})
+        # Rounds alternate direct and sniffed servers.
+        return interleavedResult(name, "req/s", figures[("sniffed", kind)],
+                                 figures[("direct", kind)], notes, target=0.9)
 
     return [
         result("http1-newconn", "http1",
