@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_bench_harness -*-
 """
 Shared pieces of the benchmarks: the result record, the table and JSON
 printers, and a helper that runs one side of a benchmark in a child process.

@@ -1,3 +1,4 @@
+# -*- test-case-name: raftmux.test.test_bench_harness -*-
 """The benchmark harness's interleaved results (``raftmux.bench._harness``)."""
 
 from twisted.trial.unittest import SynchronousTestCase
