@@ -82,15 +82,20 @@ def buildGoProgram(sourceDir, name):
     return target
 
 
-def waitUntil(predicate, timeout, interval=0.02, clock=reactor):
-    """A Deferred firing once ``predicate()`` is true; fails after ``timeout`` seconds."""
+def waitUntil(predicate, timeout, interval=0.02, clock=reactor, describe=None):
+    """
+    A Deferred firing once ``predicate()`` is true; fails after ``timeout``
+    seconds, with what ``describe()`` returns then (the state that did not
+    converge) in the message.
+    """
     start = clock.seconds()
 
     def check():
         if predicate():
             loop.stop()
         elif clock.seconds() - start > timeout:
-            raise AssertionError("condition not met within %.1f s" % timeout)
+            raise AssertionError("condition not met within %.1f s%s" % (
+                timeout, "" if describe is None else ": %s" % (describe(),)))
     loop = task.LoopingCall(check)
     loop.clock = clock
     return loop.start(interval, now=True).addCallback(lambda _: None)
