@@ -127,16 +127,11 @@ class LoopbackTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        # Push/pull every second: gossip alone may never tell b about c.
-        # memberlist piggybacks broadcasts on pings and acks too, so the two
-        # transmissions a newcomer's alive gets (retransmitMult 2) can both go
-        # to the newcomer itself; only push/pull then repairs the view (seen:
-        # b without c after 10 s, about once in 300 runs on a busy machine).
         self.members = []
         for name in ("a", "b", "c"):
             delegate, events = Delegate(), Events()
-            member = Memberlist(config(name).replace(pushPullInterval=1.0),
-                                delegate=delegate, events=events)
+            # config() pushes/pulls every second: see why there.
+            member = Memberlist(config(name), delegate=delegate, events=events)
             member.startService()
             yield member.whenRunning()
             self.addCleanup(lambda m=member: m.running and m.stopService())
