@@ -26,17 +26,9 @@ import unittest
 from contextlib import contextmanager
 
 from raftmux.bench._harness import Result, interleavedResult, median, serverProcess
-from raftmux.testing.procstat import cpuSeconds
+from raftmux.testing.procstat import cpuSeconds, statusKiB
 
 PEER = "raftmux.bench._muxadopeer"
-
-
-def _peakRSS(pid):
-    with open("/proc/%d/status" % (pid,)) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def measure(test, mode, *args, env=None):
@@ -50,7 +42,7 @@ def measure(test, mode, *args, env=None):
         figures = json.loads(lines[-1]) if lines else {"error": out.stderr[-2000:]}
         if "error" in figures:
             raise RuntimeError("%s/%s failed: %s" % (test, mode, figures["error"]))
-        return figures, _peakRSS(proc.pid)
+        return figures, statusKiB(proc.pid, "VmHWM") or 0
 
 
 @contextmanager

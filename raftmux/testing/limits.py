@@ -32,7 +32,7 @@ from collections import deque
 from typing import Any
 
 from raftmux.cluster import childEnvironment, twistdCommand
-from raftmux.testing.procstat import cpuSeconds
+from raftmux.testing.procstat import cpuSeconds, statusKiB
 
 
 def raiseFileLimit(wanted):
@@ -124,11 +124,10 @@ class NodeProcess:
 
     def rss(self):
         """The node's resident set, in bytes (Linux ``/proc``)."""
-        with open("/proc/%d/status" % (self.proc.pid,)) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS for pid %d" % (self.proc.pid,))
+        kib = statusKiB(self.proc.pid, "VmRSS")
+        if kib is None:
+            raise RuntimeError("no VmRSS for pid %d" % (self.proc.pid,))
+        return kib * 1024
 
     def cpuSeconds(self):
         """User + system CPU time the node has used (Linux ``/proc``)."""
